@@ -1,0 +1,316 @@
+"""The command line: parse, call the library, render, pick the exit code.
+
+``main(argv) -> int`` is the ONE place where errors become exit codes (docs/cli.md):
+0 within policy, 1 policy violated, 2 could not compare, 130 interrupted. Heavy modules are
+imported inside the commands, so ``kaudit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from . import __version__
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, KauditError, UsageError
+
+PROG = "kaudit"
+
+DESCRIPTION = """\
+Diff and audit Keras/TensorFlow model files, straight from the file (no model is built, no
+model code runs). Variables are aligned by name path across nested models and formats.
+
+exit codes: 0 within policy, 1 policy violated (values, structure or trainability),
+            2 could not compare (usage, unreadable or unsupported input), 130 interrupted
+"""
+
+EPILOG = """\
+examples:
+  kaudit inspect fixtures/tutorial/k2_full.h5
+  kaudit diff fixtures/tutorial/k2_full.h5 fixtures/tutorial/k3.keras
+  kaudit diff before.h5 after.h5 --atol 1e-6 --tol 'head/**=1e-2' --junit report.xml
+  kaudit montage model.h5 --layer conv1_conv --bgr -o conv1.png
+  kaudit snapshot model.h5 -o baseline.json && kaudit diff baseline.json model.h5
+
+run 'kaudit COMMAND --help' for the options of a command; docs: docs/cli.md
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors are KauditErrors: one line, exit 2
+        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter)
+    p.add_argument("--version", action="version", version=f"kaudit {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    # inspect -----------------------------------------------------------------------------
+    pi = sub.add_parser(
+        "inspect", help="list the variables of a checkpoint with statistics and totals",
+        description="List a checkpoint's variables the way Keras names them, with shape, dtype, "
+                    "trainable flag, params and min/max/mean/std, then Keras's totals.",
+        epilog="examples:\n  kaudit inspect fixtures/tutorial/k2_full.h5\n"
+               "  kaudit inspect model.keras --format json -o vars.json\n"
+               "  kaudit inspect model.h5 --optimizer       # optimizer state too",
+        formatter_class=_formatter)
+    pi.add_argument("file", help="checkpoint: .h5/.hdf5, .keras, .weights.h5, .weights.json, TF checkpoint, "
+                                 "SavedModel dir, or a kaudit snapshot")
+    pi.add_argument("--format", "-f", default="table", choices=("table", "csv", "json", "markdown", "html"))
+    pi.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    pi.add_argument("--optimizer", action="store_true", help="include optimizer and metric state")
+    pi.add_argument("--no-stats", action="store_true", help="skip min/max/mean/std (reads no values)")
+
+    # diff --------------------------------------------------------------------------------
+    pd_ = sub.add_parser(
+        "diff", help="compare two checkpoints; exit 1 when the policy is violated",
+        description="Align the variables of A and B by name path (then by structure), compare shapes, "
+                    "dtypes, trainability and values with streamed statistics, and gate on tolerances: "
+                    "an element passes when |a - b| <= atol + rtol * |b| (numpy's isclose, b from B).",
+        epilog="examples:\n"
+               "  kaudit diff fixtures/tutorial/k2_full.h5 fixtures/tutorial/k3.keras\n"
+               "  kaudit diff a.h5 b.h5 --atol 1e-6 --rtol 1e-5\n"
+               "  kaudit diff a.h5 b.h5 --tol '**/moving_*=1e-3,1e-2' --tol 'head/**=1'   # last match wins\n"
+               "  kaudit diff a.h5 b.h5 --rename dense_3=dense_7 --ignore 'aux/**'\n"
+               "  kaudit diff a.h5 b.h5 --format markdown --summary --junit kaudit.xml\n"
+               "  kaudit diff a.h5 b.h5 --format html -o report.html --montage-dir montages/\n"
+               "policy files: [tool.kaudit] in pyproject.toml or kaudit.toml (docs/policy.md)",
+        formatter_class=_formatter)
+    pd_.add_argument("a", help="first checkpoint (the reference), or a kaudit snapshot")
+    pd_.add_argument("b", help="second checkpoint (the candidate)")
+    g = pd_.add_argument_group("tolerance")
+    g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance (default 0)")
+    g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance (default 0)")
+    g.add_argument("--tol", action="append", default=[], metavar="PATTERN=ATOL[,RTOL]",
+                   help="per-pattern tolerance, repeatable, last match wins")
+    g.add_argument("--nan-unequal", action="store_true", help="NaN never equals NaN (default: equal at the same place)")
+    g = pd_.add_argument_group("alignment")
+    g.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                   help="map a path prefix (or glob) of A onto B, repeatable")
+    g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
+    g.add_argument("--no-structural", action="store_true", help="pair by path only, never by structure")
+    g.add_argument("--optimizer", action="store_true", help="compare optimizer and metric state too")
+    g = pd_.add_argument_group("policy")
+    g.add_argument("--allow-added", action="store_true", help="variables only in B do not fail")
+    g.add_argument("--allow-removed", action="store_true", help="variables only in A do not fail")
+    g.add_argument("--allow-trainable-change", action="store_true", help="trainability changes do not fail")
+    g.add_argument("--config", metavar="FILE", help="policy file (default: kaudit.toml or [tool.kaudit] in "
+                                                    "pyproject.toml, searched upward from here)")
+    g.add_argument("--no-config", action="store_true", help="ignore policy files")
+    g = pd_.add_argument_group("output")
+    g.add_argument("--format", "-f", default="table", choices=("table", "markdown", "csv", "json", "junit", "html"))
+    g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    g.add_argument("--all", action="store_true", help="list identical pairs too")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code says it")
+    g.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per variable)")
+    g.add_argument("--summary", action="store_true",
+                   help="append the Markdown report to $GITHUB_STEP_SUMMARY when it is set")
+    g.add_argument("--montage-dir", metavar="DIR", help="write an A | B | difference PNG per changed conv kernel")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress on stderr (default: on a terminal, for large files)")
+
+    # montage -----------------------------------------------------------------------------
+    pm = sub.add_parser(
+        "montage", help="draw conv kernels as tiles (one file) or A | B | difference (two files)",
+        description="Draw a conv kernel the way the tutorial does: min-max scale to 0..255, one RGB tile per "
+                    "filter when it has 3 input channels, else grey h x w tiles, skimage.util.montage, "
+                    "nearest-neighbour upscaling. With two files: A | B | difference side by side.",
+        epilog="examples:\n  kaudit montage fixtures/convnet/k2_full.h5 -o conv1.png\n"
+               "  kaudit montage resnet50.h5 --layer conv1_conv --bgr -o conv1.png\n"
+               "  kaudit montage before.h5 after.h5 --layer 'conv*' --sort-by-change -o delta.png",
+        formatter_class=_formatter)
+    pm.add_argument("a", help="checkpoint")
+    pm.add_argument("b", nargs="?", help="second checkpoint: draw A | B | difference")
+    pm.add_argument("--layer", metavar="PATH", help="layer or variable path, or a glob (default: the first conv layer)")
+    pm.add_argument("-o", "--output", metavar="FILE", required=True, help="PNG file to write")
+    pm.add_argument("--bgr", action="store_true", help="flip channel order (caffe-trained weights, e.g. ResNet50)")
+    pm.add_argument("--grey", action="store_true", help="grey tiles per (input, output) channel even for RGB kernels")
+    pm.add_argument("--scale", type=int, default=8, metavar="N", help="nearest-neighbour upscaling (default 8)")
+    pm.add_argument("--sort-by-change", action="store_true", help="order tiles by how much each filter moved")
+
+    # snapshot ----------------------------------------------------------------------------
+    ps = sub.add_parser(
+        "snapshot", help="write a baseline (hash + statistics per variable) to diff against later",
+        description="Record per variable the path, shape, dtype, trainable flag, a sha256 of the values and "
+                    "min/max/mean/std/L2: a few KB that can live in git instead of the checkpoint.",
+        epilog="examples:\n  kaudit snapshot model.h5 -o baseline.json\n  kaudit diff baseline.json model.h5",
+        formatter_class=_formatter)
+    ps.add_argument("file")
+    ps.add_argument("-o", "--output", metavar="FILE", required=True, help="JSON file to write ('-' for stdout)")
+    ps.add_argument("--optimizer", action="store_true", help="include optimizer and metric state")
+
+    # audit -------------------------------------------------------------------------------
+    pa = sub.add_parser(
+        "audit", help="health checks of one checkpoint (NaN/Inf, dead filters, BN variance, ...)",
+        description="Check one checkpoint for NaN/Inf, all-zero conv filters or Dense units, BatchNormalization "
+                    "moving_variance <= 0, extreme magnitudes, mixed dtypes, optimizer state and unknown "
+                    "trainability. Exit 1 when a finding of severity 'error' is present (or --strict: 'warning').",
+        epilog="examples:\n  kaudit audit model.h5\n  kaudit audit model.keras --strict --format json",
+        formatter_class=_formatter)
+    pa.add_argument("file")
+    pa.add_argument("--format", "-f", default="table", choices=("table", "markdown", "json"))
+    pa.add_argument("-o", "--output", metavar="FILE")
+    pa.add_argument("--strict", action="store_true", help="warnings fail too")
+    pa.add_argument("--max-abs", type=_float, default=1e4, metavar="X",
+                    help="flag values with |x| above X as extreme (default 1e4)")
+    return p
+
+
+def _float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+    return v
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _emit(text: str | bytes, output: str | None) -> None:
+    from ._io import write_atomic
+
+    write_atomic(output or "-", text)
+
+
+def cmd_inspect(args) -> int:
+    from .inspection import inspect
+
+    res = inspect(args.file, optimizer=args.optimizer, stats=not args.no_stats)
+    _emit(res.render(args.format), args.output)
+    return 0
+
+
+def _policy(args):
+    from .policy import Policy, find_config, load_policy
+
+    if args.no_config:
+        return Policy()
+    if args.config:
+        return load_policy(args.config)
+    found = find_config(os.getcwd())
+    return load_policy(found) if found else Policy()
+
+
+def cmd_diff(args) -> int:
+    from ._io import Progress, write_atomic
+    from .compare import diff
+    from .policy import parse_rename
+
+    if args.quiet and (args.output or args.format != "table"):
+        raise UsageError("-q/--quiet prints nothing; it cannot go with --format or -o")
+    policy = _policy(args)
+    progress = Progress("kaudit diff", enabled=args.progress)
+    try:
+        result = diff(
+            args.a, args.b, atol=args.atol, rtol=args.rtol, tol=args.tol,
+            equal_nan=False if args.nan_unequal else None,
+            rename=[parse_rename(r) for r in args.rename], ignore=args.ignore,
+            structural=not args.no_structural, optimizer=args.optimizer, allow_added=args.allow_added,
+            allow_removed=args.allow_removed, allow_trainable_change=args.allow_trainable_change,
+            policy=policy, progress=progress,
+        )
+    finally:
+        progress.close()
+    if args.montage_dir:
+        from .montage import write_diff_montages
+
+        result = result.with_montages(write_diff_montages(result, args.montage_dir))
+    # render everything first, then write: a failure leaves no partial set of outputs
+    outputs: list[tuple[str, str]] = []
+    if args.junit:
+        outputs.append((args.junit, result.render("junit")))
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY") if args.summary else None
+    if not args.quiet:
+        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all)))
+    for path, text in outputs:
+        write_atomic(path, text)
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as fh:
+            fh.write(result.render("markdown"))
+    return result.exit_code
+
+
+def cmd_montage(args) -> int:
+    from .montage import montage_png
+
+    png = montage_png(args.a, args.b, layer=args.layer, bgr=args.bgr, grey=args.grey, scale=args.scale,
+                      sort_by_change=args.sort_by_change)
+    _emit(png, args.output)
+    if args.output != "-":
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_snapshot(args) -> int:
+    import json
+
+    from .baseline import snapshot
+    from .report.json import clean
+
+    doc = snapshot(args.file, optimizer=args.optimizer)
+    _emit(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n", args.output)
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from .audit import audit
+
+    res = audit(args.file, max_abs=args.max_abs)
+    _emit(res.render(args.format), args.output)
+    return res.exit_code(strict=args.strict)
+
+
+COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "montage": cmd_montage, "snapshot": cmd_snapshot,
+            "audit": cmd_audit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run kaudit; return the exit code. Never raises (except SystemExit from --help/--version)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("KAUDIT_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return EXIT_ERROR
+        return COMMANDS[args.command](args)
+    except KauditError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"kaudit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kaudit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return EXIT_ERROR
+    except MemoryError:
+        print("kaudit: error: out of memory", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line and exit 2, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        print(f"kaudit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              "(this is a bug; run with --debug and report it)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The diff engine: align two checkpoints, stream statistics per pair, apply the policy.
+
+``diff()`` returns an immutable :class:`~kaudit.result.DiffResult`; it prints nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .align import Pair, align
+from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
+from .errors import UsageError
+from .policy import Policy, Rule
+from .result import DIFF_COLUMNS, STATUSES, DiffResult
+from .stats import PairStats, compare_pair
+
+Progress = Callable[[int, int, str], None]
+
+_FLOAT_KINDS = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
+
+
+def _open(x) -> tuple[Checkpoint, bool]:
+    if isinstance(x, Checkpoint):
+        return x, False
+    if isinstance(x, (str, os.PathLike)):
+        from .readers import load
+
+        return load(x), True
+    raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(x).__name__}")
+
+
+def diff(
+    a,
+    b,
+    *,
+    atol: float | None = None,
+    rtol: float | None = None,
+    tol: tuple[str, ...] | list[str] = (),
+    equal_nan: bool | None = None,
+    rename: tuple[tuple[str, str], ...] | list = (),
+    ignore: tuple[str, ...] | list[str] = (),
+    structural: bool = True,
+    optimizer: bool = False,
+    allow_added: bool = False,
+    allow_removed: bool = False,
+    allow_trainable_change: bool = False,
+    policy: Policy | None = None,
+    block_elems: int = DEFAULT_BLOCK_ELEMS,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DiffResult:
+    """Compare checkpoints ``a`` and ``b`` (paths or :class:`Checkpoint`).
+
+    Tolerances follow ``numpy.isclose``: an element is within tolerance when
+    ``|a - b| <= atol + rtol * |b|``. Defaults are 0 and 0: any change counts. ``tol`` holds
+    per-pattern overrides ``'PATTERN=ATOL[,RTOL]'`` (last match wins); ``policy`` a full
+    :class:`~kaudit.policy.Policy` (keyword options are applied on top of it).
+    """
+    rename = tuple(_rename_pair(r) for r in rename)
+    pol = (policy or Policy()).with_options(
+        atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
+        allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
+        rename=rename)
+    ca, own_a = _open(a)
+    try:
+        cb, own_b = _open(b)
+    except BaseException:
+        if own_a:
+            ca.close()
+        raise
+    try:
+        return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
+    finally:
+        if own_a:
+            ca.close()
+        if own_b:
+            cb.close()
+
+
+def _rename_pair(r) -> tuple[str, str]:
+    if isinstance(r, str):
+        from .policy import parse_rename
+
+        return parse_rename(r)
+    old, new = r
+    return str(old), str(new)
+
+
+def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
+          workers: int | None, progress: Progress | None) -> DiffResult:
+    va = [v for v in ca.select(optimizer) if not pol.ignored(v.path)]
+    vb = [v for v in cb.select(optimizer) if not pol.ignored(v.path)]
+    n_ignored = len(ca.select(optimizer)) - len(va) + len(cb.select(optimizer)) - len(vb)
+    pairs, notes = align(va, vb, rename=pol.rename, structural=structural, ckpt_a=ca, ckpt_b=cb)
+    notes = list(notes)
+    if not ca.has_config or not cb.has_config:
+        side = " and ".join(n for n, c in (("a", ca), ("b", cb)) if not c.has_config)
+        notes.append(f"trainability of {side} is unknown (no model config in the file): trainable changes "
+                     "cannot be checked there")
+
+    total_bytes = sum(p.a.params * 4 for p in pairs if p.a is not None and p.b is not None)
+    done = [0]
+
+    def work(p: Pair) -> dict:
+        row = _row(ca, cb, p, pol, block_elems)
+        if progress is not None and p.a is not None and p.b is not None:
+            done[0] += p.a.params * 4
+            progress(done[0], total_bytes, p.path)
+        return row
+
+    n_workers = workers if workers is not None else (2 if total_bytes > (64 << 20) and (os.cpu_count() or 1) > 1 else 1)
+    if n_workers > 1:
+        with ThreadPoolExecutor(n_workers) as ex:
+            rows = list(ex.map(work, pairs))
+    else:
+        rows = [work(p) for p in pairs]
+
+    failures: list[str] = []
+    for row in rows:
+        failures.extend(row["failures"])
+        row["passed"] = not row["failures"]
+        row["failures"] = "; ".join(row["failures"])
+
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=list(DIFF_COLUMNS))
+    summary = {s: int((table["status"] == s).sum()) for s in STATUSES}
+    summary.update(
+        pairs=len(table),
+        trainable_changed=int((table["trainable_changed"] == True).sum()),  # noqa: E712
+        params_changed=int(table.loc[table["status"].isin(["close", "changed", "shape_changed", "dtype_changed"]),
+                                     "params"].sum()),
+        structural=int((table["matched_by"] == "structure").sum()),
+        renamed=int((table["matched_by"] == "rule").sum()),
+        ignored=n_ignored,
+        failed=int((~table["passed"]).sum()),
+    )
+    return DiffResult(
+        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, _table=table,
+        passed=not failures, summary=summary, failures=tuple(failures), notes=tuple(notes),
+        policy=pol.as_dict(), _checkpoints=(ca, cb),
+    )
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.4g}"
+
+
+def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int) -> dict:
+    a, b = p.a, p.b
+    path = a.path if a is not None else b.path  # type: ignore[union-attr]
+    atol, rtol, tol_rule = pol.tolerance_for(path)
+    row = {c: None for c in DIFF_COLUMNS}
+    row.update(
+        path=a.path if a else None,
+        path_b=b.path if b else None,
+        matched_by=p.matched_by,
+        kind=(a or b).kind,  # type: ignore[union-attr]
+        layer_class=(a.layer_class if a and a.layer_class else (b.layer_class if b else None)),
+        shape_a=list(a.shape) if a else None,
+        shape_b=list(b.shape) if b else None,
+        dtype_a=a.dtype if a else None,
+        dtype_b=b.dtype if b else None,
+        trainable_a=a.trainable if a else None,
+        trainable_b=b.trainable if b else None,
+        params=(b or a).params,  # type: ignore[union-attr]
+        atol=atol,
+        rtol=rtol,
+    )
+    failures: list[str] = []
+    if a is None:
+        row["status"] = "only_in_b"
+        row["path"] = b.path  # type: ignore[union-attr]
+        if not pol.allow_added:
+            failures.append(f"structure: {b.path} only in b (added; --allow-added to accept)")  # type: ignore[union-attr]
+    elif b is None:
+        row["status"] = "only_in_a"
+        if not pol.allow_removed:
+            failures.append(f"structure: {a.path} only in a (removed; --allow-removed to accept)")
+    elif a.shape != b.shape:
+        row["status"] = "shape_changed"
+        failures.append(f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}")
+    else:
+        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
+        _fill_stats(row, st, a.shape)
+        if a.dtype != b.dtype:
+            row["status"] = "dtype_changed"
+            failures.append(f"structure: {path} dtype {a.dtype} -> {b.dtype} (values max_abs {_fmt(st.max_abs)})")
+        elif st.identical:
+            row["status"] = "identical"
+        elif st.n_exceed == 0:
+            row["status"] = "close"
+        else:
+            row["status"] = "changed"
+        failures += _value_failures(row, path, tol_rule, atol, rtol)
+    if a is not None and b is not None:
+        if a.trainable is not None and b.trainable is not None:
+            row["trainable_changed"] = a.trainable != b.trainable
+        else:
+            row["trainable_changed"] = False
+        if row["trainable_changed"] and not pol.allow_trainable_change:
+            failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
+                            "(--allow-trainable-change to accept)")
+        failures += _rule_failures(pol.matching(path), row, path)
+    row["failures"] = failures
+    return row
+
+
+def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
+    from .baseline import compare_without_values
+
+    if not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
+        return compare_without_values(ca, a, cb, b, atol=atol, rtol=rtol)
+    return compare_pair(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
+
+
+def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
+    if st.extra.get("no_values"):
+        row.update(st.extra.get("row", {}))
+        return
+    row.update(
+        max_abs=st.max_abs,
+        mean_abs=st.mean_abs,
+        rms=st.rms,
+        max_rel=st.max_rel,
+        rel_l2=st.rel_l2,
+        cosine=st.cosine,
+        n_exceed=st.n_exceed,
+        frac_exceed=st.frac_exceed,
+        nan_a=st.nan_a,
+        nan_b=st.nan_b,
+        inf_a=st.inf_a,
+        inf_b=st.inf_b,
+        argmax=_unravel(st.argmax, shape) if st.argmax is not None else None,
+    )
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
+    if not shape:
+        return []
+    import numpy as np
+
+    return [int(i) for i in np.unravel_index(flat, shape)]
+
+
+def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rtol: float) -> list[str]:
+    status = row["status"]
+    if tol_rule is not None and tol_rule.frozen:
+        if status != "identical":
+            return [f"{tol_rule.label}: {path} changed, max_abs {_fmt(row['max_abs'])}"
+                    + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else "")]
+        return []
+    if status == "changed":
+        who = tol_rule.label if tol_rule is not None else f"tolerance atol={atol:g} rtol={rtol:g}"
+        return [f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of {row['params']} "
+                f"element(s) over tolerance"]
+    return []
+
+
+def _rule_failures(rules: list[Rule], row: dict, path: str) -> list[str]:
+    out = []
+    for r in rules:
+        if r.must_change is not None and row["status"] in ("identical", "close", "changed", "dtype_changed"):
+            m = row["max_abs"]
+            if row["status"] == "identical" or (m is not None and m <= r.must_change):
+                out.append(f"{r.label}: {path} did not change (max_abs {_fmt(m if m is not None else 0.0)}"
+                           + (f" <= {r.must_change:g}" if r.must_change else "") + ")")
+        if r.trainable is not None:
+            tb = row["trainable_b"]
+            if tb is None:
+                out.append(f"{r.label}: {path} trainability in b is unknown (no model config)")
+            elif tb != r.trainable:
+                out.append(f"{r.label}: {path} is trainable={str(tb).lower()} in b")
+    return out
+
+
+def infinite_to_none(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

@@ -1,0 +1,299 @@
+"""Tolerances and rules: what a diff must satisfy to pass.
+
+A :class:`Policy` is a default ``atol``/``rtol`` plus an ordered list of :class:`Rule`, each
+with a glob on variable paths (``kaudit.paths``). It comes from command-line options, from
+``[tool.kaudit]`` in ``pyproject.toml`` or a ``kaudit.toml`` (see docs/policy.md), or both:
+options given on the command line override the file's defaults, and ``--tol`` rules come after
+the file's rules.
+
+Precedence (documented and tested):
+
+* tolerance: the LAST matching rule that sets a tolerance (``atol``/``rtol``) or ``frozen`` wins;
+  without one, the policy's default ``atol``/``rtol``;
+* ``frozen``: the variable must be bit-identical (``identical``); ``close`` is a failure;
+* ``must_change``: every matching rule applies; the variable must differ by more than its
+  threshold (``max_abs > threshold``; ``true`` means ``> 0``);
+* ``trainable``: every matching rule applies; the variable's trainable flag in b must equal it;
+* ``ignore``: any matching rule removes the variable from the comparison;
+* allowances (``allow_added``, ``allow_removed``, ``allow_trainable_change``) are policy-wide.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import paths
+from .errors import PolicyError
+
+RULE_KEYS = {"path", "atol", "rtol", "frozen", "must_change", "trainable", "ignore", "name"}
+TOP_KEYS = {"atol", "rtol", "allow_added", "allow_removed", "allow_trainable_change", "nan_equal", "optimizer",
+            "structural", "rename", "rules"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    atol: float | None = None
+    rtol: float | None = None
+    frozen: bool = False
+    must_change: float | None = None  # threshold on max_abs; None: no such requirement
+    trainable: bool | None = None
+    ignore: bool = False
+    source: str = ""
+    name: str | None = None
+
+    @property
+    def sets_tolerance(self) -> bool:
+        return self.frozen or self.atol is not None or self.rtol is not None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        what = []
+        if self.frozen:
+            what.append("frozen")
+        if self.must_change is not None:
+            what.append("must_change" + (f">{self.must_change:g}" if self.must_change else ""))
+        if self.trainable is not None:
+            what.append(f"trainable={str(self.trainable).lower()}")
+        if self.atol is not None or self.rtol is not None:
+            what.append(f"atol={self.atol or 0:g},rtol={self.rtol or 0:g}")
+        if self.ignore:
+            what.append("ignore")
+        return f"{self.pattern} {' '.join(what)}".strip()
+
+
+@dataclass(frozen=True)
+class Policy:
+    atol: float = 0.0
+    rtol: float = 0.0
+    rules: tuple[Rule, ...] = ()
+    allow_added: bool = False
+    allow_removed: bool = False
+    allow_trainable_change: bool = False
+    equal_nan: bool = True
+    source: str | None = None
+    rename: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise PolicyError(f"{name} must be a finite number >= 0, got {v!r}", path=self.source)
+
+    # -- lookups ---------------------------------------------------------------------------
+    def matching(self, path: str) -> list[Rule]:
+        return [r for r in self.rules if paths.match(r.pattern, path)]
+
+    def ignored(self, path: str) -> bool:
+        return any(r.ignore for r in self.matching(path))
+
+    def tolerance_for(self, path: str) -> tuple[float, float, Rule | None]:
+        chosen = None
+        for r in self.matching(path):
+            if r.sets_tolerance:
+                chosen = r
+        if chosen is None:
+            return self.atol, self.rtol, None
+        if chosen.frozen:
+            return 0.0, 0.0, chosen
+        return (chosen.atol if chosen.atol is not None else self.atol,
+                chosen.rtol if chosen.rtol is not None else self.rtol, chosen)
+
+    # -- building --------------------------------------------------------------------------
+    def with_options(self, *, atol=None, rtol=None, tol=(), ignore=(), allow_added=False, allow_removed=False,
+                     allow_trainable_change=False, equal_nan=None, rename=()) -> Policy:
+        """This policy with command-line options applied on top."""
+        extra = tuple(parse_tol(t) for t in tol) + tuple(
+            Rule(pattern=_checked_glob(p, "--ignore"), ignore=True, source="--ignore") for p in ignore)
+        return replace(
+            self,
+            atol=self.atol if atol is None else float(atol),
+            rtol=self.rtol if rtol is None else float(rtol),
+            rules=self.rules + extra,
+            allow_added=self.allow_added or allow_added,
+            allow_removed=self.allow_removed or allow_removed,
+            allow_trainable_change=self.allow_trainable_change or allow_trainable_change,
+            equal_nan=self.equal_nan if equal_nan is None else bool(equal_nan),
+            rename=self.rename + tuple(rename),
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "allow_added": self.allow_added,
+            "allow_removed": self.allow_removed,
+            "allow_trainable_change": self.allow_trainable_change,
+            "equal_nan": self.equal_nan,
+            "source": self.source,
+            "rules": [r.label for r in self.rules],
+            "rename": [f"{o}={n}" for o, n in self.rename],
+        }
+
+
+def _checked_glob(pattern: str, where: str) -> str:
+    try:
+        paths.validate_pattern(pattern)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: bad pattern {pattern!r} ({exc})", hint="globs use *, ** and ?") from None
+    return pattern
+
+
+def _number(value, where: str, source: str | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PolicyError(f"{where} must be a number, got {value!r}", path=source)
+    try:
+        f = float(value)
+    except ValueError:
+        raise PolicyError(f"{where} must be a number, got {value!r}", path=source, hint="e.g. 1e-6") from None
+    if not math.isfinite(f) or f < 0:
+        raise PolicyError(f"{where} must be a finite number >= 0, got {value!r}", path=source)
+    return f
+
+
+def parse_tol(spec: str) -> Rule:
+    """``--tol 'PATTERN=ATOL[,RTOL]'``."""
+    if "=" not in spec:
+        raise PolicyError(f"--tol {spec!r}: expected PATTERN=ATOL[,RTOL]", hint="e.g. --tol '**/moving_*=1e-3,1e-2'")
+    pattern, _, nums = spec.rpartition("=")
+    parts = [p.strip() for p in nums.split(",")]
+    if not pattern or len(parts) not in (1, 2) or not parts[0]:
+        raise PolicyError(f"--tol {spec!r}: expected PATTERN=ATOL[,RTOL]", hint="e.g. --tol 'head/**=1e-4'")
+    atol = _number(parts[0], f"--tol {spec!r} atol", None)
+    rtol = _number(parts[1], f"--tol {spec!r} rtol", None) if len(parts) == 2 else None
+    return Rule(pattern=_checked_glob(pattern, "--tol"), atol=atol, rtol=rtol, source="--tol")
+
+
+def parse_rename(spec: str) -> tuple[str, str]:
+    if "=" not in spec:
+        raise PolicyError(f"--rename {spec!r}: expected OLD=NEW", hint="e.g. --rename dense_3=dense_7")
+    old, _, new = spec.partition("=")
+    if not old:
+        raise PolicyError(f"--rename {spec!r}: OLD is empty", hint="e.g. --rename dense_3=dense_7")
+    return old, new
+
+
+# -- policy files ----------------------------------------------------------------------------
+
+
+def find_config(start: str | os.PathLike = ".") -> Path | None:
+    """kaudit.toml, or a pyproject.toml with [tool.kaudit], in ``start`` or its parents."""
+    p = Path(start).resolve()
+    for d in (p, *p.parents):
+        k = d / "kaudit.toml"
+        if k.is_file():
+            return k
+        pp = d / "pyproject.toml"
+        if pp.is_file():
+            try:
+                with open(pp, "rb") as fh:
+                    if "kaudit" in tomllib.load(fh).get("tool", {}):
+                        return pp
+            except (OSError, tomllib.TOMLDecodeError):
+                return None
+        if (d / ".git").exists():
+            break
+    return None
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Read a policy from a kaudit.toml (top level or [tool.kaudit]) or pyproject.toml."""
+    src = str(path)
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise PolicyError("policy file not found", path=src, hint="check --config") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file ({exc.strerror})", path=src) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"is not valid TOML ({exc})", path=src) from None
+    table = doc.get("tool", {}).get("kaudit")
+    if table is None:
+        if Path(src).name == "pyproject.toml":
+            raise PolicyError("has no [tool.kaudit] table", path=src, hint="add one, see docs/policy.md")
+        table = doc
+    return policy_from_mapping(table, src)
+
+
+def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
+    if not isinstance(table, dict):
+        raise PolicyError("the kaudit policy must be a table", path=source)
+    unknown = set(table) - TOP_KEYS
+    if unknown:
+        raise PolicyError(f"unknown key(s) {sorted(unknown)}", path=source,
+                          hint=f"allowed: {', '.join(sorted(TOP_KEYS))}")
+    kwargs: dict = {}
+    for k in ("atol", "rtol"):
+        if k in table:
+            kwargs[k] = _number(table[k], k, source)
+    for k in ("allow_added", "allow_removed", "allow_trainable_change"):
+        if k in table:
+            if not isinstance(table[k], bool):
+                raise PolicyError(f"{k} must be true or false, got {table[k]!r}", path=source)
+            kwargs[k] = table[k]
+    if "nan_equal" in table:
+        if not isinstance(table["nan_equal"], bool):
+            raise PolicyError(f"nan_equal must be true or false, got {table['nan_equal']!r}", path=source)
+        kwargs["equal_nan"] = table["nan_equal"]
+    rename = table.get("rename", {})
+    if not isinstance(rename, dict) or not all(isinstance(v, str) for v in rename.values()):
+        raise PolicyError("rename must be a table of OLD = \"NEW\" strings", path=source)
+    kwargs["rename"] = tuple(rename.items())
+    rules = []
+    raw_rules = table.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise PolicyError("rules must be an array of tables ([[tool.kaudit.rules]])", path=source)
+    for i, r in enumerate(raw_rules, 1):
+        rules.append(_rule(r, i, source))
+    return Policy(rules=tuple(rules), source=source, **kwargs)
+
+
+def _rule(r, i: int, source: str | None) -> Rule:
+    where = f"rules[{i}]"
+    if not isinstance(r, dict):
+        raise PolicyError(f"{where} must be a table", path=source)
+    unknown = set(r) - RULE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {sorted(unknown)}", path=source,
+                          hint=f"allowed: {', '.join(sorted(RULE_KEYS))}")
+    pattern = r.get("path")
+    if not isinstance(pattern, str) or not pattern:
+        raise PolicyError(f"{where}: 'path' (a glob on variable paths) is required", path=source,
+                          hint='e.g. path = "backbone/**"')
+    try:
+        paths.validate_pattern(pattern)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: bad glob {pattern!r} ({exc})", path=source) from None
+    kw: dict = {"pattern": pattern, "source": f"{source or 'policy'} {where}"}
+    for k in ("atol", "rtol"):
+        if k in r:
+            kw[k] = _number(r[k], f"{where}.{k}", source)
+    for k in ("frozen", "ignore"):
+        if k in r:
+            if not isinstance(r[k], bool):
+                raise PolicyError(f"{where}.{k} must be true or false, got {r[k]!r}", path=source)
+            kw[k] = r[k]
+    if "trainable" in r:
+        if not isinstance(r["trainable"], bool):
+            raise PolicyError(f"{where}.trainable must be true or false, got {r['trainable']!r}", path=source)
+        kw["trainable"] = r["trainable"]
+    if "must_change" in r:
+        v = r["must_change"]
+        if v is True:
+            kw["must_change"] = 0.0
+        elif v is False:
+            pass
+        else:
+            kw["must_change"] = _number(v, f"{where}.must_change", source)
+    if "name" in r:
+        kw["name"] = str(r["name"])
+    if kw.get("frozen") and kw.get("must_change") is not None:
+        raise PolicyError(f"{where}: a rule cannot be both frozen and must_change", path=source)
+    return Rule(**kw)

@@ -1,0 +1,218 @@
+"""Readers: recognise a checkpoint by its content and turn it into a :class:`Checkpoint`.
+
+=====================  ==========================================  ====================
+format id              what                                        module
+=====================  ==========================================  ====================
+``keras2-h5``          legacy HDF5 by Keras 1/2 (tf_keras)         ``legacy_h5``
+``keras3-h5``          legacy HDF5 written by Keras 3              ``legacy_h5``
+``keras3-weights``     Keras 3 ``.weights.h5``                     ``keras_v3``
+``keras3-sharded``     Keras 3 ``.weights.json`` + shards          ``keras_v3``
+``keras3-archive``     Keras 3 ``.keras`` zip                      ``archive``+``keras_v3``
+``tf-checkpoint``      TensorFlow checkpoint (index + data)        ``tf_checkpoint``
+``tf-savedmodel``      SavedModel directory (its variables)        ``tf_checkpoint``
+``kaudit-snapshot``    a ``kaudit snapshot`` baseline JSON         ``snapshot``
+=====================  ==========================================  ====================
+
+Files are recognised by their first bytes (HDF5 and zip signatures), not by their extension:
+real projects ship legacy HDF5 files named ``.keras``. Only ``tf_checkpoint`` imports TensorFlow,
+and only when such an input is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from ..checkpoint import Checkpoint
+from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError
+from . import _hdf5 as H
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """The kind of input at ``path``: 'hdf5', 'zip', 'json', 'tf', or raise."""
+    p = Path(path)
+    display = str(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        if Path(str(path) + ".index").is_file():
+            return "tf"
+        raise FileMissingError("no such file or directory", path=display, hint="check the path") from None
+    except OSError as exc:
+        raise FileMissingError(f"cannot access ({exc.strerror})", path=display) from None
+    if stat.S_ISDIR(st.st_mode):
+        if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file() or (p / "checkpoint").is_file() \
+                or (p / ".index").is_file() or any(p.glob("*.index")):
+            return "tf"
+        raise UnsupportedFormatError("is a directory, not a checkpoint",
+                                     path=display, hint="give a model file, a TF checkpoint prefix or a SavedModel directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsupportedFormatError("is not a regular file (FIFO, socket or device); refused", path=display)
+    if st.st_size == 0:
+        raise CorruptFileError("is empty (0 bytes)", path=display, hint="the download or save did not finish")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+            if head == HDF5_MAGIC:
+                return "hdf5"
+            if head[:4] == ZIP_MAGIC:
+                return "zip"
+            for off in (512, 1024, 2048):  # HDF5 allows a user block before the superblock
+                fh.seek(off)
+                if fh.read(8) == HDF5_MAGIC:
+                    return "hdf5"
+    except PermissionError:
+        raise FileMissingError("permission denied", path=display, hint="make the file readable") from None
+    except OSError as exc:
+        raise FileMissingError(f"cannot read ({exc.strerror})", path=display) from None
+    if p.suffix == ".index" or ".data-" in p.name:
+        return "tf"
+    if head[:1] in (b"{", b"[", b" ", b"\n", b"\t", b"\r"):
+        return "json"
+    raise UnsupportedFormatError(
+        "is not a Keras or TensorFlow checkpoint (neither HDF5 nor a zip archive)",
+        path=display,
+        hint="kaudit reads .h5/.hdf5, .keras, .weights.h5, .weights.json, TF checkpoints and SavedModels",
+    )
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint's variable table (values stay on disk until asked for)."""
+    display = str(path)
+    kind = sniff(path)
+    if kind == "hdf5":
+        return _load_hdf5(str(path), display)
+    if kind == "zip":
+        return _load_archive(str(path), display)
+    if kind == "json":
+        return _load_json(str(path), display)
+    from . import tf_checkpoint  # the only place TensorFlow may be imported
+
+    return tf_checkpoint.load(str(path), display)
+
+
+def _load_hdf5(path: str, display: str) -> Checkpoint:
+    from . import keras_v3, legacy_h5
+
+    f = H.open_h5(path, display)
+    store = H.H5Store([f], [display], [(path, 0)])
+    try:
+        if legacy_h5.looks_like(f):
+            variables, notes, version, has_config = legacy_h5.read(f, store, display)
+            fmt = "keras3-h5" if legacy_h5.keras_major(version) >= 3 else "keras2-h5"
+        elif keras_v3.looks_like(f):
+            variables, notes, has_config = keras_v3.read([f], [display], store, display, None)
+            version, fmt = None, "keras3-weights"
+            notes = ["no model config in a bare .weights.h5: trainable flags are unknown and layer order "
+                     "is the file's"] + notes
+        else:
+            raise UnsupportedFormatError(
+                "is HDF5 but not a Keras checkpoint (no 'model_weights', 'layer_names' or 'layers')",
+                path=display,
+                hint="kaudit reads files written by Keras model.save()/save_weights()",
+            )
+    except BaseException:
+        store.close()
+        raise
+    return Checkpoint(display, fmt, tuple(variables), store, version, has_config, tuple(notes), (display,))
+
+
+def _load_archive(path: str, display: str) -> Checkpoint:
+    from . import archive, keras_v3
+
+    arc = archive.KerasArchive(path, display)
+    try:
+        missing = [m for m in (archive.CONFIG, archive.WEIGHTS) if not arc.has(m)]
+        if missing:
+            raise CorruptFileError(
+                f"the .keras archive has no {' and no '.join(repr(m) for m in missing)}",
+                path=display,
+                hint="a .keras file holds config.json, metadata.json and model.weights.h5; re-save it with model.save()",
+            )
+        config = arc.json(archive.CONFIG)
+        metadata = arc.json(archive.METADATA) or {}
+        fobj, mmap_src = arc.open_member(archive.WEIGHTS)
+    except BaseException:
+        arc.close()
+        raise
+    member_display = f"{display}!{archive.WEIGHTS}"
+    try:
+        f = H.open_h5(fobj, member_display)
+    except BaseException:
+        fobj.close()
+        arc.close()
+        raise
+    store = H.H5Store([f], [member_display], [mmap_src], owned=[fobj, arc])
+    try:
+        variables, notes, has_config = keras_v3.read([f], [member_display], store, display, config,
+                                                     member=archive.WEIGHTS)
+    except BaseException:
+        store.close()
+        raise
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    return Checkpoint(display, "keras3-archive", tuple(variables), store, version, has_config, tuple(notes),
+                      (display,))
+
+
+def _load_json(path: str, display: str) -> Checkpoint:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(64 << 20)
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UnsupportedFormatError(f"is neither HDF5, a zip archive nor valid JSON ({str(exc)[:100]})",
+                                     path=display) from None
+    if isinstance(doc, dict) and "weight_map" in doc:
+        return _load_sharded(path, display, doc)
+    if isinstance(doc, dict) and doc.get("format") == "kaudit-snapshot":
+        from . import snapshot
+
+        return snapshot.load(path, display, doc)
+    raise UnsupportedFormatError("is JSON but neither a Keras sharded-weights index nor a kaudit snapshot",
+                                 path=display)
+
+
+def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
+    from ..errors import UnsafeInputError
+    from . import keras_v3
+
+    wmap = doc.get("weight_map")
+    if not isinstance(wmap, dict):
+        raise CorruptFileError("'weight_map' is not an object", path=display)
+    shards: list[str] = []
+    for value in wmap.values():
+        for name in value if isinstance(value, list) else [value]:
+            if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+                raise UnsafeInputError(f"shard name {name!r} is not a plain file name beside the index; refused",
+                                       path=display)
+            if name not in shards:
+                shards.append(name)
+    base = os.path.dirname(os.path.abspath(path))
+    files, displays, mmaps = [], [], []
+    try:
+        for name in shards:
+            sp = os.path.join(base, name)
+            sdisplay = os.path.join(os.path.dirname(display), name)
+            if sniff(sp) != "hdf5":
+                raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
+            files.append(H.open_h5(sp, sdisplay))
+            displays.append(sdisplay)
+            mmaps.append((sp, 0))
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+    store = H.H5Store(files, displays, mmaps)
+    try:
+        variables, notes, has_config = keras_v3.read(files, displays, store, display, None)
+    except BaseException:
+        store.close()
+        raise
+    notes = ["no model config beside sharded weights: trainable flags are unknown and layer order is the file's"] + notes
+    return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
+                      (display, *displays))

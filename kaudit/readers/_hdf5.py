@@ -1,0 +1,299 @@
+"""Safe, streaming access to HDF5 files with h5py.
+
+Everything a reader touches in an HDF5 file goes through here, so the guarantees of
+docs/security.md hold in one place:
+
+* links are walked one component at a time; external links and soft links are refused, never
+  followed (so no other file is opened and no link cycle can hang us);
+* datasets with external raw storage or virtual layouts are refused;
+* a dataset whose declared size is far beyond what the file stores is refused before reading;
+* values are read in bounded blocks; uncompressed contiguous datasets in a plain file are
+  memory-mapped at their offset (zero copy), everything else goes through h5py hyperslabs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ..checkpoint import Variable, block_selections
+from ..errors import CorruptFileError, UnsafeInputError
+
+#: A dataset may declare at most this many times the bytes it stores (plus 1 MiB) before it is
+#: refused: HDF5 would otherwise "read" fill values for terabytes of unallocated space.
+MAX_DECLARED_RATIO = 1024
+
+BFLOAT16 = "bfloat16"
+
+
+def open_h5(source, display: str) -> h5py.File:
+    """Open an HDF5 file (path or seekable binary file object) read-only."""
+    try:
+        return h5py.File(source, "r", locking=False)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CorruptFileError(
+            f"cannot be read as HDF5 ({_short(exc)})",
+            path=display,
+            hint="the file is truncated or corrupted; re-download or re-save it",
+        ) from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] if text else type(exc).__name__
+
+
+def child(group: h5py.Group, name: str, display: str):
+    """``group[name]`` without following external or soft links. None when absent."""
+    try:
+        link = group.get(name, getlink=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CorruptFileError(f"cannot read entry {name!r} ({_short(exc)})", path=display) from None
+    if link is None:
+        return None
+    if isinstance(link, h5py.ExternalLink):
+        raise UnsafeInputError(
+            f"entry {_join(group.name, name)!r} is an external link to {link.filename!r}; "
+            "kaudit never follows links out of a file",
+            path=display,
+            hint="re-save the checkpoint without external links",
+        )
+    if isinstance(link, h5py.SoftLink):
+        raise UnsafeInputError(
+            f"entry {_join(group.name, name)!r} is a soft link to {link.path!r}; "
+            "Keras never writes links, kaudit does not follow them",
+            path=display,
+            hint="re-save the checkpoint with Keras",
+        )
+    try:
+        return group[name]
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise CorruptFileError(f"cannot open entry {_join(group.name, name)!r} ({_short(exc)})", path=display) from None
+
+
+def _join(a: str, b: str) -> str:
+    return (a.rstrip("/") + "/" + b) if a else b
+
+
+def walk(root: h5py.Group, path: str, display: str):
+    """Resolve a slash path below ``root`` one component at a time (see :func:`child`)."""
+    obj = root
+    for part in [p for p in path.split("/") if p]:
+        if not isinstance(obj, h5py.Group):
+            return None
+        obj = child(obj, part, display)
+        if obj is None:
+            return None
+    return obj
+
+
+def keys(group: h5py.Group, display: str) -> list[str]:
+    try:
+        return list(group.keys())
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise CorruptFileError(f"cannot list {group.name!r} ({_short(exc)})", path=display) from None
+
+
+def attr(obj, name: str, display: str, default=None):
+    """An attribute, decoded: bytes -> str, arrays of bytes -> list of str."""
+    try:
+        if name not in obj.attrs:
+            return default
+        value = obj.attrs[name]
+    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise CorruptFileError(f"cannot read attribute {name!r} of {obj.name!r} ({_short(exc)})", path=display) from None
+    return decode(value)
+
+
+def decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in ("S", "O", "U"):
+            return [decode(v) for v in value.tolist()]
+        if value.size == 0:
+            return []
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20):
+    """A JSON attribute (``model_config``) parsed, or None. Malformed JSON is a clear error."""
+    text = attr(obj, name, display)
+    if text is None:
+        return None
+    if isinstance(text, list):
+        text = "".join(text)
+    if not isinstance(text, str):
+        raise CorruptFileError(f"attribute {name!r} is not text", path=display)
+    if len(text) > limit:
+        raise UnsafeInputError(f"attribute {name!r} is {len(text):,} bytes, over the {limit:,} byte limit", path=display)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptFileError(f"attribute {name!r} is not valid JSON ({_short(exc)})", path=display) from None
+    return value
+
+
+# -- dtypes --------------------------------------------------------------------------------------
+
+_NUMERIC_KINDS = "fiub"
+
+
+def logical_dtype(ds: h5py.Dataset, hint: str | None, display: str) -> str:
+    """The dtype name a user sees: numpy's name, or 'bfloat16' for Keras's opaque 2-byte values."""
+    dt = ds.dtype
+    if dt.kind in _NUMERIC_KINDS:
+        return dt.name if dt.kind != "b" else "bool"
+    if dt.kind == "V" and dt.itemsize == 2 and dt.fields is None:
+        tag = attr(ds, "dtype", display)
+        if tag in (None, BFLOAT16) or hint == BFLOAT16:
+            return BFLOAT16
+    raise CorruptFileError(
+        f"dataset {ds.name!r} has dtype {dt} which is not a tensor dtype Keras writes",
+        path=display,
+        hint="kaudit reads numeric tensors only",
+    )
+
+
+def check_dataset(ds: h5py.Dataset, display: str) -> None:
+    """Refuse datasets that would read outside the file or declare impossible sizes."""
+    try:
+        if ds.is_virtual:
+            raise UnsafeInputError(f"dataset {ds.name!r} is a virtual dataset mapping other files; refused", path=display)
+        if ds.external:
+            raise UnsafeInputError(
+                f"dataset {ds.name!r} keeps its data in external file(s) {[e[0] for e in ds.external]!r}; refused",
+                path=display,
+            )
+        shape = ds.shape
+    except UnsafeInputError:
+        raise
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise CorruptFileError(f"cannot read dataset {ds.name!r} ({_short(exc)})", path=display) from None
+    if shape is None:  # null dataspace
+        raise CorruptFileError(f"dataset {ds.name!r} has no dataspace", path=display)
+    declared = math.prod(shape) * ds.dtype.itemsize
+    if declared > (1 << 20):
+        try:
+            stored = ds.id.get_storage_size()
+        except Exception:  # noqa: BLE001 - h5py raises many kinds here
+            stored = 0
+        if declared > stored * MAX_DECLARED_RATIO + (1 << 20):
+            raise UnsafeInputError(
+                f"dataset {ds.name!r} declares shape {tuple(shape)} ({declared:,} bytes) but the file "
+                f"stores only {stored:,} bytes for it; refused",
+                path=display,
+                hint="the file is truncated or crafted",
+            )
+
+
+def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw stored values -> numeric numpy values (bfloat16 becomes float32, exactly)."""
+    if dtype == BFLOAT16:
+        u16 = np.ascontiguousarray(raw).view(np.uint16)
+        return (u16.astype(np.uint32) << 16).view(np.float32)
+    return raw
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    file_index: int
+    ds_path: str
+    dtype: str
+
+
+class H5Store:
+    """Reads variables from one or more open HDF5 files (shards)."""
+
+    def __init__(self, files: list[h5py.File], displays: list[str],
+                 mmap_sources: list[tuple[str, int] | None] | None = None, owned: list | None = None):
+        """``mmap_sources[i]`` is (path on disk, byte offset of the HDF5 image in it) when file i
+        can be memory-mapped (a plain file, or a zip member stored uncompressed), else None."""
+        self.files = files
+        self.displays = displays
+        self.mmap_sources = mmap_sources or [None] * len(files)
+        self._entries: dict[str, _Entry] = {}
+        self._owned = owned or []  # extra resources to close (zip members, temp files)
+        self.use_mmap = os.environ.get("KAUDIT_NO_MMAP", "") == ""
+
+    def register(self, location: str, file_index: int, ds_path: str, dtype: str) -> None:
+        self._entries[location] = _Entry(file_index, ds_path, dtype)
+
+    def _dataset(self, var: Variable) -> tuple[h5py.Dataset, _Entry]:
+        e = self._entries[var.location]
+        ds = walk(self.files[e.file_index], e.ds_path, self.displays[e.file_index])
+        if not isinstance(ds, h5py.Dataset):
+            raise CorruptFileError(f"dataset {e.ds_path!r} disappeared", path=self.displays[e.file_index])
+        return ds, e
+
+    def _mmap(self, ds: h5py.Dataset, e: _Entry) -> np.ndarray | None:
+        source = self.mmap_sources[e.file_index]
+        if not (self.use_mmap and source) or ds.chunks is not None or ds.compression is not None:
+            return None
+        if ds.size == 0 or ds.shape == ():
+            return None
+        try:
+            offset = ds.id.get_offset()
+        except Exception:  # noqa: BLE001
+            return None
+        if offset is None:
+            return None
+        path, base = source
+        offset += base
+        nbytes = ds.size * ds.dtype.itemsize
+        if offset + nbytes > os.path.getsize(path):
+            raise CorruptFileError(
+                f"dataset {ds.name!r} extends past the end of the file (truncated?)", path=self.displays[e.file_index]
+            )
+        dt = ds.dtype if e.dtype != BFLOAT16 else np.dtype(np.uint16)
+        return np.memmap(path, dtype=dt, mode="r", offset=offset, shape=ds.shape)
+
+    def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
+        ds, e = self._dataset(var)
+        try:
+            mm = self._mmap(ds, e)
+            raw = np.array(mm[selection]) if mm is not None else ds[selection]
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]) from None
+        return widen(np.asarray(raw), e.dtype)
+
+    def iter_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
+        ds, e = self._dataset(var)
+        display = self.displays[e.file_index]
+        mm = self._mmap(ds, e)
+        if mm is not None:
+            flat = mm.reshape(-1)
+            for start in range(0, flat.size, block_elems):
+                yield widen(flat[start : start + block_elems], e.dtype)
+            return
+        for sel in block_selections(tuple(ds.shape), block_elems):
+            try:
+                raw = ds[sel]
+            except (OSError, RuntimeError, ValueError, TypeError) as exc:
+                raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=display) from None
+            yield widen(np.asarray(raw), e.dtype).reshape(-1)
+
+    def close(self) -> None:
+        for f in self.files:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                pass
+        for r in self._owned:
+            try:
+                r.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._owned = []

@@ -1,0 +1,122 @@
+"""Turn what a file says about one layer's weights into canonical (sub-path, name) pairs.
+
+Shared by the legacy-HDF5 and Keras 3 readers. The rules (docs/formats.md):
+
+* a variable's canonical path is ``<layer path>/<sub-layer path>/<short name>``;
+* RNN cells are an implementation detail: ``lstm/lstm_cell/kernel`` is ``lstm/kernel``;
+* other sub-layers keep their own name: ``mha/query/kernel``, ``bi/forward_gru/kernel``;
+* the short name is Keras's own name for the variable (``kernel``, ``moving_mean``); uniquifying
+  suffixes some writers add (``kernel_1:0``) are dropped when the layer class says which name is
+  meant;
+* for a layer class kaudit does not know, names come from the file (legacy HDF5) or, where the
+  file has none (Keras 3 ``vars/<i>``), are positional ``vars/<i>`` and flagged as such.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import paths
+from . import keras_layers
+from .keras_config import LayerNode
+
+_UNIQ_RE = re.compile(r"^(.*?)(?:_\d+)+$")
+
+
+@dataclass(frozen=True)
+class Named:
+    subpath: str  # "" or "query" or "forward_gru"
+    name: str
+    trainable: bool  # trainable by design (False: moving statistics and the like)
+
+    @property
+    def rel(self) -> str:
+        return paths.join(self.subpath, self.name)
+
+
+def is_cell(component: str) -> bool:
+    return component == "cell" or component.endswith("_cell")
+
+
+def spec_flat(node: LayerNode, keras_major: int) -> list[Named] | None:
+    """The layer's variables as Keras orders them in ``layer.weights``, or None if unknown."""
+    spec = keras_layers.layer_spec(node.class_name, node.config, keras_major)
+    if spec is None:
+        return None
+    out = [Named("", v.name, v.trainable) for v in spec.variables]
+    for ch in spec.children:
+        sub = spec_flat(LayerNode(name=str(ch.config.get("name", ch.attr)), class_name=ch.class_name, config=ch.config), keras_major)
+        if sub is None:
+            return None
+        prefix = "" if ch.collapse else str(ch.config.get("name", ch.attr))
+        out += [Named(paths.join(prefix, n.subpath), n.name, n.trainable) for n in sub]
+    return out
+
+
+def strip_uniquifier(name: str) -> str:
+    m = _UNIQ_RE.match(name)
+    return m.group(1) if m else name
+
+
+def from_file_name(weight_name: str, layer_name: str) -> tuple[str, str]:
+    """(sub-path, short name) from a legacy weight name such as ``sequential/L0_conv2d/kernel``,
+    ``L3_dense/kernel:0``, ``conv2d_1_1/kernel:0`` or ``bi/forward_gru/gru_cell/kernel:0``."""
+    parts = paths.split(paths.strip_device_suffix(weight_name))
+    if not parts:
+        return "", weight_name
+    rest = parts  # no layer name in the weight name: every component is below the layer
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == layer_name and i < len(parts) - 1:
+            rest = parts[i + 1 :]
+            break
+    else:
+        # the layer name may carry a uniquifying suffix (conv2d_1_1 for conv2d_1)
+        for i in range(len(parts) - 2, -1, -1):
+            if strip_uniquifier(parts[i]) == strip_uniquifier(layer_name):
+                rest = parts[i + 1 :]
+                break
+        else:
+            if len(parts) == 1 and parts[0].startswith(layer_name + "_"):  # Keras 1: dense_1_W
+                rest = [parts[0][len(layer_name) + 1 :]]
+    rest = [p for p in rest[:-1] if not is_cell(p)] + rest[-1:]
+    return "/".join(rest[:-1]), rest[-1]
+
+
+def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: list[str], keras_major: int) -> tuple[list[Named], bool]:
+    """Canonical names for the weights of one leaf layer of a legacy HDF5 file, in file order.
+
+    Returns (names, known): known is False when the layer class is unknown and the names are
+    the file's own.
+    """
+    from_file = [from_file_name(w, layer_name) for w in weight_names]
+    spec = spec_flat(node, keras_major) if node is not None else None
+    if spec is not None and len(spec) == len(from_file):
+        if all(_compatible(f, s) for f, s in zip(from_file, spec, strict=True)):
+            return list(spec), True
+        # same count, other names: the file's names may be in another order; match by name
+        by_name = {}
+        for s in spec:
+            by_name.setdefault(s.name, s)
+        picked = [by_name.get(short) or by_name.get(strip_uniquifier(short)) for _sub, short in from_file]
+        if all(picked) and len({id(p) for p in picked}) == len(picked):
+            return picked, True
+    known_design = keras_layers.NON_TRAINABLE_BY_DESIGN
+    out = []
+    for sub, short in from_file:
+        cls = node.class_name if node is not None else None
+        trainable = (cls, short) not in known_design
+        out.append(Named(sub, short, trainable))
+    return out, spec is not None
+
+
+def _compatible(from_file: tuple[str, str], spec: Named) -> bool:
+    short = from_file[1]
+    return short == spec.name or strip_uniquifier(short) == spec.name or _alias(short) == _alias(spec.name)
+
+
+_ALIASES = {"depthwise_kernel": "kernel"}  # Keras 2 vs Keras 3 names of DepthwiseConv kernels
+
+
+def _alias(name: str) -> str:
+    return _ALIASES.get(strip_uniquifier(name), strip_uniquifier(name))

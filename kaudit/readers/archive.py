@@ -1,0 +1,169 @@
+"""``.keras`` archives read with zipfile, never extracted to where an entry's name points.
+
+* entry names are only looked up, never used as paths: ``..`` or absolute names are refused;
+* duplicate entries of a name kaudit reads are refused (which one would Keras take?);
+* an entry stored uncompressed is read in place through a window onto the archive file (and
+  memory-mapped for values); a compressed one is inflated into a private temporary file with a
+  compression-ratio and size guard, so a zip bomb stops before it fills memory or disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import struct
+import tempfile
+import zipfile
+
+from ..errors import CorruptFileError, UnsafeInputError
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+#: JSON members larger than this are refused.
+MAX_JSON_BYTES = 64 << 20
+#: An entry inflating to more than this many times its compressed size (once past 16 MiB) is a bomb.
+MAX_RATIO = 200
+#: Hard cap on what kaudit inflates from one entry.
+MAX_INFLATE = 64 << 30
+
+
+class SubFile(io.RawIOBase):
+    """A read-only, seekable window [start, start+size) of a file: an uncompressed zip member."""
+
+    def __init__(self, path: str, start: int, size: int):
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY)
+        self._start = start
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        elif whence == io.SEEK_END:
+            self._pos = self._size + offset
+        self._pos = max(0, self._pos)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = max(0, min(len(b), self._size - self._pos))
+        if n == 0:
+            return 0
+        data = os.pread(self._fd, n, self._start + self._pos)
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+class KerasArchive:
+    """The members of a ``.keras`` zip that kaudit needs."""
+
+    def __init__(self, path: str, display: str):
+        self.path = path
+        self.display = display
+        self._tmpdir: str | None = None
+        try:
+            self.zf = zipfile.ZipFile(path)
+            infos = self.zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise CorruptFileError(f"is not a readable zip archive ({exc})", path=display,
+                                   hint="a .keras file is a zip; the file is truncated or corrupted") from None
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            name = info.filename
+            if name.startswith("/") or "\\" in name or any(p == ".." for p in name.split("/")) or ":" in name.split("/")[0]:
+                raise UnsafeInputError(f"archive entry {name!r} points outside the archive; refused", path=display)
+            if name in self.members and name in (CONFIG, METADATA, WEIGHTS):
+                raise UnsafeInputError(f"archive has duplicate entries named {name!r}; refused", path=display,
+                                       hint="re-save the model with Keras")
+            self.members.setdefault(name, info)
+
+    def has(self, name: str) -> bool:
+        return name in self.members
+
+    def json(self, name: str):
+        info = self.members.get(name)
+        if info is None:
+            return None
+        if info.file_size > MAX_JSON_BYTES:
+            raise UnsafeInputError(f"archive entry {name!r} declares {info.file_size:,} bytes; refused", path=self.display)
+        try:
+            with self.zf.open(info) as fh:
+                data = fh.read(MAX_JSON_BYTES + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+            raise CorruptFileError(f"cannot read archive entry {name!r} ({exc})", path=self.display) from None
+        if len(data) > MAX_JSON_BYTES:
+            raise UnsafeInputError(f"archive entry {name!r} inflates past {MAX_JSON_BYTES:,} bytes; refused", path=self.display)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise CorruptFileError(f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display) from None
+
+    def open_member(self, name: str):
+        """(binary file object, mmap source or None) for a member, without extracting it where
+        its name says."""
+        info = self.members[name]
+        if info.compress_type == zipfile.ZIP_STORED and info.flag_bits & 0x1 == 0:
+            start = self._data_offset(info)
+            if start + info.file_size > os.path.getsize(self.path):
+                raise CorruptFileError(f"archive entry {name!r} extends past the end of the file (truncated?)",
+                                       path=self.display)
+            return SubFile(self.path, start, info.file_size), (self.path, start)
+        return self._inflate(info), None
+
+    def _data_offset(self, info: zipfile.ZipInfo) -> int:
+        with open(self.path, "rb") as fh:
+            fh.seek(info.header_offset)
+            header = fh.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise CorruptFileError(f"archive entry {info.filename!r} has a broken local header", path=self.display)
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        return info.header_offset + 30 + name_len + extra_len
+
+    def _inflate(self, info: zipfile.ZipInfo):
+        self._tmpdir = self._tmpdir or tempfile.mkdtemp(prefix="kaudit-")
+        target = os.path.join(self._tmpdir, "member.h5")  # our name, never the entry's
+        limit = min(MAX_INFLATE, max(16 << 20, info.compress_size * MAX_RATIO))
+        written = 0
+        try:
+            with self.zf.open(info) as src, open(target, "wb") as dst:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    written += len(chunk)
+                    if written > limit or written > info.file_size:
+                        raise UnsafeInputError(
+                            f"archive entry {info.filename!r} inflates past {min(limit, info.file_size):,} bytes "
+                            f"from {info.compress_size:,} (zip bomb?); refused", path=self.display)
+                    dst.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            raise CorruptFileError(f"cannot inflate archive entry {info.filename!r} ({exc})", path=self.display) from None
+        return open(target, "rb")
+
+    def close(self) -> None:
+        try:
+            self.zf.close()
+        finally:
+            if self._tmpdir:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None

@@ -1,0 +1,135 @@
+"""Parse a saved Keras model config (Keras 1, 2 and 3) into a tree of layers, without Keras.
+
+Only JSON is read: nothing is deserialised, imported or executed. Layers of classes kaudit
+does not know (custom layers) are kept with their class name; their variables are then named
+by position.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+_INPUT_CLASSES = {"InputLayer"}
+_MAX_DEPTH = 200
+
+
+@dataclass
+class LayerNode:
+    name: str
+    class_name: str
+    config: dict
+    trainable: bool = True
+    children: list[LayerNode] | None = None  # None for a leaf layer, a list for a nested model
+    var_dtype: str | None = None  # the variable dtype its dtype policy implies, when known
+
+    @property
+    def is_model(self) -> bool:
+        return self.children is not None
+
+    def leaves(self, prefix: str = "", enclosing_trainable: bool = True) -> Iterator[tuple[str, LayerNode, bool]]:
+        """(layer path, node, effective trainable) for every leaf below this model, in order."""
+        for c in self.children or []:
+            path = f"{prefix}{c.name}"
+            eff = enclosing_trainable and c.trainable
+            if c.is_model:
+                yield from c.leaves(path + "/", eff)
+            else:
+                yield path, c, eff
+
+    def find(self, name: str) -> LayerNode | None:
+        for c in self.children or []:
+            if c.name == name:
+                return c
+        return None
+
+
+def plain_class_name(class_name: str) -> str:
+    """``Custom>QDense`` -> ``QDense``, ``keras.layers.Dense`` -> ``Dense``."""
+    name = class_name.split(">")[-1]
+    return name.rsplit(".", 1)[-1]
+
+
+def policy_var_dtype(dtype) -> str | None:
+    """The dtype of the variables a layer's dtype (policy) creates."""
+    name = None
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, dict):
+        cfg = dtype.get("config")
+        if isinstance(cfg, dict):
+            name = cfg.get("name")
+        if name is None:
+            name = dtype.get("name")
+    if not isinstance(name, str):
+        return None
+    if name.startswith("mixed_"):
+        return "float32"
+    if re.fullmatch(r"(b?float\d+|u?int\d+|bool)", name):
+        return name
+    return None
+
+
+def parse_model_config(entry, _depth: int = 0) -> LayerNode | None:
+    """The layer tree of a serialized model (``model_config`` / ``config.json``), or None when
+    the entry is not a model (a bare layer saved alone is returned as a one-leaf model)."""
+    node = _parse(entry, _depth)
+    if node is None:
+        return None
+    if not node.is_model:  # a single layer saved as a "model": wrap it
+        return LayerNode(name="", class_name="Model", config={}, children=[node])
+    return node
+
+
+def _parse(entry, depth: int) -> LayerNode | None:
+    if depth > _MAX_DEPTH or not isinstance(entry, dict):
+        return None
+    class_name = entry.get("class_name")
+    if not isinstance(class_name, str):
+        return None
+    cfg = entry.get("config")
+    layers = None
+    if isinstance(cfg, list):  # Keras 1 Sequential: config is the list of layers
+        layers, cfg = cfg, {}
+    elif isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
+        layers = cfg["layers"]
+    if not isinstance(cfg, dict):
+        cfg = {}
+    name = cfg.get("name", entry.get("name", ""))
+    trainable = cfg.get("trainable", True)
+    node = LayerNode(
+        name=str(name),
+        class_name=plain_class_name(class_name),
+        config=cfg,
+        trainable=bool(trainable) if isinstance(trainable, bool) else True,
+        var_dtype=policy_var_dtype(cfg.get("dtype")),
+    )
+    if layers is not None:
+        node.children = []
+        is_sequential = node.class_name == "Sequential"
+        for sub in layers:
+            child = _parse(sub, depth + 1)
+            if child is None:
+                continue
+            if is_sequential and child.class_name in _INPUT_CLASSES:
+                continue  # Sequential.layers omits its InputLayer
+            node.children.append(child)
+    return node
+
+
+@dataclass
+class ModelInfo:
+    """What the config says, flattened for the readers."""
+
+    root: LayerNode | None
+    by_path: dict[str, LayerNode] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config) -> ModelInfo:
+        root = parse_model_config(config) if config is not None else None
+        info = cls(root)
+        if root is not None:
+            for path, node, _eff in root.leaves():
+                info.by_path.setdefault(path, node)
+        return info

@@ -1,0 +1,240 @@
+"""Keras 3 weights: ``.weights.h5``, the ``model.weights.h5`` inside ``.keras`` archives, and
+sharded ``.weights.json`` + ``*_NNNNN.weights.h5``.
+
+Layout (keras/src/saving/saving_lib.py): ``layers/<snake class name>[_<n>]/vars/<i>``, the
+``vars`` group carrying attr ``name`` (the user's layer name) in recent Keras 3. Variables have
+no names: ``vars/<i>`` follows the layer's ``_trainable_variables + _non_trainable_variables``;
+the layer class (from the config) tells the names (``keras_layers``). Nested models:
+``layers/<model>/layers/...``; sub-layers: ``layers/<layer>/<attribute>/vars``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import h5py
+
+from .. import paths
+from ..checkpoint import Variable
+from ..errors import CorruptFileError
+from . import _hdf5 as H
+from . import keras_layers
+from ._naming import is_cell
+from .keras_config import LayerNode, parse_model_config
+
+
+def to_snake_case(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case, the name of a layer's group in a weights file."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _natural(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+class Tree:
+    """A read-only view of one or more HDF5 files (shards) as a single tree of groups."""
+
+    def __init__(self, files: list[h5py.File], displays: list[str]):
+        self.files = files
+        self.displays = displays
+
+    def _objs(self, path: str):
+        for i, f in enumerate(self.files):
+            obj = H.walk(f, path, self.displays[i])
+            if obj is not None:
+                yield i, obj
+
+    def groups(self, path: str) -> list[str]:
+        names: list[str] = []
+        for i, obj in self._objs(path):
+            if isinstance(obj, h5py.Group):
+                for k in H.keys(obj, self.displays[i]):
+                    if k not in names and isinstance(H.child(obj, k, self.displays[i]), h5py.Group):
+                        names.append(k)
+        return sorted(names, key=_natural)
+
+    def has(self, path: str) -> bool:
+        return any(True for _ in self._objs(path))
+
+    def name_attr(self, path: str) -> str | None:
+        for i, obj in self._objs(path):
+            v = H.attr(obj, "name", self.displays[i])
+            if isinstance(v, str):
+                return v
+        return None
+
+    def datasets(self, path: str) -> list[tuple[str, int, h5py.Dataset]]:
+        """(key, file index, dataset) of the datasets directly in group ``path``, by index."""
+        out: dict[str, tuple[int, h5py.Dataset]] = {}
+        for i, obj in self._objs(path):
+            if isinstance(obj, h5py.Group):
+                for k in H.keys(obj, self.displays[i]):
+                    ds = H.child(obj, k, self.displays[i])
+                    if isinstance(ds, h5py.Dataset) and k not in out:
+                        out[k] = (i, ds)
+        return [(k, *out[k]) for k in sorted(out, key=_natural)]
+
+
+class _Reader:
+    def __init__(self, tree: Tree, store: H.H5Store, display: str, member: str = ""):
+        self.tree = tree
+        self.store = store
+        self.display = display
+        self.member = member  # "model.weights.h5" inside a .keras archive, for locations
+        self.out: list[Variable] = []
+        self.notes: list[str] = []
+        self.has_config = False
+
+    # -- emit ------------------------------------------------------------------------------
+    def add(self, path: str, layer: str, cls: str | None, name: str, fi: int, ds: h5py.Dataset,
+            trainable: bool | None, hint: str | None, kind: str = "model", named: bool = True) -> None:
+        H.check_dataset(ds, self.tree.displays[fi])
+        dtype = H.logical_dtype(ds, hint, self.tree.displays[fi])
+        ds_path = ds.name.lstrip("/")
+        prefix = self.member or (self.tree.displays[fi] if len(self.tree.files) > 1 else "")
+        location = f"{prefix}:{ds_path}" if prefix else ds_path
+        self.store.register(location, fi, ds_path, dtype)
+        self.out.append(Variable(path, layer, cls, name, tuple(int(d) for d in ds.shape), dtype,
+                                 trainable, kind, location, named))
+
+    # -- models ----------------------------------------------------------------------------
+    def model(self, node: LayerNode | None, gpath: str, prefix: str, eff: bool | None) -> None:
+        own = self.tree.datasets(paths.join(gpath, "vars"))
+        for key, fi, ds in own:  # a model's own variables (rare: subclassed models)
+            self.add(paths.join(prefix, key), prefix.rstrip("/"), node.class_name if node else None,
+                     f"vars/{key}", fi, ds, None if eff is None else eff, node.var_dtype if node else None, named=False)
+        lpath = paths.join(gpath, "layers")
+        groups = self.tree.groups(lpath)
+        used: set[str] = set()
+        if node is not None and node.children is not None:
+            by_attr = {}
+            for g in groups:
+                n = self.tree.name_attr(paths.join(lpath, g, "vars"))
+                if n is not None:
+                    by_attr.setdefault(n, g)
+            counters: dict[str, int] = {}
+            for ch in node.children:
+                snake = to_snake_case(ch.class_name)
+                if snake in counters:
+                    counters[snake] += 1
+                    snake = f"{snake}_{counters[snake]}"
+                else:
+                    counters[snake] = 0
+                g = by_attr.get(ch.name)
+                if g is None and snake in groups and self.tree.name_attr(paths.join(lpath, snake, "vars")) in (None, ch.name):
+                    g = snake
+                if g is None or g in used:
+                    continue
+                used.add(g)
+                ceff = None if eff is None else (eff and ch.trainable)
+                if ch.is_model:
+                    self.model(ch, paths.join(lpath, g), prefix + ch.name + "/", ceff)
+                else:
+                    self.layer(ch, paths.join(lpath, g), prefix + ch.name, ceff)
+        for g in groups:  # groups the config does not explain (or no config at all)
+            if g in used:
+                continue
+            gp = paths.join(lpath, g)
+            name = self.tree.name_attr(paths.join(gp, "vars")) or g
+            if node is not None:
+                self.notes.append(f"group {gp!r} matches no layer in the config; variables named by position")
+            if self.tree.has(paths.join(gp, "layers")):
+                self.model(None, gp, prefix + name + "/", None)
+            else:
+                self.layer(None, gp, prefix + name, None)
+
+    def layer(self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None,
+              hint: str | None = None) -> None:
+        cls = node.class_name if node is not None else None
+        hint = node.var_dtype if node is not None and node.var_dtype else hint
+        own = self.tree.datasets(paths.join(gpath, "vars"))
+        spec = keras_layers.layer_spec(node.class_name, node.config, 3) if node is not None else None
+        if spec is not None and len(spec.variables) != len(own):
+            self.notes.append(f"{layer_path}: {cls} should have {len(spec.variables)} variables, the file has "
+                              f"{len(own)}; named by position")
+            spec = None
+        elif spec is None and node is not None and own:
+            self.notes.append(f"{layer_path}: layer class {cls} is unknown to kaudit (custom layer?); "
+                              "its variables are named by position (vars/<i>)")
+        for i, (key, fi, ds) in enumerate(own):
+            if spec is not None:
+                vs = spec.variables[i]
+                tr = None if eff is None else (eff and vs.trainable)
+                self.add(paths.join(layer_path, vs.name), layer_path, cls, vs.name, fi, ds, tr, hint)
+            else:
+                tr = None if eff is None or eff else False
+                self.add(paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint,
+                         named=False)
+        done = {"vars"}
+        if spec is not None:
+            for ch in spec.children:
+                cp = paths.join(gpath, ch.attr)
+                done.add(ch.attr)
+                if not self.tree.has(cp):
+                    continue
+                cname = self.tree.name_attr(paths.join(cp, "vars")) or str(ch.config.get("name", ch.attr))
+                sub = LayerNode(name=cname, class_name=ch.class_name, config=ch.config,
+                                trainable=bool(ch.config.get("trainable", True)))
+                ceff = None if eff is None else (eff and sub.trainable)
+                self.layer(sub, cp, layer_path if ch.collapse else paths.join(layer_path, cname), ceff, hint)
+        for g in self.tree.groups(gpath):
+            if g in done:
+                continue
+            cp = paths.join(gpath, g)
+            if not self._has_datasets(cp):
+                continue
+            cname = self.tree.name_attr(paths.join(cp, "vars")) or g
+            sub_path = layer_path if is_cell(g) else paths.join(layer_path, cname)
+            self.layer(None, cp, sub_path, None if eff is None else (False if not eff else None), hint)
+
+    def _has_datasets(self, gpath: str, depth: int = 0) -> bool:
+        if depth > 16:
+            return False
+        if self.tree.datasets(paths.join(gpath, "vars")):
+            return True
+        return any(self._has_datasets(paths.join(gpath, g), depth + 1) for g in self.tree.groups(gpath))
+
+    # -- optimizer and metrics -------------------------------------------------------------
+    def extras(self) -> None:
+        for g in self.tree.groups(""):
+            if g in ("layers", "vars"):
+                continue
+            kind = "optimizer" if g == "optimizer" else "metric"
+            self._positional(g, g, kind, 0)
+
+    def _positional(self, gpath: str, prefix: str, kind: str, depth: int) -> None:
+        if depth > 16:
+            return
+        for key, fi, ds in self.tree.datasets(paths.join(gpath, "vars")):
+            try:
+                self.add(paths.join(prefix, key), prefix, None, key, fi, ds, None, None, kind=kind, named=False)
+            except CorruptFileError as exc:
+                self.notes.append(f"{kind} variable {gpath}/vars/{key} skipped: {exc.message}")
+        for g in self.tree.groups(gpath):
+            if g != "vars":
+                self._positional(paths.join(gpath, g), paths.join(prefix, g), kind, depth + 1)
+
+
+def looks_like(f: h5py.File) -> bool:
+    try:
+        return "layers" in f or ("vars" in f and "layer_names" not in f.attrs)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display: str, config,
+         member: str = "") -> tuple[list[Variable], list[str], bool]:
+    """Variables of a Keras 3 weights file (or its shards), named with the help of ``config``
+    (``config.json`` of a .keras archive; None for a bare .weights.h5)."""
+    tree = Tree(files, displays)
+    r = _Reader(tree, store, display, member)
+    root = parse_model_config(config) if config is not None else None
+    if config is not None and root is None:
+        r.notes.append("config.json could not be understood; variables named by position")
+    eff = (root.trainable if root is not None else None)
+    r.model(root, "", "", eff)
+    r.extras()
+    return r.out, r.notes, root is not None

@@ -1,0 +1,209 @@
+"""Legacy Keras HDF5: full models (``model_weights`` + ``model_config``) and weights-only files
+(``layer_names`` at the root), as written by Keras 1, Keras 2 / tf_keras and Keras 3.
+
+File layout (docs/formats.md): ``<weights group>/<layer name>`` has attr ``weight_names``, each a
+dataset path relative to the layer group (``L3_dense/kernel:0``, Keras 3:
+``sequential/L3_dense/kernel``). Nested models keep one group holding all their weights,
+trainable ones first; the config tells which inner layer each belongs to, and the canonical
+order is Keras's ``model.weights`` order.
+"""
+
+from __future__ import annotations
+
+import h5py
+
+from .. import paths
+from ..checkpoint import Variable
+from ..errors import CorruptFileError, UnsupportedFormatError
+from . import _hdf5 as H
+from ._naming import Named, name_legacy_layer, strip_uniquifier
+from .keras_config import LayerNode, ModelInfo
+
+
+def looks_like(f: h5py.File) -> bool:
+    try:
+        return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def keras_major(version: str | None) -> int:
+    if version and version[:1].isdigit():
+        return int(version.split(".")[0])
+    return 2
+
+
+class _Builder:
+    def __init__(self, f: h5py.File, store: H.H5Store, display: str):
+        self.f = f
+        self.store = store
+        self.display = display
+        self.out: list[Variable] = []
+        self.notes: list[str] = []
+
+    def add(self, path: str, layer: str, node: LayerNode | None, name: str, ds: h5py.Dataset,
+            trainable: bool | None, kind: str = "model", named: bool = True) -> None:
+        H.check_dataset(ds, self.display)
+        dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display)
+        location = ds.name.lstrip("/")
+        self.store.register(location, 0, location, dtype)
+        self.out.append(
+            Variable(
+                path=path,
+                layer=layer,
+                layer_class=node.class_name if node is not None else None,
+                name=name,
+                shape=tuple(int(d) for d in ds.shape),
+                dtype=dtype,
+                trainable=trainable,
+                kind=kind,
+                location=location,
+                named=named,
+            )
+        )
+
+
+def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
+    """Variables (model, then optimizer), notes, keras_version, has_config."""
+    b = _Builder(f, store, display)
+    mw = H.child(f, "model_weights", display)
+    if isinstance(mw, h5py.Group):
+        wgroup = mw
+        config = H.json_attr(f, "model_config", display)
+    else:
+        wgroup = f
+        config = None
+    version = H.attr(wgroup, "keras_version", display) or H.attr(f, "keras_version", display)
+    version = str(version) if version is not None else None
+    major = keras_major(version)
+    layer_names = H.attr(wgroup, "layer_names", display)
+    if layer_names is None:
+        raise UnsupportedFormatError("is HDF5 but not a Keras weights file (no 'layer_names')", path=display)
+    if not isinstance(layer_names, list):
+        layer_names = [str(layer_names)]
+    info = ModelInfo.from_config(config)
+    if config is not None and info.root is None:
+        b.notes.append("model_config could not be understood; trainable flags are unknown")
+    root = info.root
+
+    for lname in layer_names:
+        lname = str(lname)
+        g = H.child(wgroup, lname, display)
+        if not isinstance(g, h5py.Group):
+            raise CorruptFileError(f"'layer_names' lists {lname!r} but the file has no such group", path=display,
+                                   hint="the file is truncated or was edited")
+        wnames = [str(w) for w in (H.attr(g, "weight_names", display) or [])]
+        if not wnames:
+            continue
+        datasets = []
+        for w in wnames:
+            ds = H.walk(g, w, display)
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptFileError(f"layer {lname!r} lists weight {w!r} but the file has no such dataset", path=display)
+            datasets.append(ds)
+        node = root.find(lname) if root is not None else None
+        if node is not None and node.is_model:
+            _nested(b, node, lname, wnames, datasets, major)
+        else:
+            eff = node.trainable if node is not None else None
+            names, known = name_legacy_layer(node, lname, wnames, major)
+            if node is not None and not known and node.class_name:
+                b.notes.append(f"{lname}: layer class {node.class_name} is not a Keras built-in; names taken from the file")
+            for n, ds in zip(names, datasets, strict=True):
+                b.add(paths.join(lname, n.rel), paths.join(lname, n.subpath), node, n.name, ds,
+                      _trainable(eff, n, root is not None))
+
+    top = H.child(wgroup, "top_level_model_weights", display)
+    if isinstance(top, h5py.Group):
+        for w in [str(x) for x in (H.attr(top, "weight_names", display) or [])]:
+            ds = H.walk(top, w, display)
+            if isinstance(ds, h5py.Dataset):
+                short = paths.strip_device_suffix(w)
+                b.add(short, paths.layer_of(short), None, paths.short_name(short), ds,
+                      True if root is not None else None)
+
+    _optimizer(b, f)
+    return b.out, b.notes, version, config is not None and root is not None
+
+
+def _trainable(enclosing: bool | None, n: Named, has_config: bool) -> bool | None:
+    if not has_config:
+        return None
+    return bool(enclosing) and n.trainable
+
+
+def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int) -> None:
+    """Weights of a nested model saved in one group: assign each to its inner layer, then emit
+    them in Keras's walk order (the file lists trainable weights first)."""
+    leaves = list(node.leaves(prefix=lname + "/", enclosing_trainable=node.trainable))
+    by_name: dict[str, list[int]] = {}
+    for i, (path, leaf, _eff) in enumerate(leaves):
+        by_name.setdefault(leaf.name, []).append(i)
+        by_name.setdefault(strip_uniquifier(leaf.name), []).append(i)
+    assigned: dict[int, list[tuple[str, object]]] = {}
+    unassigned = []
+    for w, ds in zip(wnames, datasets, strict=True):
+        parts = paths.split(paths.strip_device_suffix(w))
+        idx = None
+        for j in range(len(parts) - 2, -1, -1):  # the innermost component naming a leaf layer
+            cands = by_name.get(parts[j]) or []
+            if cands:
+                idx = _pick(cands, leaves, parts[:j])
+                break
+        if idx is None:
+            unassigned.append((w, ds))
+        else:
+            assigned.setdefault(idx, []).append((w, ds))
+    for i, (path, leaf, eff) in enumerate(leaves):
+        items = assigned.get(i)
+        if not items:
+            continue
+        names, known = name_legacy_layer(leaf, leaf.name, [w for w, _ in items], major)
+        if not known:
+            b.notes.append(f"{path}: layer class {leaf.class_name} is not a Keras built-in; names taken from the file")
+        for n, (_w, ds) in zip(names, items, strict=True):
+            b.add(paths.join(path, n.rel), paths.join(path, n.subpath), leaf, n.name, ds, bool(eff) and n.trainable)
+    for w, ds in unassigned:
+        short = paths.strip_device_suffix(w)
+        b.notes.append(f"{lname}: weight {w!r} matches no layer of the nested model's config; kept under its file name")
+        b.add(paths.join(lname, short), paths.join(lname, paths.layer_of(short)), None, paths.short_name(short), ds, None)
+
+
+def _pick(cands: list[int], leaves: list, before: list[str]) -> int:
+    if len(cands) == 1:
+        return cands[0]
+    for c in cands:  # prefer the leaf whose path contains the enclosing names of the weight name
+        if all(p in paths.split(leaves[c][0]) for p in before[-1:]):
+            return c
+    return cands[0]
+
+
+def _optimizer(b: _Builder, f: h5py.File) -> None:
+    og = H.child(f, "optimizer_weights", b.display)
+    if not isinstance(og, h5py.Group):
+        return
+    names = H.attr(og, "weight_names", b.display)
+    if names is None:
+        names = []
+        _collect(og, "", names, b.display, depth=0)
+    for w in [str(x) for x in names]:
+        ds = H.walk(og, w, b.display)
+        if not isinstance(ds, h5py.Dataset):
+            b.notes.append(f"optimizer weight {w!r} is listed but missing; skipped")
+            continue
+        short = paths.strip_device_suffix(w)
+        try:
+            b.add(paths.join("optimizer", short), "optimizer", None, paths.short_name(short), ds, None, kind="optimizer")
+        except CorruptFileError as exc:
+            b.notes.append(f"optimizer weight {w!r} skipped: {exc.message}")
+
+
+def _collect(group: h5py.Group, prefix: str, out: list[str], display: str, depth: int) -> None:
+    if depth > 32:
+        return
+    for k in H.keys(group, display):
+        obj = H.child(group, k, display)
+        if isinstance(obj, h5py.Dataset):
+            out.append(prefix + k)
+        elif isinstance(obj, h5py.Group):
+            _collect(obj, prefix + k + "/", out, display, depth + 1)

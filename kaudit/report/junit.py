@@ -1,0 +1,40 @@
+"""JUnit XML: one test case per compared variable, failures carrying the figures."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from . import _fmt as F
+
+
+def diff_junit(result) -> str:
+    t = result.table
+    suite = ET.Element("testsuite", {
+        "name": "kaudit diff",
+        "tests": str(len(t)),
+        "failures": str(int((~t["passed"]).sum()) if len(t) else 0),
+        "errors": "0",
+        "skipped": "0",
+    })
+    props = ET.SubElement(suite, "properties")
+    for k, v in (("a", result.file_a), ("b", result.file_b), ("verdict", result.verdict)):
+        ET.SubElement(props, "property", {"name": k, "value": str(v)})
+    classname = f"kaudit.{_safe(result.file_a)}__vs__{_safe(result.file_b)}"
+    for r in t.itertuples(index=False):
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": str(r.path), "time": "0"})
+        if not r.passed:
+            fail = ET.SubElement(case, "failure", {"message": str(r.failures)[:1000], "type": str(r.status)})
+            fail.text = (f"status={r.status} max_abs={F.num(r.max_abs)} mean_abs={F.num(r.mean_abs)} "
+                         f"rel_l2={F.num(r.rel_l2)} n_exceed={F.num(r.n_exceed)} shape={F.arrow(r.shape_a, r.shape_b, F.shape)} "
+                         f"dtype={F.arrow(r.dtype_a, r.dtype_b)} trainable={F.arrow(r.trainable_a, r.trainable_b, F.tri)}\n"
+                         f"{r.failures}")
+        else:
+            ET.SubElement(case, "system-out").text = f"status={r.status} max_abs={F.num(r.max_abs)}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def _safe(path: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]+", "_", path.rsplit("/", 1)[-1])

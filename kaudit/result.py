@@ -1,0 +1,136 @@
+"""The immutable outcome of a diff. Renderers (``kaudit.report``) only read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The closed vocabulary of pair statuses (docs/metrics.md).
+STATUSES = ("identical", "close", "changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b")
+
+#: Columns of ``DiffResult.table``, in this order (docs/api.md documents each).
+DIFF_COLUMNS = (
+    "path",
+    "path_b",
+    "status",
+    "matched_by",
+    "kind",
+    "layer_class",
+    "shape_a",
+    "shape_b",
+    "dtype_a",
+    "dtype_b",
+    "trainable_a",
+    "trainable_b",
+    "trainable_changed",
+    "params",
+    "atol",
+    "rtol",
+    "max_abs",
+    "mean_abs",
+    "rms",
+    "max_rel",
+    "rel_l2",
+    "cosine",
+    "n_exceed",
+    "frac_exceed",
+    "nan_a",
+    "nan_b",
+    "inf_a",
+    "inf_b",
+    "argmax",
+    "passed",
+    "failures",
+)
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """What ``kaudit.diff`` found. ``table`` is a DataFrame with ``DIFF_COLUMNS``, one row per
+    aligned pair in Keras order; ``passed`` is the gate's verdict (exit code 0 vs 1)."""
+
+    file_a: str
+    file_b: str
+    format_a: str
+    format_b: str
+    _table: pd.DataFrame = field(repr=False)
+    passed: bool
+    summary: dict
+    failures: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    policy: dict = field(default_factory=dict)
+    montages: tuple[str, ...] = ()
+    #: Kept for the montage renderer; not part of the rendered result.
+    _checkpoints: tuple = field(default=(), repr=False, compare=False)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self._table.copy()
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def with_montages(self, files: list[str]) -> DiffResult:
+        return replace(self, montages=tuple(files))
+
+    def rows(self, all_rows: bool = True) -> pd.DataFrame:
+        t = self._table
+        return t if all_rows else t[t["status"] != "identical"]
+
+    def to_dict(self) -> dict:
+        from .report.json import diff_dict
+
+        return diff_dict(self)
+
+    def render(self, fmt: str = "table", **kw) -> str:
+        from .report import render_diff
+
+        return render_diff(self, fmt, **kw)
+
+    def __str__(self) -> str:
+        return self.render("table")
+
+    def _repr_html_(self) -> str:
+        return self.render("html")
+
+
+#: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).
+INSPECT_STAT_COLUMNS = ("min", "max", "mean", "std", "nan", "inf")
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    """What ``kaudit inspect`` shows: the variable table of one checkpoint with statistics."""
+
+    file: str
+    format: str
+    keras_version: str | None
+    has_config: bool
+    totals: object
+    _table: pd.DataFrame = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self._table.copy()
+
+    def to_dict(self) -> dict:
+        from .report.json import inspect_dict
+
+        return inspect_dict(self)
+
+    def render(self, fmt: str = "table", **kw) -> str:
+        from .report import render_inspect
+
+        return render_inspect(self, fmt, **kw)
+
+    def __str__(self) -> str:
+        return self.render("table")

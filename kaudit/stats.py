@@ -1,0 +1,242 @@
+"""Streamed statistics: one variable (``summarize``) and one aligned pair (``compare_pair``).
+
+Values arrive in flat blocks (``Checkpoint.iter_blocks``), so memory is bounded by the block,
+never by the variable. Accumulators are float64. Definitions (docs/metrics.md):
+
+* ``max_abs`` = max |a - b|; ``mean_abs`` = mean |a - b|; ``rms`` = sqrt(mean (a - b)^2)
+* ``max_rel`` = max |a - b| / |b| over elements with b != 0 (inf where b == 0 and a != b)
+* ``rel_l2`` = ||a - b|| / ||a||; ``cosine`` = <a, b> / (||a|| ||b||) (over finite elements)
+* an element "exceeds" when not isclose(a, b): |a - b| > atol + rtol * |b| (numpy's rule, b from
+  the second file); NaN equals NaN at the same place unless ``equal_nan=False``; -0.0 == 0.0;
+  +inf == +inf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint, Variable
+
+
+@dataclass(frozen=True)
+class Summary:
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    nan: int
+    inf: int
+    zeros: int
+    l2: float | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _f(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def summarize(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Summary:
+    """min/max/mean/std over the finite values, with NaN/Inf/zero counts, in one streamed pass."""
+    n = 0
+    mean = 0.0
+    m2 = 0.0
+    lo, hi = math.inf, -math.inf
+    nan = inf = zeros = 0
+    sumsq = 0.0
+    for block in ckpt.iter_blocks(var, block_elems):
+        x = np.asarray(block)
+        if x.dtype.kind == "b":
+            x = x.astype(np.uint8)
+        if x.dtype.kind == "f":
+            finite = np.isfinite(x)
+            if not finite.all():
+                nan += int(np.isnan(x).sum())
+                inf += int(np.isinf(x).sum())
+                x = x[finite]
+        zeros += int(x.size - np.count_nonzero(x))
+        if x.size == 0:
+            continue
+        x64 = x.astype(np.float64, copy=False)
+        bn = x64.size
+        bmean = float(x64.mean())
+        bm2 = float(np.square(x64 - bmean).sum())
+        sumsq += float(np.dot(x64, x64))
+        lo = min(lo, float(x64.min()))
+        hi = max(hi, float(x64.max()))
+        # Chan et al. parallel merge of (n, mean, M2)
+        delta = bmean - mean
+        tot = n + bn
+        mean += delta * bn / tot
+        m2 += bm2 + delta * delta * n * bn / tot
+        n = tot
+    if n == 0:
+        return Summary(None, None, None, None, nan, inf, zeros, None)
+    return Summary(lo, hi, mean, math.sqrt(m2 / n), nan, inf, zeros, math.sqrt(sumsq))
+
+
+@dataclass
+class PairStats:
+    """Accumulated comparison of two same-shape tensors."""
+
+    size: int = 0
+    identical: bool = True  # bit for bit (same dtype only)
+    max_abs: float = 0.0
+    argmax: int | None = None
+    sum_abs: float = 0.0
+    sum_sq: float = 0.0
+    max_rel: float = 0.0
+    n_exceed: int = 0
+    n_unequal: int = 0
+    nan_a: int = 0
+    nan_b: int = 0
+    inf_a: int = 0
+    inf_b: int = 0
+    norm_a2: float = 0.0
+    norm_b2: float = 0.0
+    dot: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    # derived -----------------------------------------------------------------------------
+    @property
+    def mean_abs(self) -> float:
+        return self.sum_abs / self.size if self.size else 0.0
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(self.sum_sq / self.size) if self.size else 0.0
+
+    @property
+    def rel_l2(self) -> float:
+        if self.sum_sq == 0.0:
+            return 0.0
+        return math.sqrt(self.sum_sq) / math.sqrt(self.norm_a2) if self.norm_a2 > 0 else math.inf
+
+    @property
+    def cosine(self) -> float | None:
+        if self.norm_a2 == 0.0 and self.norm_b2 == 0.0:
+            return 1.0
+        if self.norm_a2 == 0.0 or self.norm_b2 == 0.0:
+            return None
+        return max(-1.0, min(1.0, self.dot / math.sqrt(self.norm_a2 * self.norm_b2)))
+
+    @property
+    def frac_exceed(self) -> float:
+        return self.n_exceed / self.size if self.size else 0.0
+
+
+def _as_f64(x: np.ndarray) -> np.ndarray:
+    if x.dtype.kind == "b":
+        x = x.astype(np.uint8)
+    return x.astype(np.float64, copy=False)
+
+
+def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float,
+               equal_nan: bool) -> None:
+    """Fold one pair of flat blocks (same length) into ``st``."""
+    a64 = _as_f64(a)
+    b64 = _as_f64(b)
+    n = a64.size
+    st.size += n
+    nan_a = np.isnan(a64)
+    nan_b = np.isnan(b64)
+    any_nonfinite = False
+    if nan_a.any() or nan_b.any():
+        any_nonfinite = True
+        st.nan_a += int(nan_a.sum())
+        st.nan_b += int(nan_b.sum())
+    inf_a = np.isinf(a64)
+    inf_b = np.isinf(b64)
+    if inf_a.any() or inf_b.any():
+        any_nonfinite = True
+        st.inf_a += int(inf_a.sum())
+        st.inf_b += int(inf_b.sum())
+    with np.errstate(invalid="ignore", over="ignore"):
+        eq = a64 == b64  # -0.0 == 0.0, inf == inf
+        if any_nonfinite:
+            if equal_nan:
+                eq |= nan_a & nan_b
+            absd = np.abs(a64 - b64)
+            absd[eq] = 0.0
+            absd[np.isnan(absd)] = np.inf  # NaN against a number, or inf against -inf/number
+            finite = ~(nan_a | nan_b | inf_a | inf_b)
+        else:
+            absd = np.abs(a64 - b64)
+            finite = None
+        absb = np.abs(b64)
+        close = absd <= atol + rtol * absb
+        st.n_exceed += int(n - np.count_nonzero(close))
+        st.n_unequal += int(n - np.count_nonzero(eq))
+        if n:
+            i = int(np.argmax(absd))
+            m = float(absd[i])
+            if m > st.max_abs or (st.argmax is None and m > 0):
+                st.max_abs = m
+                st.argmax = offset + i
+        diff_mask = absd > 0
+        if diff_mask.any():
+            with np.errstate(divide="ignore"):
+                rel = absd[diff_mask] / absb[diff_mask]
+            st.max_rel = max(st.max_rel, float(rel.max()))
+        if finite is None:
+            st.sum_abs += float(absd.sum())
+            st.sum_sq += float(np.dot(absd, absd))
+            st.norm_a2 += float(np.dot(a64, a64))
+            st.norm_b2 += float(np.dot(b64, b64))
+            st.dot += float(np.dot(a64, b64))
+        else:
+            fa, fb, fd = a64[finite], b64[finite], absd[finite]
+            st.sum_abs += float(fd.sum())
+            st.sum_sq += float(np.dot(fd, fd))
+            st.norm_a2 += float(np.dot(fa, fa))
+            st.norm_b2 += float(np.dot(fb, fb))
+            st.dot += float(np.dot(fa, fb))
+            if (absd[~finite] == np.inf).any():
+                st.sum_abs = math.inf
+                st.sum_sq = math.inf
+
+
+def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, atol: float, rtol: float,
+                 equal_nan: bool = True, block_elems: int = DEFAULT_BLOCK_ELEMS) -> PairStats:
+    """Stream two same-shape variables. Bit-identical pairs cost one comparison pass."""
+    same_dtype = va.dtype == vb.dtype
+    if same_dtype:
+        identical = True
+        for xa, xb in zip(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems), strict=True):
+            if not _bytes_equal(xa, xb):
+                identical = False
+                break
+        if identical:
+            st = PairStats(size=va.params, identical=True)
+            return st
+    st = PairStats(identical=False)
+    offset = 0
+    for xa, xb in zip(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems), strict=True):
+        accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
+        offset += xa.size
+    return st
+
+
+def digest(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> str:
+    """sha256 of the variable's values in C order (bfloat16 widened to float32 first, so the
+    same values hash the same in every format). Stores that know it already (snapshots) say so."""
+    known = getattr(ckpt.store, "digest", None)
+    if known is not None:
+        return known(var)
+    h = hashlib.sha256()
+    for block in ckpt.iter_blocks(var, block_elems):
+        h.update(np.ascontiguousarray(block).tobytes())
+    return h.hexdigest()
+
+
+def _bytes_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype.itemsize != b.dtype.itemsize:
+        return False
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(b)
+    return bool(np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)))
