@@ -141,7 +141,7 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     return DiffResult(
         file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, _table=table,
         passed=not failures, summary=summary, failures=tuple(failures), notes=tuple(notes),
-        policy=pol.as_dict(), _checkpoints=(ca, cb),
+        policy=pol.as_dict(),
     )
 
 

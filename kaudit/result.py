@@ -63,8 +63,6 @@ class DiffResult:
     notes: tuple[str, ...] = ()
     policy: dict = field(default_factory=dict)
     montages: tuple[str, ...] = ()
-    #: Kept for the montage renderer; not part of the rendered result.
-    _checkpoints: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def table(self) -> pd.DataFrame:
