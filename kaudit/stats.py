@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,19 @@ def _f(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def _chunks(blocks) -> Iterator[np.ndarray]:
+    """Flat blocks cut into cache-sized chunks (bool as uint8)."""
+    for block in blocks:
+        x = np.asarray(block).reshape(-1)
+        if x.dtype.kind == "b":
+            x = x.astype(np.uint8)
+        if x.size <= CHUNK_ELEMS:
+            yield x
+        else:
+            for start in range(0, x.size, CHUNK_ELEMS):
+                yield x[start:start + CHUNK_ELEMS]
+
+
 def summarize(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Summary:
     """min/max/mean/std over the finite values, with NaN/Inf/zero counts, in one streamed pass."""
     n = 0
@@ -49,24 +63,26 @@ def summarize(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_
     lo, hi = math.inf, -math.inf
     nan = inf = zeros = 0
     sumsq = 0.0
-    for block in ckpt.iter_blocks(var, block_elems):
-        x = np.asarray(block)
-        if x.dtype.kind == "b":
-            x = x.astype(np.uint8)
-        if x.dtype.kind == "f":
-            finite = np.isfinite(x)
-            if not finite.all():
-                nan += int(np.isnan(x).sum())
-                inf += int(np.isinf(x).sum())
-                x = x[finite]
+    for x in _chunks(ckpt.iter_blocks(var, block_elems)):
         zeros += int(x.size - np.count_nonzero(x))
         if x.size == 0:
             continue
         x64 = x.astype(np.float64, copy=False)
+        total = float(x64.sum())
+        if x.dtype.kind == "f" and not math.isfinite(total):  # NaN/inf (or an overflowing sum)
+            finite = np.isfinite(x)
+            if not finite.all():
+                nan += int(np.isnan(x).sum())
+                inf += int(np.isinf(x).sum())
+                x64 = x64[finite]
+            if x64.size == 0:
+                continue
+            total = float(x64.sum())
         bn = x64.size
-        bmean = float(x64.mean())
-        bm2 = float(np.square(x64 - bmean).sum())
-        sumsq += float(np.dot(x64, x64))
+        bmean = total / bn  # == x64.mean()
+        dev = x64 - bmean
+        bm2 = _dot(dev, dev)
+        sumsq += _dot(x64, x64)
         lo = min(lo, float(x64.min()))
         hi = max(hi, float(x64.max()))
         # Chan et al. parallel merge of (n, mean, M2)
@@ -136,11 +152,81 @@ def _as_f64(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64, copy=False)
 
 
+#: Elements processed at a time: the float64 temporaries of a chunk stay in the CPU cache
+#: (64 Ki elements = 512 KiB each; measured in docs/performance.md).
+CHUNK_ELEMS = 1 << 16
+
+
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """<x, y> in float64 with numpy's own SIMD loop. Not BLAS: OpenBLAS spreads every call over
+    its thread pool, which is slower for cache-sized chunks and stalls badly when the cores are
+    busy (two diff workers, or another process): 5-50x slower in docs/performance.md."""
+    return float(np.einsum("i,i->", x, y))
+
+
 def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float,
                equal_nan: bool) -> None:
     """Fold one pair of flat blocks (same length) into ``st``."""
+    n = a.size
+    if n > CHUNK_ELEMS:
+        for s in range(0, n, CHUNK_ELEMS):
+            accumulate(st, a[s:s + CHUNK_ELEMS], b[s:s + CHUNK_ELEMS], offset + s, atol, rtol, equal_nan)
+        return
     a64 = _as_f64(a)
     b64 = _as_f64(b)
+    if n and _accumulate_finite(st, a64, b64, offset, atol, rtol):
+        return
+    _accumulate_general(st, a64, b64, offset, atol, rtol, equal_nan)
+
+
+def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,
+                       rtol: float) -> bool:
+    """The common case, in few passes: every value finite (and no square overflows float64).
+    Returns False, having changed nothing, when the chunk needs :func:`_accumulate_general`.
+    Same definitions: for finite values a == b exactly when a - b == 0 (IEEE gradual underflow),
+    so ``n_unequal`` counts the non-zero differences. ``a64``/``b64`` may alias the caller's
+    arrays: they are never written."""
+    na2 = _dot(a64, a64)
+    nb2 = _dot(b64, b64)
+    if not (math.isfinite(na2) and math.isfinite(nb2)):
+        return False
+    n = a64.size
+    d = np.subtract(a64, b64)
+    np.abs(d, out=d)
+    absb = np.abs(b64)
+    st.size += n
+    st.norm_a2 += na2
+    st.norm_b2 += nb2
+    st.dot += _dot(a64, b64)
+    st.n_unequal += n - int(np.count_nonzero(d))
+    i = int(np.argmax(d))
+    m = float(d[i])
+    if m > st.max_abs or (st.argmax is None and m > 0):
+        st.max_abs = m
+        st.argmax = offset + i
+    if m == 0.0 and atol >= 0.0 and rtol >= 0.0:
+        return True  # equal chunk: no sum, no exceedance, no relative change
+    st.sum_abs += float(d.sum())
+    st.sum_sq += _dot(d, d)
+    if rtol == 0.0:
+        st.n_exceed += n - int(np.count_nonzero(d <= atol))
+    else:
+        t = np.multiply(absb, rtol)
+        t += atol
+        st.n_exceed += n - int(np.count_nonzero(d <= t))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(d, absb, out=absb)  # inf where b == 0 != a; NaN where a == b == 0 (left out)
+    r = float(absb.max())
+    if r != r:
+        r = float(np.fmax.reduce(absb))
+    if r > st.max_rel:
+        st.max_rel = r
+    return True
+
+
+def _accumulate_general(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,
+                        rtol: float, equal_nan: bool) -> None:
+    """Any values (NaN, inf, overflow): masks per element."""
     n = a64.size
     st.size += n
     nan_a = np.isnan(a64)
@@ -170,6 +256,8 @@ def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: f
             finite = None
         absb = np.abs(b64)
         close = absd <= atol + rtol * absb
+        if finite is not None:  # numpy's isclose: non-finite values are close only when equal
+            close = eq | (close & finite)
         st.n_exceed += int(n - np.count_nonzero(close))
         st.n_unequal += int(n - np.count_nonzero(eq))
         if n:
@@ -185,17 +273,17 @@ def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: f
             st.max_rel = max(st.max_rel, float(rel.max()))
         if finite is None:
             st.sum_abs += float(absd.sum())
-            st.sum_sq += float(np.dot(absd, absd))
-            st.norm_a2 += float(np.dot(a64, a64))
-            st.norm_b2 += float(np.dot(b64, b64))
-            st.dot += float(np.dot(a64, b64))
+            st.sum_sq += _dot(absd, absd)
+            st.norm_a2 += _dot(a64, a64)
+            st.norm_b2 += _dot(b64, b64)
+            st.dot += _dot(a64, b64)
         else:
             fa, fb, fd = a64[finite], b64[finite], absd[finite]
             st.sum_abs += float(fd.sum())
-            st.sum_sq += float(np.dot(fd, fd))
-            st.norm_a2 += float(np.dot(fa, fa))
-            st.norm_b2 += float(np.dot(fb, fb))
-            st.dot += float(np.dot(fa, fb))
+            st.sum_sq += _dot(fd, fd)
+            st.norm_a2 += _dot(fa, fa)
+            st.norm_b2 += _dot(fb, fb)
+            st.dot += _dot(fa, fb)
             if (absd[~finite] == np.inf).any():
                 st.sum_abs = math.inf
                 st.sum_sq = math.inf
@@ -237,6 +325,10 @@ def digest(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELE
 def _bytes_equal(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape or a.dtype.itemsize != b.dtype.itemsize:
         return False
-    a = np.ascontiguousarray(a)
-    b = np.ascontiguousarray(b)
-    return bool(np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)))
+    a = np.ascontiguousarray(a).reshape(-1)
+    b = np.ascontiguousarray(b).reshape(-1)
+    word = _WORDS.get(a.dtype.itemsize, np.uint8)  # compare whole elements: 2x faster than bytes
+    return bool(np.array_equal(a.view(word), b.view(word)))
+
+
+_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

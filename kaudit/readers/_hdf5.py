@@ -35,7 +35,7 @@ BFLOAT16 = "bfloat16"
 def open_h5(source, display: str) -> h5py.File:
     """Open an HDF5 file (path or seekable binary file object) read-only."""
     try:
-        return h5py.File(source, "r", locking=False)
+        return h5py.File(source, "r")
     except (OSError, ValueError, RuntimeError) as exc:
         raise CorruptFileError(
             f"cannot be read as HDF5 ({_short(exc)})",
@@ -215,18 +215,29 @@ class _Entry:
 
 
 class H5Store:
-    """Reads variables from one or more open HDF5 files (shards)."""
+    """Reads variables from one or more open HDF5 files (shards).
+
+    Uncompressed contiguous datasets are read straight from their byte range with ``os.preadv``
+    into a fresh array per block (no h5py call after the first, no file pages mapped into the
+    process: RSS stays at a few blocks whatever the file size). Everything else goes through
+    h5py hyperslabs. A variable's dataset and layout are resolved once, then cached.
+    """
 
     def __init__(self, files: list[h5py.File], displays: list[str],
                  mmap_sources: list[tuple[str, int] | None] | None = None, owned: list | None = None):
         """``mmap_sources[i]`` is (path on disk, byte offset of the HDF5 image in it) when file i
-        can be memory-mapped (a plain file, or a zip member stored uncompressed), else None."""
+        can be read directly (a plain file, or a zip member stored uncompressed), else None."""
         self.files = files
         self.displays = displays
         self.mmap_sources = mmap_sources or [None] * len(files)
         self._entries: dict[str, _Entry] = {}
         self._owned = owned or []  # extra resources to close (zip members, temp files)
         self.use_mmap = os.environ.get("KAUDIT_NO_MMAP", "") == ""
+        # location -> (dataset, entry, direct) with direct = (file index, absolute offset, raw dtype)
+        # when the values can be read straight from the file, else None
+        self._layouts: dict[str, tuple] = {}
+        self._fds: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
 
     def register(self, location: str, file_index: int, ds_path: str, dtype: str) -> None:
         self._entries[location] = _Entry(file_index, ds_path, dtype)
@@ -238,7 +249,17 @@ class H5Store:
             raise CorruptFileError(f"dataset {e.ds_path!r} disappeared", path=self.displays[e.file_index])
         return ds, e
 
-    def _mmap(self, ds: h5py.Dataset, e: _Entry) -> np.ndarray | None:
+    def _layout(self, var: Variable) -> tuple:
+        lay = self._layouts.get(var.location)
+        if lay is None:
+            ds, e = self._dataset(var)
+            lay = (ds, e, self._direct(ds, e))
+            self._layouts[var.location] = lay  # a dict store is atomic: safe across workers
+        return lay
+
+    def _contiguous_offset(self, ds: h5py.Dataset, e: _Entry) -> int | None:
+        """Absolute byte offset of ``ds``'s values in the file on disk, when they can be read
+        from there directly (uncompressed, contiguous, allocated), else None."""
         source = self.mmap_sources[e.file_index]
         if not (self.use_mmap and source) or ds.chunks is not None or ds.compression is not None:
             return None
@@ -253,30 +274,81 @@ class H5Store:
         path, base = source
         offset += base
         nbytes = ds.size * ds.dtype.itemsize
-        if offset + nbytes > os.path.getsize(path):
+        size = self._sizes.get(e.file_index)
+        if size is None:
+            size = self._sizes[e.file_index] = os.path.getsize(path)
+        if offset + nbytes > size:
             raise CorruptFileError(
                 f"dataset {ds.name!r} extends past the end of the file (truncated?)", path=self.displays[e.file_index]
             )
+        return offset
+
+    def _direct(self, ds: h5py.Dataset, e: _Entry) -> tuple | None:
+        if not hasattr(os, "preadv"):
+            return None
+        offset = self._contiguous_offset(ds, e)
+        if offset is None:
+            return None
         dt = ds.dtype if e.dtype != BFLOAT16 else np.dtype(np.uint16)
-        return np.memmap(path, dtype=dt, mode="r", offset=offset, shape=ds.shape)
+        return e.file_index, offset, dt
+
+    def _fd(self, file_index: int) -> int:
+        fd = self._fds.get(file_index)
+        if fd is None:
+            fd = os.open(self.mmap_sources[file_index][0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            kept = self._fds.setdefault(file_index, fd)  # another worker may have been first
+            if kept != fd:
+                os.close(fd)
+                fd = kept
+        return fd
+
+    def _pread(self, file_index: int, offset: int, dtype: np.dtype, count: int) -> np.ndarray:
+        """``count`` values of ``dtype`` at byte ``offset``, into a new array."""
+        out = np.empty(count, dtype)
+        view = memoryview(out.view(np.uint8))
+        fd = self._fd(file_index)
+        done = 0
+        while done < view.nbytes:  # a single read returns at most ~2 GiB on Linux
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got <= 0:
+                raise CorruptFileError("the file ends before the dataset does (truncated?)",
+                                       path=self.displays[file_index])
+            done += got
+        return out
+
+    def _mmap(self, ds: h5py.Dataset, e: _Entry) -> np.ndarray | None:
+        offset = self._contiguous_offset(ds, e)
+        if offset is None:
+            return None
+        dt = ds.dtype if e.dtype != BFLOAT16 else np.dtype(np.uint16)
+        return np.memmap(self.mmap_sources[e.file_index][0], dtype=dt, mode="r", offset=offset, shape=ds.shape)
 
     def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
-        ds, e = self._dataset(var)
+        ds, e, direct = self._layout(var)
         try:
-            mm = self._mmap(ds, e)
-            raw = np.array(mm[selection]) if mm is not None else ds[selection]
+            if direct is not None and selection == ():
+                fi, offset, dt = direct
+                raw = self._pread(fi, offset, dt, ds.size).reshape(ds.shape)
+            else:
+                mm = self._mmap(ds, e)
+                raw = np.array(mm[selection]) if mm is not None else ds[selection]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]) from None
         return widen(np.asarray(raw), e.dtype)
 
     def iter_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
-        ds, e = self._dataset(var)
+        ds, e, direct = self._layout(var)
         display = self.displays[e.file_index]
-        mm = self._mmap(ds, e)
-        if mm is not None:
-            flat = mm.reshape(-1)
-            for start in range(0, flat.size, block_elems):
-                yield widen(flat[start : start + block_elems], e.dtype)
+        if direct is not None:
+            fi, offset, dt = direct
+            total = ds.size
+            step = max(1, int(block_elems))
+            for start in range(0, total, step):
+                try:
+                    raw = self._pread(fi, offset + start * dt.itemsize, dt, min(step, total - start))
+                except OSError as exc:
+                    raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=display) from None
+                yield widen(raw, e.dtype)
             return
         for sel in block_selections(tuple(ds.shape), block_elems):
             try:
@@ -286,6 +358,13 @@ class H5Store:
             yield widen(np.asarray(raw), e.dtype).reshape(-1)
 
     def close(self) -> None:
+        self._layouts = {}
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         for f in self.files:
             try:
                 f.close()

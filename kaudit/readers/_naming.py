@@ -28,7 +28,7 @@ _UNIQ_RE = re.compile(r"^(.*?)(?:_\d+)+$")
 class Named:
     subpath: str  # "" or "query" or "forward_gru"
     name: str
-    trainable: bool  # trainable by design (False: moving statistics and the like)
+    trainable: bool | None  # trainable by design (False: moving statistics...); None: unknown class
 
     @property
     def rel(self) -> str:
@@ -40,13 +40,32 @@ def is_cell(component: str) -> bool:
 
 
 def spec_flat(node: LayerNode, keras_major: int) -> list[Named] | None:
-    """The layer's variables as Keras orders them in ``layer.weights``, or None if unknown."""
-    spec = keras_layers.layer_spec(node.class_name, node.config, keras_major)
-    if spec is None:
+    """The layer's variables in the order its legacy HDF5 ``weight_names`` list them, with
+    sub-layer paths (RNN cells and wrapped layers collapsed), or None if the class is unknown.
+
+    tf_keras lists ``layer.weights`` (trainable variables of the whole tree first); Keras 3
+    lists ``trainable_weights + non_trainable_weights`` (all of them, in order, when frozen)."""
+    if keras_major >= 3:
+        tree = _k3_tree(node.class_name, node.config, 0)
+        if tree is None:
+            return None
+        if not node.trainable:
+            return tree
+        return [n for n in tree if n.trainable] + [n for n in tree if not n.trainable]
+    flat = keras_layers.flat_variables(node.class_name, node.config, keras_major)
+    if flat is None:
+        return None
+    return [Named("/".join(a for a in attrs if a and not is_cell(a)), v.name, v.trainable) for attrs, v in flat]
+
+
+def _k3_tree(class_name: str, config: dict, depth: int) -> list[Named] | None:
+    """Keras 3 ``layer.weights`` order: own variables, then each sub-layer's."""
+    spec = keras_layers.layer_spec(class_name, config, 3)
+    if spec is None or depth > 16:
         return None
     out = [Named("", v.name, v.trainable) for v in spec.variables]
     for ch in spec.children:
-        sub = spec_flat(LayerNode(name=str(ch.config.get("name", ch.attr)), class_name=ch.class_name, config=ch.config), keras_major)
+        sub = _k3_tree(ch.class_name, ch.config, depth + 1)
         if sub is None:
             return None
         prefix = "" if ch.collapse else str(ch.config.get("name", ch.attr))
@@ -93,6 +112,8 @@ def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: lis
     spec = spec_flat(node, keras_major) if node is not None else None
     if spec is not None and len(spec) == len(from_file):
         if all(_compatible(f, s) for f, s in zip(from_file, spec, strict=True)):
+            if any(s.subpath for s in spec):  # sub-layers: their names are the file's own
+                return [Named(f[0], s.name, s.trainable) for f, s in zip(from_file, spec, strict=True)], True
             return list(spec), True
         # same count, other names: the file's names may be in another order; match by name
         by_name = {}
@@ -101,13 +122,9 @@ def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: lis
         picked = [by_name.get(short) or by_name.get(strip_uniquifier(short)) for _sub, short in from_file]
         if all(picked) and len({id(p) for p in picked}) == len(picked):
             return picked, True
-    known_design = keras_layers.NON_TRAINABLE_BY_DESIGN
-    out = []
-    for sub, short in from_file:
-        cls = node.class_name if node is not None else None
-        trainable = (cls, short) not in known_design
-        out.append(Named(sub, short, trainable))
-    return out, spec is not None
+    # a class kaudit does not know: the names are the file's, and whether a variable is
+    # trainable by design (a custom layer's moving statistics?) is unknown, not guessed
+    return [Named(sub, short, None) for sub, short in from_file], spec is not None
 
 
 def _compatible(from_file: tuple[str, str], spec: Named) -> bool:

@@ -35,6 +35,7 @@ __all__ = [
     "LayerSpec",
     "layer_spec",
     "flat_variables",
+    "known_classes",
     "NON_TRAINABLE_BY_DESIGN",
     "NAMED_STORE_KEYS",
     "to_snake_case",
@@ -451,12 +452,13 @@ def _stacked_children(keras_major: int):
 
 def _wrapped_child(keras_major: int):
     """TimeDistributed / Wrapper: `self.layer`.  tf_keras builds the inner
-    layer without its name scope, hence segment ""."""
+    layer without its name scope, hence segment "".  The wrapped layer is
+    collapsed into the wrapper's path (``td/kernel``, as tf_keras names it)."""
 
     def children(cfg: dict) -> tuple[ChildSpec, ...]:
         class_name, child_cfg = _unwrap(cfg.get("layer"))
         attr = "layer" if keras_major == 3 else ""
-        return (ChildSpec(attr, class_name, child_cfg, False),)
+        return (ChildSpec(attr, class_name, child_cfg, True),)
 
     return children
 
@@ -471,23 +473,26 @@ def _bidirectional_children(keras_major: int):
         f_name = f_cfg.get("name")
         if not isinstance(f_name, str):
             raise _Unnamed
-        if cfg.get("backward_layer") is not None:
-            b_class, b_cfg = _unwrap(cfg["backward_layer"])
-            b_name = b_cfg.get("name")
-            if not isinstance(b_name, str):
-                raise _Unnamed
-        else:  # backward copy of the forward layer
+        derived = cfg.get("backward_layer") is None
+        if derived:  # backward copy of the forward layer
             b_class = f_class
             b_cfg = dict(f_cfg, go_backwards=not f_cfg.get("go_backwards",
                                                            False))
             b_name = f_name
+        else:
+            b_class, b_cfg = _unwrap(cfg["backward_layer"])
+            b_name = b_cfg.get("name")
+            if not isinstance(b_name, str):
+                raise _Unnamed
         if keras_major == 3:
-            # Keras 3 configs already hold the final names (forward_lstm,
-            # backward_lstm); re-applying the prefixes is idempotent.
+            # Keras 3 configs hold the final names: the forward copy is
+            # renamed forward_<name> (idempotent), a user-given backward
+            # layer keeps its name, a derived one is named backward_<name>.
             f_name = "forward_" + _removeprefix(f_name, "forward_")
-            b_name = "backward_" + _removeprefix(b_name, "backward_")
+            if derived:
+                b_name = "backward_" + _removeprefix(b_name, "backward_")
             attrs = ("forward_layer", "backward_layer")
-        else:  # tf_keras prefixes the names of the configured layers
+        else:  # tf_keras prefixes the names of both layers
             f_name = "forward_" + f_name
             b_name = "backward_" + b_name
             attrs = (f_name, b_name)
@@ -854,6 +859,15 @@ def layer_spec(class_name: str, config: dict,
         return rule(config if isinstance(config, dict) else {})
     except (_Unnamed, TypeError, ValueError, KeyError, AttributeError):
         return None
+
+
+def known_classes(keras_major: int = 3) -> frozenset[str]:
+    """Class names (as written in configs, aliases excluded) that
+    layer_spec() knows for this Keras major version, weightless ones
+    included.  Some of them may still give None for particular configs."""
+    if keras_major not in _TABLES:
+        raise ValueError(f"keras_major must be 2 or 3, got {keras_major!r}")
+    return frozenset(_TABLES[keras_major])
 
 
 def flat_variables(class_name: str, config: dict, keras_major: int = 3

@@ -78,6 +78,11 @@ class Tree:
         return [(k, *out[k]) for k in sorted(out, key=_natural)]
 
 
+#: Option sets tried when a bare weights file has no config (see _Reader._infer).
+_OPTION_SETS = ({}, {"use_bias": False}, {"center": False}, {"scale": False}, {"center": False, "scale": False},
+                {"use_scale": True})
+
+
 class _Reader:
     def __init__(self, tree: Tree, store: H.H5Store, display: str, member: str = ""):
         self.tree = tree
@@ -144,7 +149,8 @@ class _Reader:
             if self.tree.has(paths.join(gp, "layers")):
                 self.model(None, gp, prefix + name + "/", None)
             else:
-                self.layer(None, gp, prefix + name, None)
+                guess = self._infer(g, gp, name) or self._infer(name, gp, name) if node is None else None
+                self.layer(guess, gp, prefix + name, None)
 
     def layer(self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None,
               hint: str | None = None) -> None:
@@ -188,7 +194,29 @@ class _Reader:
                 continue
             cname = self.tree.name_attr(paths.join(cp, "vars")) or g
             sub_path = layer_path if is_cell(g) else paths.join(layer_path, cname)
-            self.layer(None, cp, sub_path, None if eff is None else (False if not eff else None), hint)
+            guess = self._infer(g, cp, cname) or self._infer(cname, cp, cname) if node is None else None
+            self.layer(guess, cp, sub_path, None if eff is None else (False if not eff else None), hint)
+
+    def _infer(self, group: str, gpath: str, name: str) -> LayerNode | None:
+        """Without a config, the group name still tells the class: Keras names it after the
+        class in snake case (``batch_normalization_2``). Pick the class and the option set
+        (use_bias, center, scale...) whose variable count matches what the file holds; None
+        when that is not unique."""
+        base = re.sub(r"_\d+$", "", group)
+        n_own = len(self.tree.datasets(paths.join(gpath, "vars")))
+        found: dict[tuple, LayerNode] = {}
+        for cls in keras_layers.known_classes(3):
+            if to_snake_case(cls) != base:
+                continue
+            for cfg in _OPTION_SETS:
+                spec = keras_layers.layer_spec(cls, dict(cfg, name=name), 3)
+                if spec is None or len(spec.variables) != n_own:
+                    continue
+                if any(not self.tree.has(paths.join(gpath, ch.attr)) for ch in spec.children):
+                    continue
+                key = (cls, tuple(v.name for v in spec.variables), tuple(ch.attr for ch in spec.children))
+                found.setdefault(key, LayerNode(name=name, class_name=cls, config=dict(cfg, name=name)))
+        return next(iter(found.values())) if len(found) == 1 else None
 
     def _has_datasets(self, gpath: str, depth: int = 0) -> bool:
         if depth > 16:

@@ -127,9 +127,13 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
 
 
 def _trainable(enclosing: bool | None, n: Named, has_config: bool) -> bool | None:
+    """Keras's rule: trainable iff every enclosing layer/model is trainable and the variable is
+    trainable by design. A frozen layer makes it False even when the class is unknown."""
     if not has_config:
         return None
-    return bool(enclosing) and n.trainable
+    if enclosing is False:
+        return False
+    return None if n.trainable is None else bool(enclosing) and n.trainable
 
 
 def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int) -> None:
@@ -162,7 +166,7 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
         if not known:
             b.notes.append(f"{path}: layer class {leaf.class_name} is not a Keras built-in; names taken from the file")
         for n, (_w, ds) in zip(names, items, strict=True):
-            b.add(paths.join(path, n.rel), paths.join(path, n.subpath), leaf, n.name, ds, bool(eff) and n.trainable)
+            b.add(paths.join(path, n.rel), paths.join(path, n.subpath), leaf, n.name, ds, _trainable(eff, n, True))
     for w, ds in unassigned:
         short = paths.strip_device_suffix(w)
         b.notes.append(f"{lname}: weight {w!r} matches no layer of the nested model's config; kept under its file name")

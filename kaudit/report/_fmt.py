@@ -5,8 +5,13 @@ from __future__ import annotations
 import math
 
 
+def missing(x) -> bool:
+    """None, or pandas' NaN standing for a missing value."""
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def num(x, digits: int = 4) -> str:
-    if x is None:
+    if missing(x):
         return ""
     try:
         if isinstance(x, float) and math.isnan(x):
@@ -27,24 +32,24 @@ def num(x, digits: int = 4) -> str:
 
 
 def shape(s) -> str:
-    if s is None:
+    if missing(s):
         return ""
     return "(" + ", ".join(str(int(d)) for d in s) + ("," if len(s) == 1 else "") + ")"
 
 
 def arrow(a, b, fmt=str) -> str:
-    if a is None and b is None:
+    if missing(a) and missing(b):
         return ""
-    if a is None:
+    if missing(a):
         return f"- → {fmt(b)}"
-    if b is None:
+    if missing(b):
         return f"{fmt(a)} → -"
     fa, fb = fmt(a), fmt(b)
     return fa if fa == fb else f"{fa} → {fb}"
 
 
 def tri(x) -> str:
-    return "?" if x is None else ("yes" if x else "no")
+    return "?" if missing(x) else ("yes" if x else "no")
 
 
 def summary_line(result) -> str:

@@ -29,8 +29,11 @@ def clean(x):
 
 
 def _records(df) -> list[dict]:
+    """Rows as dicts; pandas' NaN for a missing value becomes null (no metric is ever NaN:
+    kaudit reports a NaN difference as inf and counts NaNs separately)."""
     cols = list(df.columns)
-    return [dict(zip(cols, row, strict=True)) for row in df.itertuples(index=False, name=None)]
+    return [{c: (None if isinstance(v, float) and math.isnan(v) else v) for c, v in zip(cols, row, strict=True)}
+            for row in df.itertuples(index=False, name=None)]
 
 
 def diff_dict(result) -> dict:

@@ -13,18 +13,18 @@ MAX_FAILURES = 20
 def _diff_rows(result, all_rows: bool):
     rows = []
     for r in result.rows(all_rows).itertuples(index=False):
-        path = r.path if (r.path_b is None or r.path_b == r.path) else f"{r.path} ↔ {r.path_b}"
+        path = r.path if (F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path)) else f"{r.path} ↔ {r.path_b}"
         rows.append([
             path,
             r.status + (" (structure)" if r.matched_by == "structure" else " (rule)" if r.matched_by == "rule" else ""),
             F.arrow(r.shape_a, r.shape_b, F.shape),
             F.arrow(r.dtype_a, r.dtype_b),
-            F.arrow(r.trainable_a, r.trainable_b, F.tri) + (" !" if r.trainable_changed else ""),
+            F.arrow(r.trainable_a, r.trainable_b, F.tri) + (" !" if not F.missing(r.trainable_changed) and bool(r.trainable_changed) else ""),
             F.num(r.max_abs),
             F.num(r.mean_abs),
             F.num(r.rel_l2),
             F.num(r.cosine, 6),
-            F.num(r.n_exceed) if r.n_exceed is not None else "",
+            F.num(r.n_exceed),
         ])
     return rows
 

@@ -1,0 +1,59 @@
+"""Shared test helpers: where fixtures and the shared real-model corpus live."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+REAL = Path(os.environ.get("KAUDIT_REAL_MODELS", ROOT.parent / "shared" / "real-models"))
+
+
+def fixture(rel: str) -> str:
+    return str(FIXTURES / rel)
+
+
+def real(rel: str) -> str:
+    """Path of a file of the shared corpus; skips the test when it is absent."""
+    p = REAL / rel
+    if not p.exists():
+        pytest.skip(f"shared real-model corpus not available: {p}")
+    return str(p)
+
+
+def truth_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.truth.json")) if root.is_dir() else []
+
+
+def load_truth(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """kaudit as a subprocess (python -m kaudit), text output."""
+    e = dict(os.environ)
+    e.setdefault("PYTHONPATH", str(ROOT))
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "kaudit", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=e, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys):
+    """kaudit in-process: returns (exit code, stdout, stderr)."""
+    from kaudit.cli import main
+
+    def _run(*args: str):
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return _run
