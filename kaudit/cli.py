@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--strict", action="store_true", help="warnings fail too")
     pa.add_argument("--max-abs", type=_float, default=1e4, metavar="X",
                     help="flag values with |x| above X as extreme (default 1e4)")
+    pa.add_argument("--config", metavar="FILE", help="policy file whose fail_on lists checks that fail")
+    pa.add_argument("--no-config", action="store_true", help="ignore policy files")
     return p
 
 
@@ -267,7 +269,7 @@ def cmd_snapshot(args) -> int:
 def cmd_audit(args) -> int:
     from .audit import audit
 
-    res = audit(args.file, max_abs=args.max_abs)
+    res = audit(args.file, max_abs=args.max_abs, fail_on=_policy(args).fail_on)
     _emit(res.render(args.format), args.output)
     return res.exit_code(strict=args.strict)
 

@@ -12,7 +12,8 @@ Precedence (documented and tested):
   without one, the policy's default ``atol``/``rtol``;
 * ``frozen``: the variable must be bit-identical (``identical``); ``close`` is a failure;
 * ``must_change``: every matching rule applies; the variable must differ by more than its
-  threshold (``max_abs > threshold``; ``true`` means ``> 0``);
+  threshold (``max_abs > threshold``; ``true`` means ``> 0``); a variable expected to change is
+  not held to the value tolerance (unless a ``frozen`` rule also matches it, which then fails);
 * ``trainable``: every matching rule applies; the variable's trainable flag in b must equal it;
 * ``ignore``: any matching rule removes the variable from the comparison;
 * allowances (``allow_added``, ``allow_removed``, ``allow_trainable_change``) are policy-wide.
@@ -30,8 +31,8 @@ from . import paths
 from .errors import PolicyError
 
 RULE_KEYS = {"path", "atol", "rtol", "frozen", "must_change", "trainable", "ignore", "name"}
-TOP_KEYS = {"atol", "rtol", "allow_added", "allow_removed", "allow_trainable_change", "nan_equal", "optimizer",
-            "structural", "rename", "rules"}
+TOP_KEYS = {"atol", "rtol", "allow_added", "allow_removed", "allow_trainable_change", "nan_equal", "rename", "rules",
+            "fail_on"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Policy:
     equal_nan: bool = True
     source: str | None = None
     rename: tuple[tuple[str, str], ...] = field(default=())
+    #: ``kaudit audit`` checks that fail whatever their severity (docs/audit.md).
+    fail_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("atol", "rtol"):
@@ -134,6 +137,7 @@ class Policy:
             "source": self.source,
             "rules": [r.label for r in self.rules],
             "rename": [f"{o}={n}" for o, n in self.rename],
+            "fail_on": list(self.fail_on),
         }
 
 
@@ -246,6 +250,13 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
     if not isinstance(rename, dict) or not all(isinstance(v, str) for v in rename.values()):
         raise PolicyError("rename must be a table of OLD = \"NEW\" strings", path=source)
     kwargs["rename"] = tuple(rename.items())
+    fail_on = table.get("fail_on", [])
+    from .audit import CHECKS
+
+    if not isinstance(fail_on, list) or any(c not in CHECKS for c in fail_on):
+        raise PolicyError(f"fail_on must be a list of audit checks, got {fail_on!r}", path=source,
+                          hint=f"checks: {', '.join(CHECKS)}")
+    kwargs["fail_on"] = tuple(fail_on)
     rules = []
     raw_rules = table.get("rules", [])
     if not isinstance(raw_rules, list):
