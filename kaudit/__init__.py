@@ -33,8 +33,8 @@ def diff(a, b, **options):
 
 
 def montage(a, b=None, **options):
-    """Draw conv kernels as the tutorial does; see :func:`kaudit.montage.montage`."""
-    from .montage import montage as _montage
+    """Draw conv kernels as the tutorial does; see :func:`kaudit.montages.montage`."""
+    from .montages import montage as _montage
 
     return _montage(a, b, **options)
 
@@ -47,7 +47,7 @@ def snapshot(path, **options):
 
 
 def audit(path, **options):
-    """Health checks of one checkpoint; see :func:`kaudit.audit.audit`."""
-    from .audit import audit as _audit
+    """Health checks of one checkpoint; see :func:`kaudit.health.audit`."""
+    from .health import audit as _audit
 
     return _audit(path, **options)

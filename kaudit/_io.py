@@ -25,6 +25,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         raise UsageError("output directory does not exist", path=directory, hint="create it first")
     fd, tmp = tempfile.mkstemp(prefix=".kaudit-", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, target)
@@ -34,6 +35,12 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Progress:

@@ -226,7 +226,7 @@ def cmd_diff(args) -> int:
     finally:
         progress.close()
     if args.montage_dir:
-        from .montage import write_diff_montages
+        from .montages import write_diff_montages
 
         result = result.with_montages(write_diff_montages(result, args.montage_dir))
     # render everything first, then write: a failure leaves no partial set of outputs
@@ -245,7 +245,7 @@ def cmd_diff(args) -> int:
 
 
 def cmd_montage(args) -> int:
-    from .montage import montage_png
+    from .montages import montage_png
 
     png = montage_png(args.a, args.b, layer=args.layer, bgr=args.bgr, grey=args.grey, scale=args.scale,
                       sort_by_change=args.sort_by_change)
@@ -267,7 +267,7 @@ def cmd_snapshot(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from .audit import audit
+    from .health import audit
 
     res = audit(args.file, max_abs=args.max_abs, fail_on=_policy(args).fail_on)
     _emit(res.render(args.format), args.output)

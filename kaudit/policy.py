@@ -251,7 +251,7 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
         raise PolicyError("rename must be a table of OLD = \"NEW\" strings", path=source)
     kwargs["rename"] = tuple(rename.items())
     fail_on = table.get("fail_on", [])
-    from .audit import CHECKS
+    from .health import CHECKS
 
     if not isinstance(fail_on, list) or any(c not in CHECKS for c in fail_on):
         raise PolicyError(f"fail_on must be a list of audit checks, got {fail_on!r}", path=source,

@@ -59,7 +59,7 @@ def summary_line(result) -> str:
     parts = [f"{s[k]} {k}" for k in STATUSES if s.get(k)]
     if s.get("trainable_changed"):
         parts.append(f"{s['trainable_changed']} trainable_changed")
-    text = f"{s['pairs']} pairs: " + (", ".join(parts) if parts else "nothing to compare")
+    text = f"{s['pairs']} pair{'' if s['pairs'] == 1 else 's'}: " + (", ".join(parts) if parts else "nothing to compare")
     text += f"; {s['params_changed']:,} params changed"
     if s.get("structural"):
         text += f"; {s['structural']} matched by structure"

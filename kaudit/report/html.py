@@ -33,12 +33,12 @@ CSS = """
 .kaudit .verdict.pass{background:#1a7f37}.kaudit .verdict.fail{background:#cf222e}
 .kaudit .files td{padding:1px 10px 1px 0}
 .kaudit .summary{margin:8px 0}
-.kaudit ul.failures{margin:4px 0;padding-left:22px}.kaudit ul.failures li{color:#a40e26}
+.kaudit ul.failures{margin:4px 0;padding-left:22px;max-height:40vh;overflow:auto}.kaudit ul.failures li{color:#a40e26}
 .kaudit ul.notes{padding-left:22px;margin:6px 0}.kaudit ul.notes li{color:#57606a}
 .kaudit .controls{margin:6px 0;display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 .kaudit .controls input[type=search]{padding:4px 8px;width:320px;border:1px solid #8c959f;border-radius:6px}
 .kaudit .count{color:#57606a}
-.kaudit .tablebox{overflow-x:auto}
+.kaudit .tablebox{overflow:auto;max-height:75vh;border:1px solid #eaeef2}
 .kaudit table.kd{border-collapse:collapse;font-size:12.5px}
 .kaudit table.kd th,.kaudit table.kd td{border-bottom:1px solid #eaeef2;padding:3px 8px;text-align:left;
  vertical-align:top;white-space:nowrap}
@@ -88,7 +88,7 @@ JS = r"""
     if (nx !== ny) return nx ? -1 : 1;
     return x < y ? -1 : x > y ? 1 : 0;
   }
-  Array.prototype.forEach.call(root.querySelectorAll('.tablebox'), function (box) {
+  Array.prototype.forEach.call(root.querySelectorAll('.tablewrap'), function (box) {
     var table = box.querySelector('table.kd');
     if (!table) return;
     var body = table.tBodies[0], heads = table.tHead.rows[0].cells;
@@ -210,7 +210,7 @@ _DIFF_HEADS = [
     ("dtype", False), ("trainable", False), ("params", False), ("max_abs", False), ("mean_abs", False),
     ("rms", True), ("max_rel", True), ("rel_l2", False), ("cosine", False), ("n_exceed", False),
     ("frac_exceed", True), ("atol", True), ("rtol", True), ("nan a/b", True), ("inf a/b", True),
-    ("argmax", True), ("kind", True), ("passed", True), ("failures", False),
+    ("argmax", True), ("kind", True), ("passed", True), ("failures", True),
 ]
 _NUM_HEADS = {"params", "max_abs", "mean_abs", "rms", "max_rel", "rel_l2", "cosine", "n_exceed", "frac_exceed",
               "atol", "rtol"}
@@ -280,10 +280,10 @@ def _diff_table(result, all_rows: bool) -> str:
     table_cls = "kd" + ("" if all_rows else " hide-identical")
     hidden = "" if all_rows or not n_ident else (
         f' <span class="muted">({n_ident} identical pair(s) hidden; tick "show identical")</span>')
-    return (f'<h2>Variables{hidden}</h2>\n<div class="tablebox">'
+    return (f'<h2>Variables{hidden}</h2>\n<div class="tablewrap">'
             + _controls(all_rows, True, len(rows))
-            + f'<table class="{table_cls}" id="kaudit-table"><thead><tr>{"".join(heads)}</tr></thead>\n<tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table></div>")
+            + f'<div class="tablebox"><table class="{table_cls}" id="kaudit-table"><thead><tr>{"".join(heads)}'
+            + "</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div></div>")
 
 
 def _montage_scale(h: int, w: int) -> int:
@@ -294,7 +294,7 @@ def _montage_figures(result, limit: int) -> tuple[list[str], int]:
     """(figure html, number of changed conv kernels) computed by reopening the files; nothing
     when they cannot be reopened (moved, deleted, a snapshot without values)."""
     try:
-        from ..montage import changed_kernels, iter_diff_montages, to_png
+        from ..montages import changed_kernels, iter_diff_montages, to_png
 
         total = len(changed_kernels(result))
         figs = []
@@ -388,9 +388,9 @@ def inspect_html(result) -> str:
     ]
     if result.notes:
         body.append('<ul class="notes">' + "".join(f"<li>note: {_e(n)}</li>" for n in result.notes) + "</ul>")
-    body.append('<h2>Variables</h2><div class="tablebox">' + _controls(None, False, len(rows))
-                + f'<table class="kd" id="kaudit-table"><thead><tr>{th}</tr></thead>\n<tbody>\n'
-                + "\n".join(rows) + "\n</tbody></table></div>")
+    body.append('<h2>Variables</h2><div class="tablewrap">' + _controls(None, False, len(rows))
+                + f'<div class="tablebox"><table class="kd" id="kaudit-table"><thead><tr>{th}</tr></thead>\n'
+                + "<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div></div>")
     body.append(f'<p class="muted" id="kaudit-status" data-images="0" data-loaded="0">kaudit report · '
                 f"{len(rows)} variables</p>")
     return _page(f"kaudit inspect: {result.file}", "\n".join(body))
