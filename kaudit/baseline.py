@@ -29,14 +29,9 @@ STAT_KEYS = ("min", "max", "mean", "std", "l2")
 
 def snapshot(source, *, optimizer: bool = False) -> dict:
     """The snapshot document of a checkpoint (path or Checkpoint) as a JSON-ready dict."""
-    own = not isinstance(source, Checkpoint)
-    if own:
-        from .readers import load
+    from .readers import opened
 
-        ckpt = load(source)
-    else:
-        ckpt = source
-    try:
+    with opened(source) as ckpt:
         rows = []
         for v in ckpt.select(optimizer):
             s = summarize(ckpt, v)
@@ -58,9 +53,6 @@ def snapshot(source, *, optimizer: bool = False) -> dict:
             "totals": t.as_dict(),
             "variables": rows,
         }
-    finally:
-        if own:
-            ckpt.close()
 
 
 def compare_without_values(ca: Checkpoint, a: Variable, cb: Checkpoint, b: Variable, *, atol: float,

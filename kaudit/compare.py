@@ -5,32 +5,17 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
-from .errors import UsageError
 from .policy import Policy, Rule
 from .result import DIFF_COLUMNS, STATUSES, DiffResult
 from .stats import PairStats, compare_pair
 
 Progress = Callable[[int, int, str], None]
-
-_FLOAT_KINDS = {"float16": 1, "bfloat16": 1, "float32": 2, "float64": 3}
-
-
-def _open(x) -> tuple[Checkpoint, bool]:
-    if isinstance(x, Checkpoint):
-        return x, False
-    if isinstance(x, (str, os.PathLike)):
-        from .readers import load
-
-        return load(x), True
-    raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(x).__name__}")
-
 
 def diff(
     a,
@@ -64,20 +49,10 @@ def diff(
         atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
         allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
         rename=rename)
-    ca, own_a = _open(a)
-    try:
-        cb, own_b = _open(b)
-    except BaseException:
-        if own_a:
-            ca.close()
-        raise
-    try:
+    from .readers import opened
+
+    with opened(a) as ca, opened(b) as cb:
         return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
-    finally:
-        if own_a:
-            ca.close()
-        if own_b:
-            cb.close()
 
 
 def _rename_pair(r) -> tuple[str, str]:
@@ -280,7 +255,3 @@ def _rule_failures(rules: list[Rule], row: dict, path: str) -> list[str]:
             elif tb != r.trainable:
                 out.append(f"{r.label}: {path} is trainable={str(tb).lower()} in b")
     return out
-
-
-def infinite_to_none(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x

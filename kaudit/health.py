@@ -112,14 +112,9 @@ def _zero_units(ckpt: Checkpoint, v: Variable) -> tuple[int, int]:
 
 def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = ()) -> AuditResult:
     """Health checks of a checkpoint (path or Checkpoint)."""
-    own = not isinstance(source, Checkpoint)
-    if own:
-        from .readers import load
+    from .readers import opened
 
-        ckpt = load(source)
-    else:
-        ckpt = source
-    try:
+    with opened(source) as ckpt:
         findings: list[Finding] = []
         mv = ckpt.model_variables
         for v in mv:
@@ -158,6 +153,3 @@ def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = ()) -> Aud
         order = {s: i for i, s in enumerate(SEVERITIES)}
         findings.sort(key=lambda f: order[f.severity])
         return AuditResult(ckpt.file, ckpt.format, len(mv), ckpt.totals.total, tuple(findings), tuple(fail_on))
-    finally:
-        if own:
-            ckpt.close()

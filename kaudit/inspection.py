@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint
 from .result import INSPECT_STAT_COLUMNS, InspectResult
 from .stats import summarize
 
@@ -10,14 +9,9 @@ from .stats import summarize
 def inspect(source, *, optimizer: bool = False, stats: bool = True) -> InspectResult:
     """Describe a checkpoint (path or Checkpoint): variables, totals and, unless ``stats=False``,
     min/max/mean/std and NaN/Inf counts per variable (one streamed pass each)."""
-    own = not isinstance(source, Checkpoint)
-    if own:
-        from .readers import load
+    from .readers import opened
 
-        ckpt = load(source)
-    else:
-        ckpt = source
-    try:
+    with opened(source) as ckpt:
         table = ckpt.table(optimizer)
         has_values = getattr(ckpt.store, "has_values", True)
         if stats:
@@ -33,6 +27,3 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True) -> InspectRe
                 table[c] = cols[c]
         return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals, table,
                              ckpt.notes)
-    finally:
-        if own:
-            ckpt.close()

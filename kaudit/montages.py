@@ -26,6 +26,7 @@ import numpy as np
 
 from . import paths
 from .errors import InputError, KauditError, UsageError, VariableNotFoundError
+from .readers import opened
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -338,24 +339,6 @@ def pair_image(ka, kb, *, name_a: str = "A", name_b: str = "B", path: str = "", 
 # -- checkpoints ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _opened(x) -> Iterator[Checkpoint]:
-    from .checkpoint import Checkpoint
-
-    if isinstance(x, Checkpoint):
-        yield x
-        return
-    if not isinstance(x, (str, os.PathLike)):
-        raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(x).__name__}")
-    from .readers import load
-
-    ckpt = load(x)
-    try:
-        yield ckpt
-    finally:
-        ckpt.close()
-
-
 def _has_values(ckpt: Checkpoint) -> None:
     if not getattr(ckpt.store, "has_values", True):
         raise InputError("a kaudit snapshot holds no values to draw", path=ckpt.file,
@@ -489,7 +472,7 @@ def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: boo
     if b is None:
         if sort_by_change:
             raise UsageError("--sort-by-change needs two checkpoints (A and B)")
-        with _opened(a) as ca:
+        with opened(a) as ca:
             _has_values(ca)
             v = resolve(ca, layer)
             kernel = ca.read(v)
@@ -502,7 +485,7 @@ def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: boo
                               "lo": float(lo), "hi": float(hi),
                               "kind": layout_kind(v.shape, grey=grey, depthwise=is_depthwise(v))}
         return img
-    with _opened(a) as ca, _opened(b) as cb:
+    with opened(a) as ca, opened(b) as cb:
         _has_values(ca)
         _has_values(cb)
         va, vb = _resolve_pair(ca, cb, layer)

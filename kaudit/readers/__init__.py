@@ -20,13 +20,15 @@ and only when such an input is given.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..checkpoint import Checkpoint
-from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError
+from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError, UsageError
 from . import _hdf5 as H
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -47,7 +49,7 @@ def sniff(path: str | os.PathLike) -> str:
         raise FileMissingError(f"cannot access ({exc.strerror})", path=display) from None
     if stat.S_ISDIR(st.st_mode):
         if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file() or (p / "checkpoint").is_file() \
-                or (p / ".index").is_file() or any(p.glob("*.index")):
+                or (p / ".index").is_file() or any(p.glob("*.index")) or any(p.glob("*.meta")):
             return "tf"
         raise UnsupportedFormatError("is a directory, not a checkpoint",
                                      path=display, hint="give a model file, a TF checkpoint prefix or a SavedModel directory")
@@ -66,6 +68,10 @@ def sniff(path: str | os.PathLike) -> str:
                 fh.seek(off)
                 if fh.read(8) == HDF5_MAGIC:
                     return "hdf5"
+            if st.st_size >= 48:  # a TensorFlow table (checkpoint V1 file, V2 .index) ends with its magic
+                fh.seek(st.st_size - 8)
+                if fh.read(8) == b"\x57\xfb\x80\x8b\x24\x75\x47\xdb":
+                    return "tf"
     except PermissionError:
         raise FileMissingError("permission denied", path=display, hint="make the file readable") from None
     except OSError as exc:
@@ -94,6 +100,22 @@ def load(path: str | os.PathLike) -> Checkpoint:
     from . import tf_checkpoint  # the only place TensorFlow may be imported
 
     return tf_checkpoint.load(str(path), display)
+
+
+@contextlib.contextmanager
+def opened(source) -> Iterator[Checkpoint]:
+    """A Checkpoint for ``source`` (a path, or a Checkpoint passed through untouched); one this
+    function opened is closed on exit."""
+    if isinstance(source, Checkpoint):
+        yield source
+        return
+    if not isinstance(source, (str, os.PathLike)):
+        raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(source).__name__}")
+    ckpt = load(source)
+    try:
+        yield ckpt
+    finally:
+        ckpt.close()
 
 
 def _load_hdf5(path: str, display: str) -> Checkpoint:
