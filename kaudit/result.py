@@ -80,8 +80,12 @@ class DiffResult:
         return replace(self, montages=tuple(files))
 
     def rows(self, all_rows: bool = True) -> pd.DataFrame:
+        """All pairs, or those worth showing: not identical, failing a rule, or paired other than
+        by path (so a structural mapping is always shown)."""
         t = self._table
-        return t if all_rows else t[t["status"] != "identical"]
+        if all_rows:
+            return t
+        return t[(t["status"] != "identical") | (t["matched_by"] != "path") | (~t["passed"].astype(bool))]
 
     def to_dict(self) -> dict:
         from .report.json import diff_dict

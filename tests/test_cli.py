@@ -279,3 +279,12 @@ def test_python_dash_m(tmp_path):
 def test_fixture_dir_is_small():
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     assert total < 10 * 1024 * 1024
+
+
+def test_structural_mapping_is_shown(cli):
+    code, out, _ = cli("diff", fixture("renamed/renamed_a.h5"), fixture("renamed/renamed_b.h5"))
+    assert code == 0
+    assert "dense/kernel ↔ dense_3/kernel" in out and "identical (structure)" in out
+    assert "paired by structure" in out
+    code, out, _ = cli("diff", fixture("renamed/renamed_a.h5"), fixture("renamed/renamed_b.h5"), "--no-structural")
+    assert code == 1 and "only_in_a" in out
