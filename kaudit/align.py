@@ -98,7 +98,9 @@ def align(
     left_b = [j for j in range(len(b)) if j not in used_b]
     if structural and left_a and left_b:
         n_before = len(pair_of_a)
-        # (1) sequence alignment in Keras order
+        # (1) sequence alignment in Keras order; the layer class must agree, so a side whose
+        #     class and order are unknown (TF1 checkpoints list names alphabetically) is not
+        #     paired by position but by the steps below
         ta = [_token(a[i]) for i in left_a]
         tb = [_token(b[j]) for j in left_b]
         sm = difflib.SequenceMatcher(None, ta, tb, autojunk=False)

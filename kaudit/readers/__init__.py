@@ -215,11 +215,17 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
             if name not in shards:
                 shards.append(name)
     base = os.path.dirname(os.path.abspath(path))
+    # a shard may be a symlink (Hugging Face caches link into blobs/), but not to a file outside
+    # the index's directory (real or as given): a pull request could link one to any file
+    roots = {os.path.realpath(base), os.path.dirname(os.path.realpath(path))}
     files, displays, mmaps = [], [], []
     try:
         for name in shards:
             sp = os.path.join(base, name)
             sdisplay = os.path.join(os.path.dirname(display), name)
+            if os.path.dirname(os.path.realpath(sp)) not in roots:
+                raise UnsafeInputError("shard is a symbolic link to a file outside the index's directory; refused",
+                                       path=sdisplay, hint="copy the shard beside the index")
             if sniff(sp) != "hdf5":
                 raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
             files.append(H.open_h5(sp, sdisplay))
