@@ -78,18 +78,27 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
 
     total_bytes = sum(p.a.params * 4 for p in pairs if p.a is not None and p.b is not None)
     done = [0]
+    import threading
+
+    lock = threading.Lock()
 
     def work(p: Pair) -> dict:
         row = _row(ca, cb, p, pol, block_elems)
         if progress is not None and p.a is not None and p.b is not None:
-            done[0] += p.a.params * 4
-            progress(done[0], total_bytes, p.path)
+            with lock:  # one progress line at a time, no lost counts
+                done[0] += p.a.params * 4
+                progress(done[0], total_bytes, p.path)
         return row
 
     n_workers = workers if workers is not None else (2 if total_bytes > (64 << 20) and (os.cpu_count() or 1) > 1 else 1)
     if n_workers > 1:
+        # largest pairs first (longest-processing-time order) so the workers finish together;
+        # rows keep the pair order
+        order = sorted(range(len(pairs)),
+                       key=lambda i: -(pairs[i].a.params if pairs[i].a is not None and pairs[i].b is not None else 0))
         with ThreadPoolExecutor(n_workers) as ex:
-            rows = list(ex.map(work, pairs))
+            futures = {i: ex.submit(work, pairs[i]) for i in order}
+            rows = [futures[i].result() for i in range(len(pairs))]
     else:
         rows = [work(p) for p in pairs]
 

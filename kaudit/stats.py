@@ -198,7 +198,7 @@ def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: 
     st.norm_a2 += na2
     st.norm_b2 += nb2
     st.dot += _dot(a64, b64)
-    st.n_unequal += n - int(np.count_nonzero(d))
+    st.n_unequal += int(np.count_nonzero(d))
     i = int(np.argmax(d))
     m = float(d[i])
     if m > st.max_abs or (st.argmax is None and m > 0):
@@ -217,7 +217,7 @@ def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: 
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(d, absb, out=absb)  # inf where b == 0 != a; NaN where a == b == 0 (left out)
     r = float(absb.max())
-    if r != r:
+    if math.isnan(r):
         r = float(np.fmax.reduce(absb))
     if r > st.max_rel:
         st.max_rel = r
@@ -270,7 +270,11 @@ def _accumulate_general(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset:
         if diff_mask.any():
             with np.errstate(divide="ignore"):
                 rel = absd[diff_mask] / absb[diff_mask]
-            st.max_rel = max(st.max_rel, float(rel.max()))
+            # fmax skips the undefined ratios (b NaN, inf against inf): a plain max would let one
+            # NaN hide the whole block's values, so the result depended on the block size
+            r = float(np.fmax.reduce(rel))
+            if r > st.max_rel:
+                st.max_rel = r
         if finite is None:
             st.sum_abs += float(absd.sum())
             st.sum_sq += _dot(absd, absd)

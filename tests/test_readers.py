@@ -233,3 +233,28 @@ def test_sharded_index_with_one_shard_missing_is_an_error(tmp_path):
     (tmp_path / "k3_sharded_00001.weights.h5").unlink()
     with pytest.raises(KauditError, match="no such file"):
         kaudit.load(tmp_path / "k3_sharded.weights.json")
+
+
+def test_keras1_layout_reads_with_what_can_be_known(tmp_path):
+    """Keras 1 files: Sequential config is a list, weight names like dense_1_W."""
+    import json
+
+    path = tmp_path / "keras1.h5"
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "1.2.2"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": [
+            {"class_name": "Dense", "config": {"name": "dense_1", "output_dim": 4, "trainable": True}},
+            {"class_name": "Dropout", "config": {"name": "dropout_1"}}]})
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = np.array([b"dense_1", b"dropout_1"])
+        d = g.create_group("dense_1")
+        d.attrs["weight_names"] = np.array([b"dense_1_W", b"dense_1_b"])
+        d["dense_1_W"] = w
+        d["dense_1_b"] = np.zeros(4, np.float32)
+        g.create_group("dropout_1").attrs["weight_names"] = np.array([], dtype="S1")
+    with kaudit.load(path) as c:
+        assert c.format == "keras2-h5" and c.keras_version == "1.2.2"
+        assert [v.path for v in c.weights] == ["dense_1/W", "dense_1/b"]
+        np.testing.assert_array_equal(c["dense_1/W"], w)
+        assert c.totals.total == 16

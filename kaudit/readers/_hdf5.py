@@ -29,6 +29,14 @@ from ..errors import CorruptFileError, UnsafeInputError
 #: refused: HDF5 would otherwise "read" fill values for terabytes of unallocated space.
 MAX_DECLARED_RATIO = 1024
 
+#: A chunked dataset whose single chunk is larger than this is refused: HDF5 inflates a whole
+#: chunk in memory to read any part of it (a chunk may declare up to 4 GiB).
+MAX_CHUNK_BYTES = 256 << 20
+
+#: Group paths nested deeper than this are refused (Keras nests a few levels; a crafted file
+#: could nest thousands and exhaust the recursion of the readers).
+MAX_PATH_DEPTH = 64
+
 BFLOAT16 = "bfloat16"
 
 
@@ -50,7 +58,15 @@ def _short(exc: BaseException) -> str:
 
 
 def child(group: h5py.Group, name: str, display: str):
-    """``group[name]`` without following external or soft links. None when absent."""
+    """``group[name]`` without following external or soft links. None when absent.
+
+    A name with slashes (from an attribute such as ``layer_names``) is resolved one component
+    at a time: HDF5 itself would follow links met on the way. A group linked under more than
+    one name (a hard-link cycle: Keras writes every group once) is refused."""
+    if not isinstance(name, str):
+        raise CorruptFileError(f"entry name {name!r} of {group.name!r} is not text", path=display)
+    if "/" in name:
+        return walk(group, name, display)
     try:
         link = group.get(name, getlink=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -72,9 +88,18 @@ def child(group: h5py.Group, name: str, display: str):
             hint="re-save the checkpoint with Keras",
         )
     try:
-        return group[name]
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        obj = group[name]
+        links = h5py.h5o.get_info(obj.id).rc if isinstance(obj, h5py.Group) else 1
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise CorruptFileError(f"cannot open entry {_join(group.name, name)!r} ({_short(exc)})", path=display) from None
+    if links > 1:
+        raise UnsafeInputError(
+            f"group {_join(group.name, name)!r} is linked {links} times in the file (a hard-link cycle?); "
+            "Keras writes every group once; refused",
+            path=display,
+            hint="re-save the checkpoint with Keras",
+        )
+    return obj
 
 
 def _join(a: str, b: str) -> str:
@@ -84,7 +109,11 @@ def _join(a: str, b: str) -> str:
 def walk(root: h5py.Group, path: str, display: str):
     """Resolve a slash path below ``root`` one component at a time (see :func:`child`)."""
     obj = root
-    for part in [p for p in path.split("/") if p]:
+    parts = [p for p in path.split("/") if p]
+    if len(parts) > MAX_PATH_DEPTH:
+        raise CorruptFileError(f"path {path[:200]!r} is nested more than {MAX_PATH_DEPTH} levels deep; refused",
+                               path=display, hint="Keras never nests groups that deep; the file is crafted")
+    for part in parts:
         if not isinstance(obj, h5py.Group):
             return None
         obj = child(obj, part, display)
@@ -95,9 +124,14 @@ def walk(root: h5py.Group, path: str, display: str):
 
 def keys(group: h5py.Group, display: str) -> list[str]:
     try:
-        return list(group.keys())
+        names = list(group.keys())
     except (OSError, RuntimeError, ValueError) as exc:
         raise CorruptFileError(f"cannot list {group.name!r} ({_short(exc)})", path=display) from None
+    for n in names:
+        if not isinstance(n, str):  # h5py hands back bytes for a name that is not UTF-8
+            raise CorruptFileError(f"group {group.name!r} has an entry whose name is not UTF-8 ({n[:40]!r})",
+                                   path=display, hint="the file is corrupted or crafted")
+    return names
 
 
 def attr(obj, name: str, display: str, default=None):
@@ -108,6 +142,9 @@ def attr(obj, name: str, display: str, default=None):
         value = obj.attrs[name]
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
         raise CorruptFileError(f"cannot read attribute {name!r} of {obj.name!r} ({_short(exc)})", path=display) from None
+    except MemoryError:  # a huge (or corrupted) variable-length attribute
+        raise UnsafeInputError(f"attribute {name!r} of {obj.name!r} is too large to read (out of memory); refused",
+                               path=display) from None
     return decode(value)
 
 
@@ -130,7 +167,7 @@ def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20):
     text = attr(obj, name, display)
     if text is None:
         return None
-    if isinstance(text, list):
+    if isinstance(text, list) and all(isinstance(t, str) for t in text):
         text = "".join(text)
     if not isinstance(text, str):
         raise CorruptFileError(f"attribute {name!r} is not text", path=display)
@@ -150,12 +187,12 @@ _NUMERIC_KINDS = "fiub"
 
 def logical_dtype(ds: h5py.Dataset, hint: str | None, display: str) -> str:
     """The dtype name a user sees: numpy's name, or 'bfloat16' for Keras's opaque 2-byte values."""
-    dt = ds.dtype
+    dt = _dtype(ds, display)
     if dt.kind in _NUMERIC_KINDS:
         return dt.name if dt.kind != "b" else "bool"
     if dt.kind == "V" and dt.itemsize == 2 and dt.fields is None:
         tag = attr(ds, "dtype", display)
-        if tag in (None, BFLOAT16) or hint == BFLOAT16:
+        if tag is None or (isinstance(tag, str) and tag == BFLOAT16) or hint == BFLOAT16:
             return BFLOAT16
     raise CorruptFileError(
         f"dataset {ds.name!r} has dtype {dt} which is not a tensor dtype Keras writes",
@@ -181,7 +218,19 @@ def check_dataset(ds: h5py.Dataset, display: str) -> None:
         raise CorruptFileError(f"cannot read dataset {ds.name!r} ({_short(exc)})", path=display) from None
     if shape is None:  # null dataspace
         raise CorruptFileError(f"dataset {ds.name!r} has no dataspace", path=display)
-    declared = math.prod(shape) * ds.dtype.itemsize
+    itemsize = _dtype(ds, display).itemsize
+    declared = math.prod(shape) * itemsize
+    try:
+        chunks = ds.chunks
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
+        raise CorruptFileError(f"cannot read dataset {ds.name!r} ({_short(exc)})", path=display) from None
+    if chunks is not None and math.prod(chunks) * itemsize > MAX_CHUNK_BYTES:
+        raise UnsafeInputError(
+            f"dataset {ds.name!r} is stored in chunks of {math.prod(chunks) * itemsize:,} bytes (over "
+            f"{MAX_CHUNK_BYTES:,}); reading any value would inflate a whole chunk in memory; refused",
+            path=display,
+            hint="re-save the checkpoint with Keras (it writes contiguous datasets)",
+        )
     if declared > (1 << 20):
         try:
             stored = ds.id.get_storage_size()
@@ -194,6 +243,13 @@ def check_dataset(ds: h5py.Dataset, display: str) -> None:
                 path=display,
                 hint="the file is truncated or crafted",
             )
+
+
+def _dtype(ds: h5py.Dataset, display: str) -> np.dtype:
+    try:
+        return ds.dtype
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:  # e.g. a corrupted float layout
+        raise CorruptFileError(f"dataset {ds.name!r} has an unreadable dtype ({_short(exc)})", path=display) from None
 
 
 def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
@@ -220,7 +276,8 @@ class H5Store:
     Uncompressed contiguous datasets are read straight from their byte range with ``os.preadv``
     into a fresh array per block (no h5py call after the first, no file pages mapped into the
     process: RSS stays at a few blocks whatever the file size). Everything else goes through
-    h5py hyperslabs. A variable's dataset and layout are resolved once, then cached.
+    h5py hyperslabs. The byte layout of a directly readable variable is resolved once, then
+    cached as plain numbers: no HDF5 object is kept open (each one pins ~12 KiB of metadata).
     """
 
     def __init__(self, files: list[h5py.File], displays: list[str],
@@ -233,47 +290,97 @@ class H5Store:
         self._entries: dict[str, _Entry] = {}
         self._owned = owned or []  # extra resources to close (zip members, temp files)
         self.use_mmap = os.environ.get("KAUDIT_NO_MMAP", "") == ""
-        # location -> (dataset, entry, direct) with direct = (file index, absolute offset, raw dtype)
-        # when the values can be read straight from the file, else None
-        self._layouts: dict[str, tuple] = {}
+        # location -> direct = (file index, absolute offset, raw dtype, shape) for datasets whose
+        # values can be read straight from the file
+        self._direct_layouts: dict[str, tuple] = {}
         self._fds: dict[int, int] = {}
         self._sizes: dict[int, int] = {}
+        self._groups: dict[tuple[int, str], h5py.Group] = {}  # a few recent ones (see _walk)
 
-    def register(self, location: str, file_index: int, ds_path: str, dtype: str) -> None:
-        self._entries[location] = _Entry(file_index, ds_path, dtype)
+    def register(self, location: str, file_index: int, ds_path: str, dtype: str,
+                 ds: h5py.Dataset | None = None) -> None:
+        """``ds``: the dataset, when the reader has it open already (reached with :func:`walk`);
+        its layout is noted now, which saves opening it again on first read (~30 us/variable)."""
+        e = self._entries[location] = _Entry(file_index, ds_path, dtype)
+        if ds is not None:
+            direct = self._direct(ds, e)
+            if direct is not None:
+                self._direct_layouts[location] = direct
 
     def _dataset(self, var: Variable) -> tuple[h5py.Dataset, _Entry]:
         e = self._entries[var.location]
-        ds = walk(self.files[e.file_index], e.ds_path, self.displays[e.file_index])
+        ds = self._walk(e.file_index, e.ds_path)
         if not isinstance(ds, h5py.Dataset):
             raise CorruptFileError(f"dataset {e.ds_path!r} disappeared", path=self.displays[e.file_index])
         return ds, e
 
+    def _walk(self, file_index: int, path: str):
+        """:func:`walk`, keeping the last few groups on the way open (a layer's variables share
+        them; more would cost RSS)."""
+        parent, _, leaf = path.strip("/").rpartition("/")
+        if not leaf:
+            return self.files[file_index]
+        group = self._groups.get((file_index, parent))
+        if group is None:
+            group = self._walk(file_index, parent)
+            if not isinstance(group, h5py.Group):
+                return None
+            if len(self._groups) >= 16:
+                self._groups = {}
+            self._groups[(file_index, parent)] = group
+        return self._child(group, leaf, self.displays[file_index])
+
+    @staticmethod
+    def _child(group: h5py.Group, name: str, display: str):
+        """:func:`child` for the common case, with h5py's low-level calls (5-10x cheaper): a hard
+        link to a dataset (for which :func:`child` checks nothing more). Anything else (a group:
+        child() checks it for hard-link cycles; absent, soft or external link, odd object, error)
+        goes to :func:`child` itself, which refuses or reports it."""
+        try:
+            bname = name.encode("utf-8")
+            gid = group.id
+            if "/" not in name and gid.links.get_info(bname).type == h5py.h5l.TYPE_HARD:
+                oid = h5py.h5o.open(gid, bname)
+                if isinstance(oid, h5py.h5d.DatasetID):
+                    return h5py.Dataset(oid)
+        except Exception:  # noqa: BLE001 - fall through to the careful path
+            pass
+        return child(group, name, display)
+
     def _layout(self, var: Variable) -> tuple:
-        lay = self._layouts.get(var.location)
-        if lay is None:
-            ds, e = self._dataset(var)
-            lay = (ds, e, self._direct(ds, e))
-            self._layouts[var.location] = lay  # a dict store is atomic: safe across workers
-        return lay
+        """(dataset or None, entry, direct or None); the dataset is None when direct is known."""
+        e = self._entries[var.location]
+        direct = self._direct_layouts.get(var.location)
+        if direct is not None:
+            return None, e, direct
+        ds, e = self._dataset(var)
+        direct = self._direct(ds, e)
+        if direct is not None:
+            self._direct_layouts[var.location] = direct  # a dict store is atomic: safe across workers
+        return ds, e, direct
 
     def _contiguous_offset(self, ds: h5py.Dataset, e: _Entry) -> int | None:
         """Absolute byte offset of ``ds``'s values in the file on disk, when they can be read
         from there directly (uncompressed, contiguous, allocated), else None."""
         source = self.mmap_sources[e.file_index]
-        if not (self.use_mmap and source) or ds.chunks is not None or ds.compression is not None:
+        if not (self.use_mmap and source):
             return None
-        if ds.size == 0 or ds.shape == ():
-            return None
-        try:
-            offset = ds.id.get_offset()
+        try:  # low-level calls: h5py's ds.chunks/.compression/.size build property lists each time
+            dsid = ds.id
+            # H5Dget_offset: the file address for contiguous storage; undefined (None) for chunked
+            # (so also for any filter/compression), compact or unallocated datasets
+            offset = dsid.get_offset()
+            if offset is None:
+                return None
+            shape = dsid.shape
+            if not shape or math.prod(shape) == 0:
+                return None
+            itemsize = dsid.dtype.itemsize
         except Exception:  # noqa: BLE001
-            return None
-        if offset is None:
             return None
         path, base = source
         offset += base
-        nbytes = ds.size * ds.dtype.itemsize
+        nbytes = math.prod(shape) * itemsize
         size = self._sizes.get(e.file_index)
         if size is None:
             size = self._sizes[e.file_index] = os.path.getsize(path)
@@ -290,7 +397,7 @@ class H5Store:
         if offset is None:
             return None
         dt = ds.dtype if e.dtype != BFLOAT16 else np.dtype(np.uint16)
-        return e.file_index, offset, dt
+        return e.file_index, offset, dt, tuple(ds.shape)
 
     def _fd(self, file_index: int) -> int:
         fd = self._fds.get(file_index)
@@ -327,9 +434,11 @@ class H5Store:
         ds, e, direct = self._layout(var)
         try:
             if direct is not None and selection == ():
-                fi, offset, dt = direct
-                raw = self._pread(fi, offset, dt, ds.size).reshape(ds.shape)
+                fi, offset, dt, shape = direct
+                raw = self._pread(fi, offset, dt, math.prod(shape)).reshape(shape)
             else:
+                if ds is None:
+                    ds, e = self._dataset(var)
                 mm = self._mmap(ds, e)
                 raw = np.array(mm[selection]) if mm is not None else ds[selection]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
@@ -340,8 +449,8 @@ class H5Store:
         ds, e, direct = self._layout(var)
         display = self.displays[e.file_index]
         if direct is not None:
-            fi, offset, dt = direct
-            total = ds.size
+            fi, offset, dt, shape = direct
+            total = math.prod(shape)
             step = max(1, int(block_elems))
             for start in range(0, total, step):
                 try:
@@ -358,7 +467,8 @@ class H5Store:
             yield widen(np.asarray(raw), e.dtype).reshape(-1)
 
     def close(self) -> None:
-        self._layouts = {}
+        self._direct_layouts = {}
+        self._groups = {}
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             try:

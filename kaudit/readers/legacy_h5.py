@@ -10,6 +10,8 @@ order is Keras's ``model.weights`` order.
 
 from __future__ import annotations
 
+import re
+
 import h5py
 
 from .. import paths
@@ -28,9 +30,10 @@ def looks_like(f: h5py.File) -> bool:
 
 
 def keras_major(version: str | None) -> int:
-    if version and version[:1].isdigit():
-        return int(version.split(".")[0])
-    return 2
+    """2 for '2.21.0', 3 for '3.15.1'; 2 when the text does not start with a number ('3rc1' is 3).
+    Keras 1 files count as 2 (named like Keras 2 ones where they can be named at all)."""
+    m = re.match(r"[0-9]+", version or "")
+    return min(3, max(2, int(m.group()))) if m and len(m.group()) < 6 else 2
 
 
 class _Builder:
@@ -73,8 +76,7 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
     else:
         wgroup = f
         config = None
-    version = H.attr(wgroup, "keras_version", display) or H.attr(f, "keras_version", display)
-    version = str(version) if version is not None else None
+    version = _text(H.attr(wgroup, "keras_version", display)) or _text(H.attr(f, "keras_version", display))
     major = keras_major(version)
     layer_names = H.attr(wgroup, "layer_names", display)
     if layer_names is None:
@@ -86,13 +88,18 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
         b.notes.append("model_config could not be understood; trainable flags are unknown")
     root = info.root
 
+    seen: set[str] = set()
     for lname in layer_names:
         lname = str(lname)
+        if lname in seen:
+            raise CorruptFileError(f"'layer_names' lists {lname!r} twice", path=display,
+                                   hint="Keras layer names are unique; the file was edited")
+        seen.add(lname)
         g = H.child(wgroup, lname, display)
         if not isinstance(g, h5py.Group):
             raise CorruptFileError(f"'layer_names' lists {lname!r} but the file has no such group", path=display,
                                    hint="the file is truncated or was edited")
-        wnames = [str(w) for w in (H.attr(g, "weight_names", display) or [])]
+        wnames = _names(H.attr(g, "weight_names", display))
         if not wnames:
             continue
         datasets = []
@@ -115,7 +122,7 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
 
     top = H.child(wgroup, "top_level_model_weights", display)
     if isinstance(top, h5py.Group):
-        for w in [str(x) for x in (H.attr(top, "weight_names", display) or [])]:
+        for w in _names(H.attr(top, "weight_names", display)):
             ds = H.walk(top, w, display)
             if isinstance(ds, h5py.Dataset):
                 short = paths.strip_device_suffix(w)
@@ -124,6 +131,31 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
 
     _optimizer(b, f)
     return b.out, b.notes, version, config is not None and root is not None
+
+
+def _names(value) -> list[str]:
+    """A ``weight_names`` attribute as a list of str, whatever shape a file gives it."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if hasattr(value, "tolist"):
+        v = value.tolist()
+        return [str(x) for x in v] if isinstance(v, list) else [str(v)]
+    return [str(value)]
+
+
+def _text(value) -> str | None:
+    """A text attribute (``keras_version``) as str, or None when absent or empty."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = "".join(str(v) for v in value)
+    elif hasattr(value, "tolist"):
+        value = str(value.tolist())
+    return str(value) or None
 
 
 def _trainable(enclosing: bool | None, n: Named, has_config: bool) -> bool | None:
@@ -190,7 +222,7 @@ def _optimizer(b: _Builder, f: h5py.File) -> None:
     if names is None:
         names = []
         _collect(og, "", names, b.display, depth=0)
-    for w in [str(x) for x in names]:
+    for w in _names(names):
         ds = H.walk(og, w, b.display)
         if not isinstance(ds, h5py.Dataset):
             b.notes.append(f"optimizer weight {w!r} is listed but missing; skipped")
