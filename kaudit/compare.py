@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule
-from .result import DIFF_COLUMNS, STATUSES, DiffResult
+from .result import DIFF_COLUMNS, STATUSES, DiffResult, DiffRow
 from .stats import PairStats, compare_pair
 
 Progress = Callable[[int, int, str], None]
@@ -108,22 +108,20 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
         row["passed"] = not row["failures"]
         row["failures"] = "; ".join(row["failures"])
 
-    import pandas as pd
-
-    table = pd.DataFrame(rows, columns=list(DIFF_COLUMNS))
-    summary = {s: int((table["status"] == s).sum()) for s in STATUSES}
+    records = tuple(DiffRow(**row) for row in rows)
+    summary = {s: sum(r.status == s for r in records) for s in STATUSES}
     summary.update(
-        pairs=len(table),
-        trainable_changed=int((table["trainable_changed"] == True).sum()),  # noqa: E712
-        params_changed=int(table.loc[table["status"].isin(["close", "changed", "shape_changed", "dtype_changed"]),
-                                     "params"].sum()),
-        structural=int((table["matched_by"] == "structure").sum()),
-        renamed=int((table["matched_by"] == "rule").sum()),
+        pairs=len(records),
+        trainable_changed=sum(r.trainable_changed is True for r in records),
+        params_changed=sum(r.params for r in records
+                           if r.status in ("close", "changed", "shape_changed", "dtype_changed")),
+        structural=sum(r.matched_by == "structure" for r in records),
+        renamed=sum(r.matched_by == "rule" for r in records),
         ignored=n_ignored,
-        failed=int((~table["passed"]).sum()),
+        failed=sum(not r.passed for r in records),
     )
     return DiffResult(
-        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, _table=table,
+        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, records=records,
         passed=not failures, summary=summary, failures=tuple(failures), notes=tuple(notes),
         policy=pol.as_dict(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .checkpoint import VARIABLE_COLUMNS
 from .result import INSPECT_STAT_COLUMNS, InspectResult
 from .stats import summarize
 
@@ -12,18 +13,13 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True) -> InspectRe
     from .readers import opened
 
     with opened(source) as ckpt:
-        table = ckpt.table(optimizer)
-        has_values = getattr(ckpt.store, "has_values", True)
+        records = [v.as_row() for v in ckpt.select(optimizer)]
+        columns = list(VARIABLE_COLUMNS)
         if stats:
-            cols: dict[str, list] = {c: [] for c in INSPECT_STAT_COLUMNS}
-            for v in ckpt.select(optimizer):
-                if has_values:
-                    s = summarize(ckpt, v).as_dict()
-                else:
-                    s = ckpt.store.stats(v)
-                for c in INSPECT_STAT_COLUMNS:
-                    cols[c].append(s.get(c))
-            for c in INSPECT_STAT_COLUMNS:
-                table[c] = cols[c]
-        return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals, table,
-                             ckpt.notes)
+            columns += INSPECT_STAT_COLUMNS
+            has_values = getattr(ckpt.store, "has_values", True)
+            for rec, v in zip(records, ckpt.select(optimizer), strict=True):
+                s = summarize(ckpt, v).as_dict() if has_values else ckpt.store.stats(v)
+                rec.update({c: s.get(c) for c in INSPECT_STAT_COLUMNS})
+        return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals,
+                             tuple(records), tuple(columns), ckpt.notes)

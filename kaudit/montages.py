@@ -523,7 +523,7 @@ def changed_kernels(result: DiffResult) -> list[tuple[str, str]]:
     """(path in A, path in B) of the conv kernels (3-D or 4-D) the diff saw change, equal shapes,
     in the table's (Keras) order."""
     out = []
-    for r in result.table.itertuples(index=False):
+    for r in result.records:
         if r.status not in _VALUE_STATUSES or r.shape_a is None or r.shape_b is None:
             continue
         if list(r.shape_a) != list(r.shape_b) or len(r.shape_a) not in (3, 4) or 0 in list(r.shape_a):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,17 +48,22 @@ DIFF_COLUMNS = (
     "failures",
 )
 
+#: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
+DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)
+
 
 @dataclass(frozen=True)
 class DiffResult:
-    """What ``kaudit.diff`` found. ``table`` is a DataFrame with ``DIFF_COLUMNS``, one row per
-    aligned pair in Keras order; ``passed`` is the gate's verdict (exit code 0 vs 1)."""
+    """What ``kaudit.diff`` found. ``records`` holds one :data:`DiffRow` per aligned pair in Keras
+    order and ``table`` the same as a DataFrame with ``DIFF_COLUMNS`` (built when first asked
+    for, so a gate that only needs the exit code never imports pandas); ``passed`` is the
+    gate's verdict (exit code 0 vs 1)."""
 
     file_a: str
     file_b: str
     format_a: str
     format_b: str
-    _table: pd.DataFrame = field(repr=False)
+    records: tuple[DiffRow, ...] = field(repr=False)
     passed: bool
     summary: dict
     failures: tuple[str, ...] = ()
@@ -64,9 +71,15 @@ class DiffResult:
     policy: dict = field(default_factory=dict)
     montages: tuple[str, ...] = ()
 
+    @cached_property
+    def _frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.records, columns=list(DIFF_COLUMNS))
+
     @property
     def table(self) -> pd.DataFrame:
-        return self._table.copy()
+        return self._frame.copy()
 
     @property
     def exit_code(self) -> int:
@@ -79,13 +92,12 @@ class DiffResult:
     def with_montages(self, files: list[str]) -> DiffResult:
         return replace(self, montages=tuple(files))
 
-    def rows(self, all_rows: bool = True) -> pd.DataFrame:
+    def rows(self, all_rows: bool = True) -> list[DiffRow]:
         """All pairs, or those worth showing: not identical, failing a rule, or paired other than
         by path (so a structural mapping is always shown)."""
-        t = self._table
         if all_rows:
-            return t
-        return t[(t["status"] != "identical") | (t["matched_by"] != "path") | (~t["passed"].astype(bool))]
+            return list(self.records)
+        return [r for r in self.records if r.status != "identical" or r.matched_by != "path" or not r.passed]
 
     def to_dict(self) -> dict:
         from .report.json import diff_dict
@@ -117,12 +129,23 @@ class InspectResult:
     keras_version: str | None
     has_config: bool
     totals: object
-    _table: pd.DataFrame = field(repr=False)
+    #: One dict per variable: ``VARIABLE_COLUMNS`` plus, with statistics, ``INSPECT_STAT_COLUMNS``.
+    records: tuple[dict, ...] = field(repr=False)
+    columns: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
     def table(self) -> pd.DataFrame:
-        return self._table.copy()
+        import pandas as pd
+
+        df = pd.DataFrame([dict(r) for r in self.records], columns=list(self.columns))
+        df["trainable"] = df["trainable"].astype(object)
+        return df
+
+    def rows(self) -> list:
+        """The records with attribute access (``r.path``), in Keras order."""
+        row = namedtuple("InspectRow", self.columns)
+        return [row(**r) for r in self.records]
 
     def to_dict(self) -> dict:
         from .report.json import inspect_dict

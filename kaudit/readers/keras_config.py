@@ -39,10 +39,14 @@ class LayerNode:
                 yield path, c, eff
 
     def find(self, name: str) -> LayerNode | None:
-        for c in self.children or []:
-            if c.name == name:
-                return c
-        return None
+        """The direct child layer called ``name`` (the first, if a config repeats a name)."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {}
+            for c in self.children or []:
+                index.setdefault(c.name, c)
+            self.__dict__["_index"] = index
+        return index.get(name)
 
 
 def plain_class_name(class_name: str) -> str:

@@ -22,7 +22,9 @@ def render_diff(result, fmt: str = "table", **kw) -> str:
 
         return diff_markdown(result, **kw)
     if fmt == "csv":
-        return result.table.to_csv(index=False)
+        from ..result import DIFF_COLUMNS
+
+        return to_csv(DIFF_COLUMNS, [r._asdict() for r in result.records])
     if fmt == "json":
         from .json import diff_json
 
@@ -48,7 +50,7 @@ def render_inspect(result, fmt: str = "table", **kw) -> str:
 
         return inspect_markdown(result)
     if fmt == "csv":
-        return result.table.to_csv(index=False)
+        return to_csv(result.columns, result.records)
     if fmt == "json":
         from .json import inspect_json
 
@@ -58,3 +60,24 @@ def render_inspect(result, fmt: str = "table", **kw) -> str:
 
         return inspect_html(result)
     raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(INSPECT_FORMATS)}")
+
+
+def to_csv(columns, records) -> str:
+    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``)."""
+    import csv
+    import io
+    import math
+
+    def cell(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, (list, tuple)):
+            return "(" + ", ".join(str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        return v
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in records:
+        w.writerow([cell(r.get(c)) for c in columns])
+    return buf.getvalue()

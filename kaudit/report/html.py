@@ -270,13 +270,13 @@ def _diff_row(r) -> str:
 
 
 def _diff_table(result, all_rows: bool) -> str:
-    t = result.table
+    t = result.records
     heads = []
     for head, extra in _DIFF_HEADS:
         cls = " ".join(c for c in ("x" if extra else "", "num" if head in _NUM_HEADS else "") if c)
         heads.append(f'<th class="{cls}">{_e(head)}</th>' if cls else f"<th>{_e(head)}</th>")
-    rows = [_diff_row(r) for r in t.itertuples(index=False)]
-    n_ident = int((t["status"] == "identical").sum()) if len(t) else 0
+    rows = [_diff_row(r) for r in t]
+    n_ident = sum(r.status == "identical" for r in t)
     table_cls = "kd" + ("" if all_rows else " hide-identical")
     hidden = "" if all_rows or not n_ident else (
         f' <span class="muted">({n_ident} identical pair(s) hidden; tick "show identical")</span>')
@@ -349,7 +349,7 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
         out.append('<details><summary class="muted">policy</summary><pre class="mono">'
                    f"{_e(json.dumps(result.policy, indent=1, default=str))}</pre></details>")
     out.append(f'<p class="muted" id="kaudit-status" data-images="{len(figs)}" data-loaded="0">'
-               f"kaudit report · {len(result.table)} pairs · {len(figs)} montage(s)</p>")
+               f"kaudit report · {len(result.records)} pairs · {len(figs)} montage(s)</p>")
     return _page(title, "\n".join(out))
 
 
@@ -358,13 +358,12 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
 
 def inspect_html(result) -> str:
     """``kaudit inspect --format html``: the variable table (sortable, filterable) and totals."""
-    t = result.table
-    stats = "min" in t.columns
+    stats = "min" in result.columns
     heads = ["path", "class", "shape", "dtype", "trainable", "params"] + (
         ["min", "max", "mean", "std", "nan", "inf"] if stats else [])
     num = {"params", "min", "max", "mean", "std", "nan", "inf"}
     rows = []
-    for r in t.itertuples(index=False):
+    for r in result.rows():
         cells = [
             _td(_e(r.path), v=r.path, cls="mono"),
             _td(_e(r.layer_class or "?")),

@@ -28,14 +28,6 @@ def clean(x):
     return x
 
 
-def _records(df) -> list[dict]:
-    """Rows as dicts; pandas' NaN for a missing value becomes null (no metric is ever NaN:
-    kaudit reports a NaN difference as inf and counts NaNs separately)."""
-    cols = list(df.columns)
-    return [{c: (None if isinstance(v, float) and math.isnan(v) else v) for c, v in zip(cols, row, strict=True)}
-            for row in df.itertuples(index=False, name=None)]
-
-
 def diff_dict(result) -> dict:
     return clean({
         "kaudit_version": __version__,
@@ -48,7 +40,7 @@ def diff_dict(result) -> dict:
         "notes": list(result.notes),
         "policy": result.policy,
         "montages": list(result.montages),
-        "variables": _records(result.table),
+        "variables": [r._asdict() for r in result.records],
     })
 
 
@@ -65,7 +57,7 @@ def inspect_dict(result) -> dict:
         "has_config": result.has_config,
         "totals": result.totals.as_dict(),
         "notes": list(result.notes),
-        "variables": _records(result.table),
+        "variables": list(result.records),
     })
 
 

@@ -8,11 +8,11 @@ from . import _fmt as F
 
 
 def diff_junit(result) -> str:
-    t = result.table
+    t = result.records
     suite = ET.Element("testsuite", {
         "name": "kaudit diff",
         "tests": str(len(t)),
-        "failures": str(int((~t["passed"]).sum()) if len(t) else 0),
+        "failures": str(sum(not r.passed for r in t)),
         "errors": "0",
         "skipped": "0",
     })
@@ -20,7 +20,7 @@ def diff_junit(result) -> str:
     for k, v in (("a", result.file_a), ("b", result.file_b), ("verdict", result.verdict)):
         ET.SubElement(props, "property", {"name": k, "value": str(v)})
     classname = f"kaudit.{_safe(result.file_a)}__vs__{_safe(result.file_b)}"
-    for r in t.itertuples(index=False):
+    for r in t:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": str(r.path), "time": "0"})
         if not r.passed:
             fail = ET.SubElement(case, "failure", {"message": str(r.failures)[:1000], "type": str(r.status)})

@@ -38,9 +38,8 @@ def diff_markdown(result, all_rows: bool = False, **_kw) -> str:
 
 
 def inspect_markdown(result) -> str:
-    t = result.table
     rows = [[_esc(r.path), r.layer_class or "?", F.shape(r.shape), r.dtype, F.tri(r.trainable), F.num(int(r.params))]
-            for r in t.itertuples(index=False)]
+            for r in result.rows()]
     out = [f"### `{_esc(result.file)}` ({result.format})", "",
            tabulate(rows, headers=["path", "class", "shape", "dtype", "trainable", "params"], tablefmt="github",
                     disable_numparse=True), ""]

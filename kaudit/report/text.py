@@ -12,7 +12,7 @@ MAX_FAILURES = 20
 
 def _diff_rows(result, all_rows: bool):
     rows = []
-    for r in result.rows(all_rows).itertuples(index=False):
+    for r in result.rows(all_rows):
         path = r.path if (F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path)) else f"{r.path} ↔ {r.path_b}"
         rows.append([
             path,
@@ -55,10 +55,9 @@ def diff_table(result, all_rows: bool = False, **_kw) -> str:
 
 
 def inspect_table(result, **_kw) -> str:
-    t = result.table
-    show_stats = "min" in t.columns
+    show_stats = "min" in result.columns
     rows = []
-    for r in t.itertuples(index=False):
+    for r in result.rows():
         row = [r.path, r.layer_class or "?", F.shape(r.shape), r.dtype, F.tri(r.trainable), F.num(int(r.params))]
         if show_stats:
             row += [F.num(r.min), F.num(r.max), F.num(r.mean), F.num(r.std)]
