@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from . import __version__
@@ -278,8 +280,28 @@ COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "montage": cmd_montage, "s
             "audit": cmd_audit}
 
 
+def _on_sigint(signum, frame):
+    """The first Ctrl-C stops the work: KeyboardInterrupt unwinds through the clean-up code
+    (temporary files, inflated archive members, open files). Later ones are ignored, so that a
+    second Ctrl-C cannot cut that clean-up short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run kaudit; return the exit code. Never raises (except SystemExit from --help/--version)."""
+    previous = None
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("KAUDIT_DEBUG") == "1"
     try:
@@ -315,4 +337,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C between main() returning and here
+        print("kaudit: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    # the work is done and its outputs written: a Ctrl-C during the interpreter's exit changes nothing
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

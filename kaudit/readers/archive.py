@@ -16,6 +16,7 @@ import shutil
 import struct
 import tempfile
 import zipfile
+import zlib
 
 from ..errors import CorruptFileError, UnsafeInputError
 
@@ -28,6 +29,9 @@ MAX_JSON_BYTES = 64 << 20
 MAX_RATIO = 200
 #: Hard cap on what kaudit inflates from one entry.
 MAX_INFLATE = 64 << 30
+
+#: What zipfile raises on a broken, encrypted or unsupported entry (zlib.error for bad deflate data).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error)
 
 
 class SubFile(io.RawIOBase):
@@ -84,7 +88,7 @@ class KerasArchive:
         try:
             self.zf = zipfile.ZipFile(path)
             infos = self.zf.infolist()
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
             raise CorruptFileError(f"is not a readable zip archive ({exc})", path=display,
                                    hint="a .keras file is a zip; the file is truncated or corrupted") from None
         self.members: dict[str, zipfile.ZipInfo] = {}
@@ -106,10 +110,11 @@ class KerasArchive:
             return None
         if info.file_size > MAX_JSON_BYTES:
             raise UnsafeInputError(f"archive entry {name!r} declares {info.file_size:,} bytes; refused", path=self.display)
+        self._refuse_encrypted(info)
         try:
             with self.zf.open(info) as fh:
                 data = fh.read(MAX_JSON_BYTES + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             raise CorruptFileError(f"cannot read archive entry {name!r} ({exc})", path=self.display) from None
         if len(data) > MAX_JSON_BYTES:
             raise UnsafeInputError(f"archive entry {name!r} inflates past {MAX_JSON_BYTES:,} bytes; refused", path=self.display)
@@ -122,6 +127,7 @@ class KerasArchive:
         """(binary file object, mmap source or None) for a member, without extracting it where
         its name says."""
         info = self.members[name]
+        self._refuse_encrypted(info)
         if info.compress_type == zipfile.ZIP_STORED and info.flag_bits & 0x1 == 0:
             start = self._data_offset(info)
             if start + info.file_size > os.path.getsize(self.path):
@@ -129,6 +135,11 @@ class KerasArchive:
                                        path=self.display)
             return SubFile(self.path, start, info.file_size), (self.path, start)
         return self._inflate(info), None
+
+    def _refuse_encrypted(self, info: zipfile.ZipInfo) -> None:
+        if info.flag_bits & 0x1:
+            raise CorruptFileError(f"archive entry {info.filename!r} is encrypted; kaudit cannot read it",
+                                   path=self.display, hint="Keras never encrypts .keras files; re-save the model")
 
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         with open(self.path, "rb") as fh:
@@ -143,6 +154,10 @@ class KerasArchive:
         self._tmpdir = self._tmpdir or tempfile.mkdtemp(prefix="kaudit-")
         target = os.path.join(self._tmpdir, "member.h5")  # our name, never the entry's
         limit = min(MAX_INFLATE, max(16 << 20, info.compress_size * MAX_RATIO))
+        if info.file_size > limit:  # refused before inflating a byte: the declared size is the bound
+            raise UnsafeInputError(
+                f"archive entry {info.filename!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                f"(over {limit:,}: zip bomb?); refused", path=self.display)
         written = 0
         try:
             with self.zf.open(info) as src, open(target, "wb") as dst:
@@ -156,7 +171,7 @@ class KerasArchive:
                             f"archive entry {info.filename!r} inflates past {min(limit, info.file_size):,} bytes "
                             f"from {info.compress_size:,} (zip bomb?); refused", path=self.display)
                     dst.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             raise CorruptFileError(f"cannot inflate archive entry {info.filename!r} ({exc})", path=self.display) from None
         return open(target, "rb")
 
