@@ -4,9 +4,11 @@ Everything a reader touches in an HDF5 file goes through here, so the guarantees
 docs/security.md hold in one place:
 
 * links are walked one component at a time; external links and soft links are refused, never
-  followed (so no other file is opened and no link cycle can hang us);
+  followed (so no other file is opened and no link cycle can hang us); a group linked under
+  more than one name (a hard-link cycle) and paths nested absurdly deep are refused;
 * datasets with external raw storage or virtual layouts are refused;
-* a dataset whose declared size is far beyond what the file stores is refused before reading;
+* a dataset whose declared size is far beyond what the file stores, or whose chunks are too big
+  to inflate in memory, is refused before reading;
 * values are read in bounded blocks; uncompressed contiguous datasets in a plain file are
   memory-mapped at their offset (zero copy), everything else goes through h5py hyperslabs.
 """

@@ -101,7 +101,7 @@ class _Reader:
         ds_path = ds.name.lstrip("/")
         prefix = self.member or (self.tree.displays[fi] if len(self.tree.files) > 1 else "")
         location = f"{prefix}:{ds_path}" if prefix else ds_path
-        self.store.register(location, fi, ds_path, dtype)
+        self.store.register(location, fi, ds_path, dtype, ds=ds)
         self.out.append(Variable(path, layer, cls, name, tuple(int(d) for d in ds.shape), dtype,
                                  trainable, kind, location, named))
 

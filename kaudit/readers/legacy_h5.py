@@ -49,7 +49,7 @@ class _Builder:
         H.check_dataset(ds, self.display)
         dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display)
         location = ds.name.lstrip("/")
-        self.store.register(location, 0, location, dtype)
+        self.store.register(location, 0, location, dtype, ds=ds)
         self.out.append(
             Variable(
                 path=path,
