@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from . import paths
+from ._watchdog import beat
 from .errors import VariableNotFoundError
 
 if TYPE_CHECKING:
@@ -285,10 +286,13 @@ class Checkpoint:
     def read(self, var: Variable | str) -> np.ndarray:
         if isinstance(var, str):
             var = self.variable(var)
+        beat()
         return self.store.read(var)
 
     def iter_blocks(self, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Iterator[np.ndarray]:
-        return self.store.iter_blocks(var, block_elems)
+        for block in self.store.iter_blocks(var, block_elems):
+            beat()  # progress for the stall watchdog of the command line
+            yield block
 
     # -- Keras vocabulary --------------------------------------------------------------------
     @property

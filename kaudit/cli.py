@@ -336,12 +336,20 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_ERROR
 
 
-def run() -> None:
+def _work() -> int:
     try:
-        code = main()
+        return main()
     except KeyboardInterrupt:  # Ctrl-C between main() returning and here
         print("kaudit: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
+
+
+def run() -> None:
+    """The console script and ``python -m kaudit``: ``main()`` in a worker process under the stall
+    watchdog (kaudit._watchdog), so that not even a looping HDF5 library can hang a CI job."""
+    from ._watchdog import supervise
+
+    code = supervise(_work)
     # the work is done and its outputs written: a Ctrl-C during the interpreter's exit changes nothing
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)

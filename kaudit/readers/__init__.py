@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._watchdog import status
 from ..checkpoint import Checkpoint
 from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError, UsageError
 from . import _hdf5 as H
@@ -90,6 +91,7 @@ def sniff(path: str | os.PathLike) -> str:
 def load(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint's variable table (values stay on disk until asked for)."""
     display = str(path)
+    status(display)  # named by the stall watchdog if the HDF5 library never returns
     kind = sniff(path)
     if kind == "hdf5":
         return _load_hdf5(str(path), display)
