@@ -344,3 +344,53 @@ def test_real_pair_dense_vs_pruned_zero_fraction():
     assert res.summary["changed"] == 6
     oracle = _numpy_oracle(pa, pb, zip(res.table["path"], res.table["path_b"], strict=True))
     assert max(oracle.values()) == pytest.approx(res.table["max_abs"].max(), rel=1e-12)
+
+
+REAL_PAIRS = [  # ../shared/real-models/README.md, "Related pairs", with its counts (identical, changed, shape_changed)
+    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.02-0.52.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5", (0, 80, 0)),
+    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5", (0, 80, 0)),
+    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.00-0.47.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5", (0, 80, 0)),
+    ("oarriaga/oarriaga_mini_XCEPTION_KDEF.hdf5", "oarriaga/oarriaga_tiny_XCEPTION_KDEF.hdf5", (0, 1, 79)),
+    ("mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
+     "mlperf_tiny/pretrainedResnet.v2026-04-27.h5", (0, 1, 47)),
+    ("mlperf_tiny/trainedResnet_20201216_945.h5",
+     "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5", (0, 48, 0)),
+    ("mlperf_tiny/trainedResnet_20201214_1120.h5",
+     "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5", (0, 48, 0)),
+    ("mlperf_tiny/trainedResnet_20201216_945.h5", "mlperf_tiny/trainedResnet.v2025-01-07-keras3.7.h5", (0, 48, 0)),
+    ("mlperf_tiny/str_ww_model.v2024-06-24.h5", "mlperf_tiny/str_ww_model.v2024-07-29.h5", (0, 26, 0)),
+    ("mlperf_tiny/str_ww_model.v2024-07-29.h5", "mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", (0, 26, 0)),
+    ("mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", "mlperf_tiny/str_ww_model_ref.v2024-11-27.h5", (0, 26, 0)),
+    ("mlperf_tiny/str_ww_model_ref.v2024-11-27.h5", "mlperf_tiny/str_ww_ref_model.v2025-05-19-HEAD.h5", (0, 26, 0)),
+    ("mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", "mlperf_tiny/str_ww_ref_model.v2025-05-19-HEAD.h5", (0, 26, 0)),
+    ("hls4ml/experiments_dense_streaming_keras_model.keras", "hls4ml/experiments_mlp_streaming_keras_model.keras", (2, 2, 0)),
+    ("hls4ml/example-prjs_fashion_qkeras_FashionMNIST.h5", "hls4ml/example-prjs_fashion_FashionMNIST.h5", (1, 6, 0)),
+    ("hls4ml/model_def_KERAS_check_best_model_weights.h5", "hls4ml/model_10P_pruned_model_weights.h5", (0, 6, 0)),
+]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("a,b,counts", REAL_PAIRS, ids=[f"{a.split('/')[-1]}~{b.split('/')[-1]}" for a, b, _ in REAL_PAIRS])
+def test_real_pairs_against_numpy(a, b, counts):
+    """Every status and max_abs agrees with a straight numpy computation over the same tensors
+    (read with h5py), and the counts with the corpus README."""
+    pa, pb = real(a), real(b)
+    res = kaudit.diff(pa, pb)
+    s = res.summary
+    assert (s["identical"], s["changed"], s["shape_changed"]) == counts
+    assert s["only_in_a"] == s["only_in_b"] == 0 and not res.passed
+    with kaudit.load(pa) as ca, kaudit.load(pb) as cb, h5py.File(pa) as fa, h5py.File(pb) as fb:
+        for r in res.records:
+            va, vb = ca.variable(r.path), cb.variable(r.path_b)
+            x = fa[va.location][()] if "model_weights" in va.location or va.location in fa else ca[r.path]
+            y = fb[vb.location][()] if "model_weights" in vb.location or vb.location in fb else cb[r.path_b]
+            if x.shape != y.shape:
+                assert r.status == "shape_changed"
+                continue
+            if x.dtype == y.dtype and x.tobytes() == y.tobytes():
+                assert r.status == "identical" and r.max_abs == 0
+            else:
+                assert r.status == "changed"
+                d = np.abs(x.astype(np.float64) - y.astype(np.float64))
+                assert r.max_abs == pytest.approx(float(d.max()), rel=1e-12)
+                assert r.n_exceed == int((d > 0).sum())
