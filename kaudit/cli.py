@@ -191,7 +191,13 @@ def _emit(text: str | bytes, output: str | None) -> None:
 def cmd_inspect(args) -> int:
     from .inspection import inspect
 
-    res = inspect(args.file, optimizer=args.optimizer, stats=not args.no_stats)
+    from ._io import Progress
+
+    progress = Progress("kaudit inspect")
+    try:
+        res = inspect(args.file, optimizer=args.optimizer, stats=not args.no_stats, progress=progress)
+    finally:
+        progress.close()
     _emit(res.render(args.format), args.output)
     return 0
 

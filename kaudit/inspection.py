@@ -7,9 +7,10 @@ from .result import INSPECT_STAT_COLUMNS, InspectResult
 from .stats import summarize
 
 
-def inspect(source, *, optimizer: bool = False, stats: bool = True) -> InspectResult:
+def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=None) -> InspectResult:
     """Describe a checkpoint (path or Checkpoint): variables, totals and, unless ``stats=False``,
-    min/max/mean/std and NaN/Inf counts per variable (one streamed pass each)."""
+    min/max/mean/std and NaN/Inf counts per variable (one streamed pass each). ``progress``, if
+    given, is called as ``progress(done_bytes, total_bytes, path)`` after each variable."""
     from .readers import opened
 
     with opened(source) as ckpt:
@@ -18,8 +19,13 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True) -> InspectRe
         if stats:
             columns += INSPECT_STAT_COLUMNS
             has_values = getattr(ckpt.store, "has_values", True)
+            total = sum(v.params * 4 for v in ckpt.select(optimizer))
+            done = 0
             for rec, v in zip(records, ckpt.select(optimizer), strict=True):
                 s = summarize(ckpt, v).as_dict() if has_values else ckpt.store.stats(v)
                 rec.update({c: s.get(c) for c in INSPECT_STAT_COLUMNS})
+                done += v.params * 4
+                if progress is not None:
+                    progress(done, total, v.path)
         return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals,
                              tuple(records), tuple(columns), ckpt.notes)
