@@ -288,3 +288,20 @@ def test_structural_mapping_is_shown(cli):
     assert "paired by structure" in out
     code, out, _ = cli("diff", fixture("renamed/renamed_a.h5"), fixture("renamed/renamed_b.h5"), "--no-structural")
     assert code == 1 and "only_in_a" in out
+
+
+def test_progress_line_only_when_enabled_and_large(capsys):
+    from kaudit._io import Progress
+
+    p = Progress("kaudit diff", enabled=True, min_bytes=10)
+    p(5, 20, "dense/kernel")
+    p.close()
+    err = capsys.readouterr().err
+    assert "kaudit diff:  25.0% dense/kernel" in err and err.endswith("\r")
+    quiet = Progress("kaudit diff", enabled=True, min_bytes=1000)
+    quiet(5, 20, "x")
+    off = Progress("kaudit diff", enabled=False, min_bytes=0)
+    off(5, 20, "x")
+    assert capsys.readouterr().err == ""
+    res = kaudit.diff(BEFORE, AFTER, progress=lambda d, t, w: seen.append((d, t, w)), workers=1) if (seen := []) == [] else None
+    assert seen and seen[-1][0] == seen[-1][1] and {w for _, _, w in seen} == set(res.table["path"])
