@@ -303,5 +303,6 @@ def test_progress_line_only_when_enabled_and_large(capsys):
     off = Progress("kaudit diff", enabled=False, min_bytes=0)
     off(5, 20, "x")
     assert capsys.readouterr().err == ""
-    res = kaudit.diff(BEFORE, AFTER, progress=lambda d, t, w: seen.append((d, t, w)), workers=1) if (seen := []) == [] else None
+    seen = []
+    res = kaudit.diff(BEFORE, AFTER, progress=lambda d, t, w: seen.append((d, t, w)), workers=1)
     assert seen and seen[-1][0] == seen[-1][1] and {w for _, _, w in seen} == set(res.table["path"])
