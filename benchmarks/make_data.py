@@ -12,7 +12,8 @@ Sets (all real Keras files, written by tf_keras / Keras 3 themselves):
   saved by Keras 3.
 * ``x4_a.h5`` / ``x4_b.h5``          the same architecture at width x2 (4x the bytes, ~2 GB each).
 * ``small_a.h5`` / ``small_b.h5``    2,000 parallel Dense(8) layers (4,000 small variables), one changed;
-  ``tiny_a.h5`` / ``tiny_b.h5`` the same with one layer (start-up cost, for the per-variable figure).
+  ``tiny_a.h5`` / ``tiny_b.h5`` the same with one layer (start-up cost, for the per-variable figure);
+  ``small_{a,b}.keras`` / ``tiny_{a,b}.keras``: the same weights saved by Keras 3.
 * ``resnet50.h5``                    tf_keras ResNet50(weights=None) saved as .h5 (~100 MB).
 
 Each set is generated in its own subprocess (TensorFlow memory is returned between sets).
@@ -110,20 +111,25 @@ def make_dense(prefix: str, width: int, keras3: bool) -> None:
 
 def make_small(n_layers: int = 2000, prefix: str = "small") -> None:
     _quiet_tf()
+    import keras
     import numpy as np
     import tf_keras
 
-    # parallel branches (a 2,000-deep chain overflows Keras's recursive graph walk)
-    inp = tf_keras.Input(shape=(8,), name="x")
-    outs = [tf_keras.layers.Dense(8, name=f"d{i}")(inp) for i in range(n_layers)]
-    model = tf_keras.Model(inp, tf_keras.layers.Concatenate(name="cat")(outs), name="wide")
+    def build(k):  # parallel branches (a 2,000-deep chain overflows Keras's recursive graph walk)
+        inp = k.Input(shape=(8,), name="x")
+        outs = [k.layers.Dense(8, name=f"d{i}")(inp) for i in range(n_layers)]
+        return k.Model(inp, k.layers.Concatenate(name="cat")(outs), name="wide")
+
+    model, m3 = build(tf_keras), build(keras)
     rng = np.random.default_rng(SEED)
     w = [rng.standard_normal(v.shape).astype(np.float32) for v in model.weights]
-    model.set_weights(w)
-    model.save(os.path.join(DATA, f"{prefix}_a.h5"))
-    w[len(w) // 2] = w[len(w) // 2] + np.float32(1e-3)
-    model.set_weights(w)
-    model.save(os.path.join(DATA, f"{prefix}_b.h5"))
+    for side in ("a", "b"):
+        if side == "b":
+            w[len(w) // 2] = w[len(w) // 2] + np.float32(1e-3)
+        model.set_weights(w)
+        model.save(os.path.join(DATA, f"{prefix}_{side}.h5"))
+        m3.set_weights(w)  # the same weights as a Keras 3 archive
+        m3.save(os.path.join(DATA, f"{prefix}_{side}.keras"))
 
 
 def make_resnet() -> None:

@@ -269,6 +269,26 @@ def main() -> int:
             line += f" (baseline {pb:.0f} µs wall)"
         out += [line, ""]
         verdicts.append(("per-variable overhead ≤ 50 µs", f"{per:.0f} µs", per <= 50))
+    if have("small_a.keras", "small_b.keras", "tiny_a.keras", "tiny_b.keras"):
+        ks = ["diff", "-q", data("small_a.keras"), data("small_b.keras")]
+        kt = ["diff", "-q", data("tiny_a.keras"), data("tiny_b.keras")]
+        cont = {"kaudit diff, 4,000 variables (.keras)": kaudit_cmd(ks), "kaudit diff, 2 variables (.keras)": kaudit_cmd(kt)}
+        if base:
+            cont["kaudit (baseline), 4,000 variables (.keras)"] = kaudit_cmd(ks, base)
+            cont["kaudit (baseline), 2 variables (.keras)"] = kaudit_cmd(kt, base)
+        ck = Case("The same many small variables as Keras 3 .keras archives", cont)
+        ck.run(args.reps)
+        out += table(ck)
+        n_vars = 4000 - 2
+        per = (ck.wall("kaudit diff, 4,000 variables (.keras)") - ck.wall("kaudit diff, 2 variables (.keras)")) / n_vars * 1e6
+        per_cpu = (ck.cpu("kaudit diff, 4,000 variables (.keras)") - ck.cpu("kaudit diff, 2 variables (.keras)")) / n_vars * 1e6
+        line = f"per-variable overhead (.keras): {per:.0f} µs wall, {per_cpu:.0f} µs CPU"
+        if base:
+            pb = (ck.wall("kaudit (baseline), 4,000 variables (.keras)")
+                  - ck.wall("kaudit (baseline), 2 variables (.keras)")) / n_vars * 1e6
+            line += f" (baseline {pb:.0f} µs wall)"
+        out += [line, ""]
+        verdicts.append(("(same, Keras 3 .keras)", f"{per:.0f} µs", per <= 50))
 
     # 5. start-up and inspect ---------------------------------------------------------------------
     cont = {"kaudit --help": kaudit_cmd(["--help"]), "kaudit --version": kaudit_cmd(["--version"])}

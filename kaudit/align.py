@@ -70,9 +70,15 @@ def align(
     pair_of_a: dict[int, tuple[int, str, bool]] = {}  # index in a -> (index in b, matched_by, via_content)
     used_b: set[int] = set()
     b_by_path = {v.path: j for j, v in enumerate(b)}
-    b_by_alias: dict[str, int] = {}
-    for j, v in enumerate(b):
-        b_by_alias.setdefault(_alias_path(v.path), j)
+    alias_map: list[dict[str, int]] = []  # built on first use: most pairs match by path
+
+    def b_by_alias(path: str) -> int | None:
+        if not alias_map:
+            m: dict[str, int] = {}
+            for j, v in enumerate(b):
+                m.setdefault(_alias_path(v.path), j)
+            alias_map.append(m)
+        return alias_map[0].get(_alias_path(path))
 
     if rename:
         for i, v in enumerate(a):
@@ -80,7 +86,7 @@ def align(
             if target != v.path:
                 j = b_by_path.get(target)
                 if j is None:
-                    j = b_by_alias.get(_alias_path(target))
+                    j = b_by_alias(target)
                 if j is not None and j not in used_b:
                     pair_of_a[i] = (j, "rule", False)
                     used_b.add(j)
@@ -89,7 +95,7 @@ def align(
             continue
         j = b_by_path.get(v.path)
         if j is None or j in used_b:
-            j = b_by_alias.get(_alias_path(v.path))
+            j = b_by_alias(v.path)
         if j is not None and j not in used_b:
             pair_of_a[i] = (j, "path", False)
             used_b.add(j)

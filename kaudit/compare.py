@@ -137,7 +137,8 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
     atol, rtol, tol_rule = pol.tolerance_for(path)
-    row = {c: None for c in DIFF_COLUMNS}
+    rules = pol.matching(path)
+    row = dict.fromkeys(DIFF_COLUMNS)
     row.update(
         path=a.path if a else None,
         path_b=b.path if b else None,
@@ -179,7 +180,7 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
             row["status"] = "close"
         else:
             row["status"] = "changed"
-        if not any(r.must_change is not None for r in pol.matching(path)):
+        if not any(r.must_change is not None for r in rules):
             failures += _value_failures(row, path, tol_rule, atol, rtol)
         elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
             failures += _value_failures(row, path, tol_rule, atol, rtol)
@@ -191,7 +192,7 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
         if row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
                             "(--allow-trainable-change to accept)")
-        failures += _rule_failures(pol.matching(path), row, path)
+        failures += _rule_failures(rules, row, path)
     row["failures"] = failures
     return row
 

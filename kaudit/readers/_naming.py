@@ -14,6 +14,7 @@ Shared by the legacy-HDF5 and Keras 3 readers. The rules (docs/formats.md):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -39,12 +40,56 @@ def is_cell(component: str) -> bool:
     return component == "cell" or component.endswith("_cell")
 
 
-def spec_flat(node: LayerNode, keras_major: int) -> list[Named] | None:
+#: spec_flat results by :func:`_spec_key`, and name_legacy_layer results by (that key, the names
+#: read from the file): a model repeats a few layer configs that differ only in their name.
+#: Bounded: cleared when full.
+_SPEC_MEMO: dict[tuple, tuple[Named, ...] | None] = {}
+_NAMES_MEMO: dict[tuple, tuple[tuple[Named, ...], bool]] = {}
+_MEMO_MAX = 4096
+
+
+def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
+    """What :func:`spec_flat` depends on: the Keras major version, the class, ``trainable`` and
+    the config without its top-level ``name``. No rule of ``keras_layers`` reads a layer's own
+    ``name`` (a sub-layer's config gets its own name, see ``keras_layers._named``), just as
+    Keras's variable names do not depend on it. The rest of the config is keyed exactly, by its
+    JSON text (configs here come from ``json.loads``: equal text, equal config). None (not
+    memoised) for a config that cannot be dumped."""
+    cfg = node.config
+    try:
+        body = {k: v for k, v in cfg.items() if k != "name"} if isinstance(cfg, dict) else cfg
+        return keras_major, node.class_name, bool(node.trainable), json.dumps(body)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _remember(memo: dict, key, value) -> None:
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+
+
+def spec_flat(node: LayerNode, keras_major: int, key: tuple | None = None) -> list[Named] | None:
     """The layer's variables in the order its legacy HDF5 ``weight_names`` list them, with
     sub-layer paths (RNN cells and wrapped layers collapsed), or None if the class is unknown.
 
     tf_keras lists ``layer.weights`` (trainable variables of the whole tree first); Keras 3
-    lists ``trainable_weights + non_trainable_weights`` (all of them, in order, when frozen)."""
+    lists ``trainable_weights + non_trainable_weights`` (all of them, in order, when frozen).
+    Memoised on :func:`_spec_key` (``key``, when the caller has it)."""
+    if key is None:
+        key = _spec_key(node, keras_major)
+        if key is None:
+            return _spec_flat(node, keras_major)
+    try:
+        found = _SPEC_MEMO[key]
+    except KeyError:
+        out = _spec_flat(node, keras_major)
+        _remember(_SPEC_MEMO, key, None if out is None else tuple(out))
+        return out
+    return None if found is None else list(found)
+
+
+def _spec_flat(node: LayerNode, keras_major: int) -> list[Named] | None:
     if keras_major >= 3:
         tree = _k3_tree(node.class_name, node.config, 0)
         if tree is None:
@@ -84,6 +129,8 @@ def from_file_name(weight_name: str, layer_name: str) -> tuple[str, str]:
     parts = paths.split(paths.strip_device_suffix(weight_name))
     if not parts:
         return "", weight_name
+    if len(parts) == 2 and parts[0] == layer_name:  # the common ``L3_dense/kernel:0``: what the loop below finds
+        return "", parts[1]
     rest = parts  # no layer name in the weight name: every component is below the layer
     for i in range(len(parts) - 1, -1, -1):
         if parts[i] == layer_name and i < len(parts) - 1:
@@ -109,7 +156,22 @@ def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: lis
     the file's own.
     """
     from_file = [from_file_name(w, layer_name) for w in weight_names]
-    spec = spec_flat(node, keras_major) if node is not None else None
+    key = _spec_key(node, keras_major) if node is not None else None
+    if key is None:
+        return _name_legacy_layer(node, from_file, keras_major, None)
+    # the answer depends on nothing else: on the layer name only through from_file
+    memo_key = (key, tuple(from_file))
+    found = _NAMES_MEMO.get(memo_key)
+    if found is None:
+        names, known = _name_legacy_layer(node, from_file, keras_major, key)
+        _remember(_NAMES_MEMO, memo_key, (tuple(names), known))
+        return names, known
+    return list(found[0]), found[1]
+
+
+def _name_legacy_layer(node: LayerNode | None, from_file: list[tuple[str, str]], keras_major: int,
+                       key: tuple | None) -> tuple[list[Named], bool]:
+    spec = spec_flat(node, keras_major, key) if node is not None else None
     if spec is not None and len(spec) == len(from_file):
         if all(_compatible(f, s) for f, s in zip(from_file, spec, strict=True)):
             if any(s.subpath for s in spec):  # sub-layers: their names are the file's own

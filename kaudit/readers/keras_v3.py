@@ -40,19 +40,37 @@ class Tree:
     def __init__(self, files: list[h5py.File], displays: list[str]):
         self.files = files
         self.displays = displays
+        # the groups used last, per file: the reader asks for a layer's group, its vars, its
+        # sub-groups... one after the other (see H.walk)
+        self._groups = [H.GroupCache() for _ in files]
 
     def _objs(self, path: str):
         for i, f in enumerate(self.files):
-            obj = H.walk(f, path, self.displays[i])
+            obj = H.walk(f, path, self.displays[i], self._groups[i])
             if obj is not None:
                 yield i, obj
+
+    def _child(self, i: int, obj: h5py.Group, path: str, key: str):
+        """``H.child(obj, key)`` for ``obj`` at ``path`` in file i, through the same cache as
+        :meth:`_objs` (a layer's ``vars`` group is met by both)."""
+        if "/" in key:
+            return H.child(obj, key, self.displays[i])
+        cache = self._groups[i]
+        cache_key = (*(p for p in path.split("/") if p), key)
+        found = cache.get(cache_key)
+        if found is not None:
+            return found
+        found = H.child(obj, key, self.displays[i])
+        if isinstance(found, h5py.Group):
+            cache[cache_key] = found
+        return found
 
     def groups(self, path: str) -> list[str]:
         names: list[str] = []
         for i, obj in self._objs(path):
             if isinstance(obj, h5py.Group):
                 for k in H.keys(obj, self.displays[i]):
-                    if k not in names and isinstance(H.child(obj, k, self.displays[i]), h5py.Group):
+                    if k not in names and isinstance(self._child(i, obj, path, k), h5py.Group):
                         names.append(k)
         return sorted(names, key=_natural)
 
@@ -96,13 +114,13 @@ class _Reader:
     # -- emit ------------------------------------------------------------------------------
     def add(self, path: str, layer: str, cls: str | None, name: str, fi: int, ds: h5py.Dataset,
             trainable: bool | None, hint: str | None, kind: str = "model", named: bool = True) -> None:
-        H.check_dataset(ds, self.tree.displays[fi])
-        dtype = H.logical_dtype(ds, hint, self.tree.displays[fi])
+        shape, dt = H.check_dataset(ds, self.tree.displays[fi])
+        dtype = H.logical_dtype(ds, hint, self.tree.displays[fi], dt)
         ds_path = ds.name.lstrip("/")
         prefix = self.member or (self.tree.displays[fi] if len(self.tree.files) > 1 else "")
         location = f"{prefix}:{ds_path}" if prefix else ds_path
-        self.store.register(location, fi, ds_path, dtype, ds=ds)
-        self.out.append(Variable(path, layer, cls, name, tuple(int(d) for d in ds.shape), dtype,
+        self.store.register(location, fi, ds_path, dtype, ds=ds, shape=shape, raw_dtype=dt)
+        self.out.append(Variable(path, layer, cls, name, tuple(int(d) for d in shape), dtype,
                                  trainable, kind, location, named))
 
     # -- models ----------------------------------------------------------------------------
@@ -263,6 +281,7 @@ def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display:
     if config is not None and root is None:
         r.notes.append("config.json could not be understood; variables named by position")
     eff = (root.trainable if root is not None else None)
-    r.model(root, "", "", eff)
-    r.extras()
+    with H.steady_metadata_cache(files):
+        r.model(root, "", "", eff)
+        r.extras()
     return r.out, r.notes, root is not None

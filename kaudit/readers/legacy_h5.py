@@ -46,17 +46,17 @@ class _Builder:
 
     def add(self, path: str, layer: str, node: LayerNode | None, name: str, ds: h5py.Dataset,
             trainable: bool | None, kind: str = "model", named: bool = True) -> None:
-        H.check_dataset(ds, self.display)
-        dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display)
+        shape, dt = H.check_dataset(ds, self.display)
+        dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display, dt)
         location = ds.name.lstrip("/")
-        self.store.register(location, 0, location, dtype, ds=ds)
+        self.store.register(location, 0, location, dtype, ds=ds, shape=shape, raw_dtype=dt)
         self.out.append(
             Variable(
                 path=path,
                 layer=layer,
                 layer_class=node.class_name if node is not None else None,
                 name=name,
-                shape=tuple(int(d) for d in ds.shape),
+                shape=tuple(int(d) for d in shape),
                 dtype=dtype,
                 trainable=trainable,
                 kind=kind,
@@ -68,6 +68,11 @@ class _Builder:
 
 def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
     """Variables (model, then optimizer), notes, keras_version, has_config."""
+    with H.steady_metadata_cache([f]):
+        return _read(f, store, display)
+
+
+def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
     b = _Builder(f, store, display)
     mw = H.child(f, "model_weights", display)
     if isinstance(mw, h5py.Group):
@@ -103,8 +108,9 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
         if not wnames:
             continue
         datasets = []
+        groups: dict = {}  # the layer's sub-groups, resolved once for all its weights
         for w in wnames:
-            ds = H.walk(g, w, display)
+            ds = H.walk(g, w, display, groups)
             if not isinstance(ds, h5py.Dataset):
                 raise CorruptFileError(f"layer {lname!r} lists weight {w!r} but the file has no such dataset", path=display)
             datasets.append(ds)
