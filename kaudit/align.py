@@ -27,7 +27,6 @@ from .stats import digest
 
 MATCHED_BY = ("path", "rule", "structure")
 
-_NAME_ALIASES = {"depthwise_kernel": "kernel"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,15 @@ class Pair:
 
 def _alias_path(path: str) -> str:
     head, _, last = path.rpartition("/")
-    return paths.join(head, _NAME_ALIASES.get(last, last))
+    return paths.join(head, paths.alias_name(last))
 
 
 def _token(v: Variable) -> tuple:
-    return (_NAME_ALIASES.get(v.name, v.name), v.shape, v.layer_class or "?")
+    return (paths.alias_name(v.name), v.shape, v.layer_class or "?")
 
 
 def _token_loose(v: Variable) -> tuple:
-    return (_NAME_ALIASES.get(v.name, v.name), v.shape)
+    return (paths.alias_name(v.name), v.shape)
 
 
 def align(

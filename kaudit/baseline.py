@@ -15,7 +15,6 @@ left empty and the result says so.
 
 from __future__ import annotations
 
-import math
 import os
 
 from . import __version__
@@ -93,7 +92,3 @@ def _stats_of(ckpt: Checkpoint, v: Variable) -> dict:
         cache[v.location] = {"min": s.min, "max": s.max, "mean": s.mean, "std": s.std, "l2": s.l2,
                              "nan": s.nan, "inf": s.inf}
     return cache[v.location]
-
-
-def finite(x) -> bool:
-    return x is not None and not (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))

@@ -19,6 +19,17 @@ SEP = "/"
 _SUFFIX_RE = re.compile(r":\d+$")
 
 
+#: Variable names that Keras 2 and Keras 3 spell differently for the same variable
+#: (DepthwiseConv kernels); alignment and naming treat them as one.
+NAME_ALIASES = {"depthwise_kernel": "kernel"}
+
+
+def alias_name(name: str) -> str:
+    """A variable short name in the spelling shared by Keras 2 and 3 (``depthwise_kernel`` ->
+    ``kernel``)."""
+    return NAME_ALIASES.get(name, name)
+
+
 def strip_device_suffix(name: str) -> str:
     """``L3_dense/kernel:0`` -> ``L3_dense/kernel``."""
     return _SUFFIX_RE.sub("", name)
@@ -91,10 +102,6 @@ def match(pattern: str, path: str) -> bool:
         parts = split(path)
         return any(rx.match(SEP.join(parts[i:])) for i in range(1, len(parts)))
     return False
-
-
-def match_any(patterns: list[str] | tuple[str, ...], path: str) -> bool:
-    return any(match(p, path) for p in patterns)
 
 
 def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], path: str) -> str:

@@ -38,10 +38,6 @@ class Summary:
         return dict(self.__dict__)
 
 
-def _f(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def _chunks(blocks) -> Iterator[np.ndarray]:
     """Flat blocks cut into cache-sized chunks (bool as uint8)."""
     for block in blocks:

@@ -160,7 +160,7 @@ def _load_archive(path: str, display: str) -> Checkpoint:
             )
         config = arc.json(archive.CONFIG)
         metadata = arc.json(archive.METADATA) or {}
-        fobj, mmap_src = arc.open_member(archive.WEIGHTS)
+        fobj, direct_src = arc.open_member(archive.WEIGHTS)
     except BaseException:
         arc.close()
         raise
@@ -171,7 +171,7 @@ def _load_archive(path: str, display: str) -> Checkpoint:
         fobj.close()
         arc.close()
         raise
-    store = H.H5Store([f], [member_display], [mmap_src], owned=[fobj, arc])
+    store = H.H5Store([f], [member_display], [direct_src], owned=[fobj, arc])
     try:
         variables, notes, has_config = keras_v3.read([f], [member_display], store, display, config,
                                                      member=archive.WEIGHTS)
@@ -220,7 +220,7 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
     # a shard may be a symlink (Hugging Face caches link into blobs/), but not to a file outside
     # the index's directory (real or as given): a pull request could link one to any file
     roots = {os.path.realpath(base), os.path.dirname(os.path.realpath(path))}
-    files, displays, mmaps = [], [], []
+    files, displays, sources = [], [], []
     try:
         for name in shards:
             sp = os.path.join(base, name)
@@ -232,12 +232,12 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
                 raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
             files.append(H.open_h5(sp, sdisplay))
             displays.append(sdisplay)
-            mmaps.append((sp, 0))
+            sources.append((sp, 0))
     except BaseException:
         for f in files:
             f.close()
         raise
-    store = H.H5Store(files, displays, mmaps)
+    store = H.H5Store(files, displays, sources)
     try:
         variables, notes, has_config = keras_v3.read(files, displays, store, display, None)
     except BaseException:

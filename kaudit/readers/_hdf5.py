@@ -9,8 +9,9 @@ docs/security.md hold in one place:
 * datasets with external raw storage or virtual layouts are refused;
 * a dataset whose declared size is far beyond what the file stores, or whose chunks are too big
   to inflate in memory, is refused before reading;
-* values are read in bounded blocks; uncompressed contiguous datasets in a plain file are
-  memory-mapped at their offset (zero copy), everything else goes through h5py hyperslabs.
+* values are read in bounded blocks; uncompressed contiguous datasets in a plain file (or a
+  zip member stored uncompressed) are read straight from their byte range with ``os.preadv``,
+  everything else goes through h5py hyperslabs.
 """
 
 from __future__ import annotations
@@ -460,15 +461,15 @@ class H5Store:
     """
 
     def __init__(self, files: list[h5py.File], displays: list[str],
-                 mmap_sources: list[tuple[str, int] | None] | None = None, owned: list | None = None):
-        """``mmap_sources[i]`` is (path on disk, byte offset of the HDF5 image in it) when file i
+                 direct_sources: list[tuple[str, int] | None] | None = None, owned: list | None = None):
+        """``direct_sources[i]`` is (path on disk, byte offset of the HDF5 image in it) when file i
         can be read directly (a plain file, or a zip member stored uncompressed), else None."""
         self.files = files
         self.displays = displays
-        self.mmap_sources = mmap_sources or [None] * len(files)
+        self.direct_sources = direct_sources or [None] * len(files)
         self._entries: dict[str, _Entry] = {}
         self._owned = owned or []  # extra resources to close (zip members, temp files)
-        self.use_mmap = os.environ.get("KAUDIT_NO_MMAP", "") == ""
+        self.use_direct = os.environ.get("KAUDIT_NO_DIRECT_READ", "") == ""
         # location -> direct = (file index, absolute offset, raw dtype, shape) for datasets whose
         # values can be read straight from the file
         self._direct_layouts: dict[str, tuple] = {}
@@ -528,8 +529,8 @@ class H5Store:
                            raw_dtype: np.dtype | None = None) -> int | None:
         """Absolute byte offset of ``ds``'s values in the file on disk, when they can be read
         from there directly (uncompressed, contiguous, allocated), else None."""
-        source = self.mmap_sources[e.file_index]
-        if not (self.use_mmap and source):
+        source = self.direct_sources[e.file_index]
+        if not (self.use_direct and source):
             return None
         try:  # low-level calls: h5py's ds.chunks/.compression/.size build property lists each time
             dsid = ds.id
@@ -573,7 +574,7 @@ class H5Store:
     def _fd(self, file_index: int) -> int:
         fd = self._fds.get(file_index)
         if fd is None:
-            fd = os.open(self.mmap_sources[file_index][0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            fd = os.open(self.direct_sources[file_index][0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
             kept = self._fds.setdefault(file_index, fd)  # another worker may have been first
             if kept != fd:
                 os.close(fd)
@@ -594,13 +595,6 @@ class H5Store:
             done += got
         return out
 
-    def _mmap(self, ds: h5py.Dataset, e: _Entry) -> np.ndarray | None:
-        offset = self._contiguous_offset(ds, e)
-        if offset is None:
-            return None
-        dt = ds.dtype if e.dtype != BFLOAT16 else np.dtype(np.uint16)
-        return np.memmap(self.mmap_sources[e.file_index][0], dtype=dt, mode="r", offset=offset, shape=ds.shape)
-
     def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
         ds, e, direct = self._layout(var)
         try:
@@ -610,8 +604,7 @@ class H5Store:
             else:
                 if ds is None:
                     ds, e = self._dataset(var)
-                mm = self._mmap(ds, e)
-                raw = np.array(mm[selection]) if mm is not None else ds[selection]
+                raw = ds[selection]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]) from None
         return widen(np.asarray(raw), e.dtype)

@@ -194,8 +194,5 @@ def _compatible(from_file: tuple[str, str], spec: Named) -> bool:
     return short == spec.name or strip_uniquifier(short) == spec.name or _alias(short) == _alias(spec.name)
 
 
-_ALIASES = {"depthwise_kernel": "kernel"}  # Keras 2 vs Keras 3 names of DepthwiseConv kernels
-
-
 def _alias(name: str) -> str:
-    return _ALIASES.get(strip_uniquifier(name), strip_uniquifier(name))
+    return paths.alias_name(strip_uniquifier(name))

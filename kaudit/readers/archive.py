@@ -124,7 +124,7 @@ class KerasArchive:
             raise CorruptFileError(f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display) from None
 
     def open_member(self, name: str):
-        """(binary file object, mmap source or None) for a member, without extracting it where
+        """(binary file object, direct-read source or None) for a member, without extracting it where
         its name says."""
         info = self.members[name]
         self._refuse_encrypted(info)

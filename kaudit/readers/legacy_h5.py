@@ -179,7 +179,7 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
     them in Keras's walk order (the file lists trainable weights first)."""
     leaves = list(node.leaves(prefix=lname + "/", enclosing_trainable=node.trainable))
     by_name: dict[str, list[int]] = {}
-    for i, (path, leaf, _eff) in enumerate(leaves):
+    for i, (_path, leaf, _eff) in enumerate(leaves):
         by_name.setdefault(leaf.name, []).append(i)
         by_name.setdefault(strip_uniquifier(leaf.name), []).append(i)
     assigned: dict[int, list[tuple[str, object]]] = {}
