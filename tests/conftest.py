@@ -19,6 +19,11 @@ def fixture(rel: str) -> str:
     return str(FIXTURES / rel)
 
 
+#: Fixtures many tests use: a conv net (first layer 7x7x3) and the fine-tuning pair.
+CONVNET, CONVNET_K3 = fixture("convnet/k2_full.h5"), fixture("convnet/k3.keras")
+BEFORE, AFTER = fixture("finetune/before_k2.h5"), fixture("finetune/after_k2.h5")
+
+
 def real(rel: str) -> str:
     """Path of a file of the shared corpus; skips the test when it is absent."""
     p = REAL / rel

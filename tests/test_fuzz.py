@@ -139,7 +139,7 @@ class Worker:
 
         self.err = open(self.errlog, "wb")  # noqa: SIM115
         env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(self.workdir))
-        env.pop("KAUDIT_NO_MMAP", None)
+        env.pop("KAUDIT_NO_DIRECT_READ", None)
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.err, env=env, preexec_fn=limits, cwd=self.workdir)
         ready, _, _ = select.select([self.proc.stdout], [], [], 300)  # imports: not part of any example

@@ -116,7 +116,7 @@ def spawn(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, time
         if unprivileged:
             _drop_read_override()
 
-    e = {k: v for k, v in os.environ.items() if k not in ("KAUDIT_DEBUG", "KAUDIT_NO_MMAP")}
+    e = {k: v for k, v in os.environ.items() if k not in ("KAUDIT_DEBUG", "KAUDIT_NO_DIRECT_READ")}
     e["PYTHONPATH"] = str(ROOT)
     e.update(env or {})
     t0 = time.monotonic()

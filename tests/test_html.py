@@ -25,12 +25,7 @@ from kaudit.cli import main
 from kaudit.inspection import inspect
 from kaudit.report.html import checkpoint_html, diff_html, inspect_html
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "fixtures"
-CONVNET = str(FIX / "convnet" / "k2_full.h5")
-CONVNET_K3 = str(FIX / "convnet" / "k3.keras")
-BEFORE = str(FIX / "finetune" / "before_k2.h5")
-AFTER = str(FIX / "finetune" / "after_k2.h5")
+from .conftest import AFTER, BEFORE, CONVNET, CONVNET_K3
 
 EVIL = "<img src=x onerror=alert(1)>"
 

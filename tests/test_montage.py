@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,12 +24,8 @@ import kaudit.montages as M
 from kaudit.cli import main
 from kaudit.errors import InputError, KauditError, UsageError, VariableNotFoundError
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT / "fixtures"
-CONVNET = str(FIX / "convnet" / "k2_full.h5")
-CONVNET_K3 = str(FIX / "convnet" / "k3.keras")
-BEFORE = str(FIX / "finetune" / "before_k2.h5")
-AFTER = str(FIX / "finetune" / "after_k2.h5")
+from .conftest import AFTER, BEFORE, CONVNET, CONVNET_K3
+from .conftest import FIXTURES as FIX
 
 
 # -- helpers ------------------------------------------------------------------------------------

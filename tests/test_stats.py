@@ -366,7 +366,7 @@ LAYOUTS = {
 @pytest.mark.parametrize("no_direct", [False, True])
 def test_h5store_paths_agree(tmp_path, monkeypatch, no_direct):
     if no_direct:
-        monkeypatch.setenv("KAUDIT_NO_MMAP", "1")
+        monkeypatch.setenv("KAUDIT_NO_DIRECT_READ", "1")
     rng = np.random.default_rng(3)
     base = rng.standard_normal((17, 10)).astype(np.float32)
     other = base.copy()
