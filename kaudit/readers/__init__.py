@@ -120,12 +120,47 @@ def opened(source) -> Iterator[Checkpoint]:
         ckpt.close()
 
 
+def _fast_parser_enabled() -> bool:
+    """The pure-Python metadata parser (``_h5parse``) is used when values can be read directly
+    (``os.preadv``); ``KAUDIT_H5_PARSER=h5py`` turns it off (tests compare the two)."""
+    return (H._HAVE_PREADV and os.environ.get("KAUDIT_NO_DIRECT_READ", "") == ""
+            and os.environ.get("KAUDIT_H5_PARSER", "") != "h5py")
+
+
+def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], build, open_h5py,
+               owned: list | None = None) -> Checkpoint:
+    """``build(files, store)`` over HDF5 images given as (path, byte offset, size or None).
+
+    First on files parsed by ``_h5parse`` (fast); when that parser meets anything it does not
+    handle, or the reader raises any error, once more on the same files opened with h5py, whose
+    guards read, refuse or report them exactly as the h5py path always has. ``open_h5py()``
+    returns the h5py files (the caller's way: a path, a zip member)."""
+    direct = [(path, base) for path, base, _size in images]
+    if _fast_parser_enabled():
+        from . import _h5parse as P
+
+        parsed: list = []
+        try:
+            for path, base, size in images:
+                parsed.append(P.File(path, base, size).root)
+            return build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
+        except Exception:  # noqa: BLE001 - whatever it was, h5py's path says it properly
+            for root in parsed:
+                root.close()
+    files = open_h5py()
+    store = H.H5Store(files, displays, direct, owned=owned)
+    try:
+        return build(files, store)
+    except BaseException:
+        store.close()
+        raise
+
+
 def _load_hdf5(path: str, display: str) -> Checkpoint:
     from . import keras_v3, legacy_h5
 
-    f = H.open_h5(path, display)
-    store = H.H5Store([f], [display], [(path, 0)])
-    try:
+    def build(files, store) -> Checkpoint:
+        f = files[0]
         if legacy_h5.looks_like(f):
             variables, notes, version, has_config = legacy_h5.read(f, store, display)
             fmt = "keras3-h5" if legacy_h5.keras_major(version) >= 3 else "keras2-h5"
@@ -140,10 +175,9 @@ def _load_hdf5(path: str, display: str) -> Checkpoint:
                 path=display,
                 hint="kaudit reads files written by Keras model.save()/save_weights()",
             )
-    except BaseException:
-        store.close()
-        raise
-    return Checkpoint(display, fmt, tuple(variables), store, version, has_config, tuple(notes), (display,))
+        return Checkpoint(display, fmt, tuple(variables), store, version, has_config, tuple(notes), (display,))
+
+    return _read_hdf5([(path, 0, None)], [display], build, lambda: [H.open_h5(path, display)])
 
 
 def _load_archive(path: str, display: str) -> Checkpoint:
@@ -160,27 +194,26 @@ def _load_archive(path: str, display: str) -> Checkpoint:
             )
         config = arc.json(archive.CONFIG)
         metadata = arc.json(archive.METADATA) or {}
-        fobj, direct_src = arc.open_member(archive.WEIGHTS)
+        fobj, (src_path, src_base, src_size) = arc.open_member(archive.WEIGHTS)
     except BaseException:
         arc.close()
         raise
     member_display = f"{display}!{archive.WEIGHTS}"
+    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+
+    def build(files, store) -> Checkpoint:
+        variables, notes, has_config = keras_v3.read(files, [member_display], store, display, config,
+                                                     member=archive.WEIGHTS)
+        return Checkpoint(display, "keras3-archive", tuple(variables), store, version, has_config, tuple(notes),
+                          (display,))
+
     try:
-        f = H.open_h5(fobj, member_display)
+        return _read_hdf5([(src_path, src_base, src_size)], [member_display], build,
+                          lambda: [H.open_h5(fobj, member_display)], owned=[fobj, arc])
     except BaseException:
         fobj.close()
         arc.close()
         raise
-    store = H.H5Store([f], [member_display], [direct_src], owned=[fobj, arc])
-    try:
-        variables, notes, has_config = keras_v3.read([f], [member_display], store, display, config,
-                                                     member=archive.WEIGHTS)
-    except BaseException:
-        store.close()
-        raise
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    return Checkpoint(display, "keras3-archive", tuple(variables), store, version, has_config, tuple(notes),
-                      (display,))
 
 
 def _load_json(path: str, display: str) -> Checkpoint:
@@ -220,29 +253,34 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
     # a shard may be a symlink (Hugging Face caches link into blobs/), but not to a file outside
     # the index's directory (real or as given): a pull request could link one to any file
     roots = {os.path.realpath(base), os.path.dirname(os.path.realpath(path))}
-    files, displays, sources = [], [], []
-    try:
-        for name in shards:
-            sp = os.path.join(base, name)
-            sdisplay = os.path.join(os.path.dirname(display), name)
-            if os.path.dirname(os.path.realpath(sp)) not in roots:
-                raise UnsafeInputError("shard is a symbolic link to a file outside the index's directory; refused",
-                                       path=sdisplay, hint="copy the shard beside the index")
-            if sniff(sp) != "hdf5":
-                raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
-            files.append(H.open_h5(sp, sdisplay))
-            displays.append(sdisplay)
-            sources.append((sp, 0))
-    except BaseException:
-        for f in files:
-            f.close()
-        raise
-    store = H.H5Store(files, displays, sources)
-    try:
+    displays, sources = [], []
+    for name in shards:
+        sp = os.path.join(base, name)
+        sdisplay = os.path.join(os.path.dirname(display), name)
+        if os.path.dirname(os.path.realpath(sp)) not in roots:
+            raise UnsafeInputError("shard is a symbolic link to a file outside the index's directory; refused",
+                                   path=sdisplay, hint="copy the shard beside the index")
+        if sniff(sp) != "hdf5":
+            raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
+        displays.append(sdisplay)
+        sources.append(sp)
+
+    def open_all() -> list:
+        files = []
+        try:
+            for sp, sdisplay in zip(sources, displays, strict=True):
+                files.append(H.open_h5(sp, sdisplay))
+        except BaseException:
+            for f in files:
+                f.close()
+            raise
+        return files
+
+    def build(files, store) -> Checkpoint:
         variables, notes, has_config = keras_v3.read(files, displays, store, display, None)
-    except BaseException:
-        store.close()
-        raise
-    notes = ["no model config beside sharded weights: trainable flags are unknown and layer order is the file's"] + notes
-    return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
-                      (display, *displays))
+        notes = ["no model config beside sharded weights: trainable flags are unknown and layer order is the "
+                 "file's"] + notes
+        return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
+                          (display, *displays))
+
+    return _read_hdf5([(sp, 0, None) for sp in sources], displays, build, open_all)

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..checkpoint import Variable, block_selections
 from ..errors import CorruptFileError, UnsafeInputError
+from . import _h5parse as P
 
 #: A dataset may declare at most this many times the bytes it stores (plus 1 MiB) before it is
 #: refused: HDF5 would otherwise "read" fill values for terabytes of unallocated space.
@@ -43,6 +44,10 @@ MAX_PATH_DEPTH = 64
 
 BFLOAT16 = "bfloat16"
 
+
+#: What the readers test with isinstance: h5py's objects, or the fast parser's (``_h5parse``).
+GROUPS = (h5py.Group, P.Group)
+DATASETS = (h5py.Dataset, P.Dataset)
 
 _HARD = h5py.h5l.TYPE_HARD
 _UINT16 = np.dtype(np.uint16)
@@ -101,6 +106,8 @@ def child(group: h5py.Group, name: str, display: str):
         raise CorruptFileError(f"entry name {name!r} of {group.name!r} is not text", path=display)
     if "/" in name:
         return walk(group, name, display)
+    if type(group) is P.Group:  # parsed by _h5parse: it checked the links (or raised Unsupported)
+        return group.child(name)
     bname = name.encode("utf-8", "surrogateescape")
     # Fast path, the common case: the name is a hard link (H5Lget_info looks at the link itself,
     # never follows it) to a dataset, or to a group linked once. The same HDF5 calls as below,
@@ -201,12 +208,12 @@ def walk(root: h5py.Group, path: str, display: str, groups: dict | None = None):
                 obj, start = known, k
                 break
     for k in range(start, len(parts)):
-        if not isinstance(obj, h5py.Group):
+        if not isinstance(obj, GROUPS):
             return None
         obj = child(obj, parts[k], display)
         if obj is None:
             return None
-        if groups is not None and isinstance(obj, h5py.Group):
+        if groups is not None and isinstance(obj, GROUPS):
             groups[tuple(parts[:k + 1])] = obj
     return obj
 
@@ -235,6 +242,8 @@ class GroupCache(dict):
 
 
 def keys(group: h5py.Group, display: str) -> list[str]:
+    if type(group) is P.Group:
+        return group.keys()
     names = _link_names(group)
     if names is None:
         try:
@@ -268,6 +277,8 @@ def _link_names(group: h5py.Group) -> list | None:
 
 def attr(obj, name: str, display: str, default=None):
     """An attribute, decoded: bytes -> str, arrays of bytes -> list of str."""
+    if isinstance(obj, P._Node):
+        return obj.attr(name, default)
     try:
         attrs = obj.attrs  # h5py builds an AttributeManager per access: once here
         if not h5py.h5a.exists(obj.id, name.encode("utf-8")):  # what ``name in attrs`` calls
@@ -349,6 +360,8 @@ def check_dataset(ds: h5py.Dataset, display: str) -> tuple[tuple[int, ...], np.d
     Returns (shape, dtype) as read for the checks, for the caller to reuse. The creation
     property list (layout, external files, chunks) is fetched once, with h5py's low-level calls:
     the same HDF5 calls as ``ds.is_virtual``, ``ds.external`` and ``ds.chunks``, in that order."""
+    if type(ds) is P.Dataset:  # parsed by _h5parse: contiguous, inside the file (or Unsupported)
+        return ds.shape, ds.dtype
     dsid = ds.id
     try:
         dcpl = dsid.get_create_plist()
@@ -493,7 +506,7 @@ class H5Store:
     def _dataset(self, var: Variable) -> tuple[h5py.Dataset, _Entry]:
         e = self._entries[var.location]
         ds = self._walk(e.file_index, e.ds_path)
-        if not isinstance(ds, h5py.Dataset):
+        if not isinstance(ds, DATASETS):
             raise CorruptFileError(f"dataset {e.ds_path!r} disappeared", path=self.displays[e.file_index])
         return ds, e
 
@@ -506,7 +519,7 @@ class H5Store:
         group = self._groups.get((file_index, parent))
         if group is None:
             group = self._walk(file_index, parent)
-            if not isinstance(group, h5py.Group):
+            if not isinstance(group, GROUPS):
                 return None
             if len(self._groups) >= 16:
                 self._groups = {}
@@ -532,6 +545,8 @@ class H5Store:
         source = self.direct_sources[e.file_index]
         if not (self.use_direct and source):
             return None
+        if type(ds) is P.Dataset:  # offset checked against the image's size by the parser
+            return ds.offset
         try:  # low-level calls: h5py's ds.chunks/.compression/.size build property lists each time
             dsid = ds.id
             # H5Dget_offset: the file address for contiguous storage; undefined (None) for chunked
@@ -568,7 +583,7 @@ class H5Store:
         if e.dtype == BFLOAT16:
             dt = _UINT16
         else:
-            dt = raw_dtype if raw_dtype is not None else ds.id.dtype
+            dt = raw_dtype if raw_dtype is not None else (ds.dtype if type(ds) is P.Dataset else ds.id.dtype)
         return e.file_index, offset, dt, tuple(shape if shape is not None else ds.shape)
 
     def _fd(self, file_index: int) -> int:

@@ -124,8 +124,9 @@ class KerasArchive:
             raise CorruptFileError(f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display) from None
 
     def open_member(self, name: str):
-        """(binary file object, direct-read source or None) for a member, without extracting it where
-        its name says."""
+        """(binary file object, (path, byte offset, size) of its bytes on disk) for a member: the
+        archive itself when the member is stored uncompressed, else a temporary file of ours (never
+        extracted where its name says)."""
         info = self.members[name]
         self._refuse_encrypted(info)
         if info.compress_type == zipfile.ZIP_STORED and info.flag_bits & 0x1 == 0:
@@ -133,8 +134,9 @@ class KerasArchive:
             if start + info.file_size > os.path.getsize(self.path):
                 raise CorruptFileError(f"archive entry {name!r} extends past the end of the file (truncated?)",
                                        path=self.display)
-            return SubFile(self.path, start, info.file_size), (self.path, start)
-        return self._inflate(info), None
+            return SubFile(self.path, start, info.file_size), (self.path, start, info.file_size)
+        fh = self._inflate(info)  # a plain temporary file of ours: read in place like any other
+        return fh, (fh.name, 0, os.path.getsize(fh.name))
 
     def _refuse_encrypted(self, info: zipfile.ZipInfo) -> None:
         if info.flag_bits & 0x1:

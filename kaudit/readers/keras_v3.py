@@ -61,16 +61,16 @@ class Tree:
         if found is not None:
             return found
         found = H.child(obj, key, self.displays[i])
-        if isinstance(found, h5py.Group):
+        if isinstance(found, H.GROUPS):
             cache[cache_key] = found
         return found
 
     def groups(self, path: str) -> list[str]:
         names: list[str] = []
         for i, obj in self._objs(path):
-            if isinstance(obj, h5py.Group):
+            if isinstance(obj, H.GROUPS):
                 for k in H.keys(obj, self.displays[i]):
-                    if k not in names and isinstance(self._child(i, obj, path, k), h5py.Group):
+                    if k not in names and isinstance(self._child(i, obj, path, k), H.GROUPS):
                         names.append(k)
         return sorted(names, key=_natural)
 
@@ -88,10 +88,10 @@ class Tree:
         """(key, file index, dataset) of the datasets directly in group ``path``, by index."""
         out: dict[str, tuple[int, h5py.Dataset]] = {}
         for i, obj in self._objs(path):
-            if isinstance(obj, h5py.Group):
+            if isinstance(obj, H.GROUPS):
                 for k in H.keys(obj, self.displays[i]):
                     ds = H.child(obj, k, self.displays[i])
-                    if isinstance(ds, h5py.Dataset) and k not in out:
+                    if isinstance(ds, H.DATASETS) and k not in out:
                         out[k] = (i, ds)
         return [(k, *out[k]) for k in sorted(out, key=_natural)]
 

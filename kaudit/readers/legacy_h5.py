@@ -75,7 +75,7 @@ def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], 
 def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
     b = _Builder(f, store, display)
     mw = H.child(f, "model_weights", display)
-    if isinstance(mw, h5py.Group):
+    if isinstance(mw, H.GROUPS):
         wgroup = mw
         config = H.json_attr(f, "model_config", display)
     else:
@@ -101,7 +101,7 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
                                    hint="Keras layer names are unique; the file was edited")
         seen.add(lname)
         g = H.child(wgroup, lname, display)
-        if not isinstance(g, h5py.Group):
+        if not isinstance(g, H.GROUPS):
             raise CorruptFileError(f"'layer_names' lists {lname!r} but the file has no such group", path=display,
                                    hint="the file is truncated or was edited")
         wnames = _names(H.attr(g, "weight_names", display))
@@ -111,7 +111,7 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
         groups: dict = {}  # the layer's sub-groups, resolved once for all its weights
         for w in wnames:
             ds = H.walk(g, w, display, groups)
-            if not isinstance(ds, h5py.Dataset):
+            if not isinstance(ds, H.DATASETS):
                 raise CorruptFileError(f"layer {lname!r} lists weight {w!r} but the file has no such dataset", path=display)
             datasets.append(ds)
         node = root.find(lname) if root is not None else None
@@ -127,10 +127,10 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
                       _trainable(eff, n, root is not None))
 
     top = H.child(wgroup, "top_level_model_weights", display)
-    if isinstance(top, h5py.Group):
+    if isinstance(top, H.GROUPS):
         for w in _names(H.attr(top, "weight_names", display)):
             ds = H.walk(top, w, display)
-            if isinstance(ds, h5py.Dataset):
+            if isinstance(ds, H.DATASETS):
                 short = paths.strip_device_suffix(w)
                 b.add(short, paths.layer_of(short), None, paths.short_name(short), ds,
                       True if root is not None else None)
@@ -222,7 +222,7 @@ def _pick(cands: list[int], leaves: list, before: list[str]) -> int:
 
 def _optimizer(b: _Builder, f: h5py.File) -> None:
     og = H.child(f, "optimizer_weights", b.display)
-    if not isinstance(og, h5py.Group):
+    if not isinstance(og, H.GROUPS):
         return
     names = H.attr(og, "weight_names", b.display)
     if names is None:
@@ -230,7 +230,7 @@ def _optimizer(b: _Builder, f: h5py.File) -> None:
         _collect(og, "", names, b.display, depth=0)
     for w in _names(names):
         ds = H.walk(og, w, b.display)
-        if not isinstance(ds, h5py.Dataset):
+        if not isinstance(ds, H.DATASETS):
             b.notes.append(f"optimizer weight {w!r} is listed but missing; skipped")
             continue
         short = paths.strip_device_suffix(w)
@@ -245,7 +245,7 @@ def _collect(group: h5py.Group, prefix: str, out: list[str], display: str, depth
         return
     for k in H.keys(group, display):
         obj = H.child(group, k, display)
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, H.DATASETS):
             out.append(prefix + k)
-        elif isinstance(obj, h5py.Group):
+        elif isinstance(obj, H.GROUPS):
             _collect(obj, prefix + k + "/", out, display, depth + 1)

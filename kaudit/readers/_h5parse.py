@@ -1,0 +1,657 @@
+"""A small read-only HDF5 metadata parser in pure Python, for the layouts Keras writes.
+
+h5py costs ~70 us of library calls per dataset to open it, check its links, read its shape,
+dtype and layout (docs/performance.md); this module reads the same facts straight from the file
+format (https://docs.hdfgroup.org/hdf5/develop/_f_m_t3.html) at a fraction of that, so a model
+with thousands of small variables loads fast. It is a *fast path*, not a second HDF5 library:
+
+* It understands exactly what Keras, tf_keras and h5py write by default: superblock version 0 or
+  1 with 8-byte offsets and lengths, version 1 object headers, old-style groups (symbol table,
+  v1 B-tree, local heap), hard links only, contiguous uncompressed datasets of integer, float or
+  2-byte opaque (bfloat16) type, and attributes holding strings (fixed or variable length,
+  the latter in the global heap) or numbers.
+* Anything else, and anything odd (a soft, external or second hard link to a group, a shared
+  message, a chunked, compressed, compact, virtual or external dataset, an address outside
+  the file, a value that does not add up) raises :class:`Unsupported`. The caller then reads the
+  file with h5py and its guards (``_hdf5.py``), which read, refuse or report it exactly as before:
+  this module never has the last word on a file it does not fully understand.
+* It is bounded: every read is checked against the size of the HDF5 image, every loop against
+  a count, every walk against the addresses already visited; no allocation follows a size the
+  file declares without a limit. Being pure Python it cannot crash the process.
+
+Metadata is read with ``os.pread`` in 64 KiB pages (a few kept); values are never read here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+#: An HDF5 "undefined address".
+UNDEF = 0xFFFFFFFFFFFFFFFF
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_PAGE = 1 << 16
+_KEEP_PAGES = 64
+_MAX_MESSAGES = 1 << 16  # per object header
+_MAX_CONTINUATIONS = 256
+_MAX_TREE_DEPTH = 32
+_MAX_HEAP = 64 << 20  # a local heap (names of a group's entries) or global heap collection
+_MAX_ATTR = 64 << 20  # an attribute's value (json_attr refuses > 64 MiB of model_config anyway)
+_MAX_ELEMENTS = 1 << 24  # elements of an attribute
+
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_u64 = struct.Struct("<Q").unpack_from
+_msg_v1 = struct.Struct("<HHB").unpack_from
+_entry = struct.Struct("<QQI").unpack_from  # symbol table entry: name offset, header address, cache type
+_two64 = struct.Struct("<QQ").unpack_from
+
+# standard IEEE layouts: size -> (bit offset, precision, exponent location, exponent size,
+# mantissa location, mantissa size, exponent bias)
+_IEEE = {
+    2: (0, 16, 10, 5, 0, 10, 15),
+    4: (0, 32, 23, 8, 0, 23, 127),
+    8: (0, 64, 52, 11, 0, 52, 1023),
+}
+_FLOAT_PROPS = struct.Struct("<HHBBBBI").unpack_from
+
+
+class Unsupported(Exception):
+    """The fast path does not handle this file (or this part of it): read it with h5py."""
+
+
+def _no(why: str):
+    raise Unsupported(why)
+
+
+class _Image:
+    """The bytes of one HDF5 image: a file, or a stretch of one (a zip member stored as is)."""
+
+    __slots__ = ("fd", "base", "size", "_pages")
+
+    def __init__(self, path: str, base: int, size: int):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self.base = base
+        self.size = size
+        self._pages: dict[int, bytes] = {}
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def at(self, addr: int, n: int) -> tuple[bytes, int]:
+        """(buffer, offset) such that buffer[offset:offset + n] are the n bytes at ``addr``."""
+        if addr < 0 or n < 0 or addr + n > self.size:
+            _no("address outside the file")
+        page = addr >> 16
+        off = addr & (_PAGE - 1)
+        if off + n <= _PAGE:
+            buf = self._pages.get(page)
+            if buf is None:
+                if len(self._pages) >= _KEEP_PAGES:
+                    del self._pages[next(iter(self._pages))]
+                start = page << 16
+                buf = self._pages[page] = os.pread(self.fd, min(_PAGE, self.size - start), self.base + start)
+            if off + n > len(buf):
+                _no("short read")
+            return buf, off
+        buf = os.pread(self.fd, n, self.base + addr)
+        if len(buf) != n:
+            _no("short read")
+        return buf, 0
+
+    def read(self, addr: int, n: int) -> bytes:
+        buf, off = self.at(addr, n)
+        return buf[off:off + n]
+
+
+class File:
+    """An HDF5 image opened for metadata. ``root`` is its root group."""
+
+    def __init__(self, path: str, base: int = 0, size: int | None = None):
+        if size is None:
+            size = os.path.getsize(path) - base
+        self.image = _Image(path, base, size)
+        self.path = path
+        self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
+        self._gheap: dict[int, dict[int, bytes]] = {}
+        try:
+            self.root = self._superblock()
+        except BaseException:
+            self.image.close()
+            raise
+
+    @property
+    def base(self) -> int:
+        return self.image.base
+
+    def close(self) -> None:
+        self.image.close()
+
+    def _superblock(self) -> Group:
+        img = self.image
+        buf, o = img.at(0, min(img.size, 96))
+        if buf[o:o + 8] != _SIGNATURE:
+            _no("no HDF5 signature at the start")
+        version = buf[o + 8]
+        if version not in (0, 1):
+            _no(f"superblock version {version}")
+        if buf[o + 13] != 8 or buf[o + 14] != 8:
+            _no("offsets or lengths are not 8 bytes")
+        p = o + 24 + (4 if version == 1 else 0)
+        base, _free, eof, _driver = struct.unpack_from("<QQQQ", buf, p)
+        if base != 0:
+            _no("a base address other than 0")
+        if eof != UNDEF and eof > img.size:
+            _no("the file is shorter than its superblock says (truncated?)")
+        p += 32  # the root group's symbol table entry
+        _name, header, _cache = _entry(buf, p)
+        return self._object(header, "/")
+
+    # -- object headers ------------------------------------------------------------------------
+
+    def _messages(self, addr: int) -> tuple[list[tuple[int, int, bytes, int, int]], int]:
+        """([(type, flags, buffer, offset, size)], reference count) of the object header at addr."""
+        img = self.image
+        buf, o = img.at(addr, 16)
+        if buf[o] != 1:
+            _no("an object header other than version 1")
+        nmsg, refcount, hsize = struct.unpack_from("<HII", buf, o + 2)
+        blocks = [(addr + 16, hsize)]
+        seen = {addr}
+        out: list = []
+        i = 0
+        while i < len(blocks):
+            start, size = blocks[i]
+            i += 1
+            buf, o = img.at(start, size)
+            end = o + size
+            while o + 8 <= end:
+                mtype, msize, mflags = _msg_v1(buf, o)
+                body = o + 8
+                if body + msize > end:
+                    _no("an object header message overruns its block")
+                if mtype == 0x10:  # continuation
+                    caddr, clen = _two64(buf, body)
+                    if caddr in seen or len(blocks) > _MAX_CONTINUATIONS:
+                        _no("object header continuations loop")
+                    seen.add(caddr)
+                    blocks.append((caddr, clen))
+                elif mtype != 0:  # a copy: a page must not stay alive with the objects parsed from it
+                    out.append((mtype, mflags, buf[body:body + msize], 0, msize))
+                    if len(out) > _MAX_MESSAGES:
+                        _no("too many object header messages")
+                o = body + msize
+        if len(out) + len(blocks) - 1 > nmsg:  # NIL messages are not kept: at most nmsg remain
+            _no("more object header messages than declared")
+        return out, refcount
+
+    def _object(self, addr: int, name: str) -> Group | Dataset:
+        if addr == UNDEF or addr >= self.image.size:
+            _no("a link to an address outside the file")
+        msgs, refcount = self._messages(addr)
+        kinds = {m[0] for m in msgs}
+        for m in msgs:
+            if m[1] & 0x02:  # a shared message (e.g. a committed datatype)
+                _no("a shared object header message")
+        if 0x11 in kinds or 0x02 in kinds or 0x06 in kinds:
+            if refcount > 1:
+                _no("a group linked more than once")
+            if self._groups_seen.setdefault(addr, name) != name:
+                _no("a group reached under two names")
+            self._groups_seen[addr] = name
+            return Group(self, addr, name, msgs)
+        if 0x08 in kinds:
+            return Dataset(self, addr, name, msgs)
+        _no("an object that is neither a group nor a dataset")
+
+    # -- global heap (variable-length strings) ---------------------------------------------------
+
+    def gheap(self, addr: int, index: int) -> bytes:
+        coll = self._gheap.get(addr)
+        if coll is None:
+            buf, o = self.image.at(addr, 16)
+            if buf[o:o + 4] != b"GCOL" or buf[o + 4] != 1:
+                _no("a broken global heap collection")
+            size = _u64(buf, o + 8)[0]
+            if size > _MAX_HEAP or size < 16:
+                _no("a global heap collection of odd size")
+            data = self.image.read(addr, size)
+            coll = {}
+            p = 16
+            while p + 16 <= size:
+                idx, _ref = struct.unpack_from("<HH", data, p)
+                osize = _u64(data, p + 8)[0]
+                if idx == 0:  # free space: the rest of the collection
+                    break
+                if p + 16 + osize > size:
+                    _no("a global heap object overruns its collection")
+                coll[idx] = data[p + 16:p + 16 + osize]
+                p += 16 + ((osize + 7) & ~7)
+            if len(self._gheap) >= 16:
+                self._gheap.clear()
+            self._gheap[addr] = coll
+        value = coll.get(index)
+        if value is None:
+            _no("a missing global heap object")
+        return value
+
+
+class _Node:
+    __slots__ = ("file", "addr", "name", "_msgs", "_attrs")
+
+    def __init__(self, file: File, addr: int, name: str, msgs: list):
+        self.file = file
+        self.addr = addr
+        self.name = name
+        self._msgs = msgs
+        self._attrs: dict | None = None
+
+    def _attr_table(self) -> dict:
+        table = self._attrs
+        if table is None:
+            table = {}
+            for mtype, _flags, buf, o, size in self._msgs:
+                if mtype == 0x0C:
+                    name, parsed = _attribute(buf, o, size)
+                    if name in table:
+                        _no("an attribute name given twice")
+                    table[name] = parsed
+                elif mtype == 0x15:  # attribute info: dense storage (fractal heap) is h5py's job
+                    if buf[o] != 0:
+                        _no("an attribute info message of another version")
+                    flags = buf[o + 1]
+                    p = o + 2 + (2 if flags & 1 else 0)
+                    if _u64(buf, p)[0] != UNDEF:
+                        _no("attributes in dense storage")
+            self._attrs = table
+        return table
+
+    def attr(self, name: str, default=None):
+        """The attribute decoded as ``_hdf5.decode(h5py's value)`` would be, or ``default``."""
+        spec = self._attr_table().get(name)
+        if spec is None:
+            return default
+        return _attr_value(self.file, spec)
+
+    @property
+    def attrs(self) -> _Attrs:
+        return _Attrs(self)
+
+
+class _Attrs:
+    """Enough of h5py's AttributeManager for ``name in obj.attrs``."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: _Node):
+        self.node = node
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.node._attr_table()
+
+
+class Group(_Node):
+    __slots__ = ("_links",)
+
+    def __init__(self, file: File, addr: int, name: str, msgs: list):
+        super().__init__(file, addr, name, msgs)
+        self._links: dict[str, int] | None = None
+
+    def _table(self) -> dict[str, int]:
+        links = self._links
+        if links is None:
+            links = self._links = _links(self.file, self._msgs)
+        return links
+
+    def keys(self) -> list[str]:
+        """Entry names in h5py's order (by name, as bytes)."""
+        return sorted(self._table(), key=lambda s: s.encode("utf-8"))
+
+    def child(self, name: str) -> Group | Dataset | None:
+        addr = self._table().get(name)
+        if addr is None:
+            return None
+        base = self.name.rstrip("/")
+        return self.file._object(addr, f"{base}/{name}")
+
+    def __contains__(self, name: str) -> bool:
+        return "/" not in name and name in self._table()
+
+    def __getitem__(self, name: str):
+        obj = self.child(name) if "/" not in name else None
+        if obj is None:
+            raise KeyError(name)
+        return obj
+
+    def close(self) -> None:  # the root group stands for the file (H5Store closes its files)
+        self.file.close()
+
+
+class Dataset(_Node):
+    __slots__ = ("shape", "dtype", "offset", "nbytes")
+
+    def __init__(self, file: File, addr: int, name: str, msgs: list):
+        super().__init__(file, addr, name, msgs)
+        shape = dtype = layout = None
+        for mtype, _flags, buf, o, size in msgs:
+            if mtype == 0x01:
+                shape = _dataspace(buf, o)
+            elif mtype == 0x03:
+                dtype = _numeric_dtype(buf, o)
+            elif mtype == 0x08:
+                layout = _layout(buf, o, size)
+            elif mtype == 0x07:
+                _no("external raw storage")
+            elif mtype == 0x0B:
+                _no("a filter pipeline")
+        if shape is None or dtype is None or layout is None:
+            _no("a dataset without dataspace, datatype or layout")
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * dtype.itemsize
+        addr, stored = layout
+        if nbytes == 0:
+            offset = None
+        else:
+            if addr == UNDEF or stored != nbytes:
+                _no("storage that is unallocated or of another size than the shape says")
+            if addr + nbytes > file.image.size:
+                _no("values past the end of the file")
+            offset = file.image.base + addr
+        self.shape = shape
+        self.dtype = dtype
+        self.offset = offset
+        self.nbytes = nbytes
+
+    def read_all(self) -> np.ndarray:
+        if self.offset is None:
+            return np.zeros(self.shape, self.dtype)  # HDF5's fill value for unwritten storage
+        img = self.file.image
+        raw = os.pread(img.fd, self.nbytes, self.offset)
+        if len(raw) != self.nbytes:
+            _no("short read")
+        return np.frombuffer(raw, self.dtype).reshape(self.shape).copy()
+
+    def __getitem__(self, selection):
+        return self.read_all()[selection]
+
+
+# -- groups ----------------------------------------------------------------------------------------
+
+
+def _links(file: File, msgs: list) -> dict[str, int]:
+    """name -> object header address of a group's entries (hard links only)."""
+    links: dict[str, int] = {}
+    for mtype, _flags, buf, o, _size in msgs:
+        if mtype == 0x11:
+            btree, heap = _two64(buf, o)
+            _symbol_table(file, btree, heap, links)
+        elif mtype == 0x06:
+            name, addr = _link_message(buf, o)
+            if name in links:
+                _no("a link name given twice")
+            links[name] = addr
+        elif mtype == 0x02:  # link info: dense storage (fractal heap) is h5py's job
+            if buf[o] != 0:
+                _no("a link info message of another version")
+            p = o + 2 + (8 if buf[o + 1] & 1 else 0)
+            if _u64(buf, p)[0] != UNDEF:
+                _no("links in dense storage")
+    return links
+
+
+def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> None:
+    img = file.image
+    buf, o = img.at(heap, 32)
+    if buf[o:o + 4] != b"HEAP" or buf[o + 4] != 0:
+        _no("a broken local heap")
+    hsize = _u64(buf, o + 8)[0]
+    haddr = _u64(buf, o + 24)[0]
+    if hsize > _MAX_HEAP:
+        _no("a huge local heap")
+    names = img.read(haddr, hsize)
+    visited: set[int] = set()
+
+    def node(addr: int, depth: int) -> None:
+        if addr in visited or depth > _MAX_TREE_DEPTH:
+            _no("a group B-tree that loops")
+        visited.add(addr)
+        b, p = img.at(addr, 24)
+        if b[p:p + 4] != b"TREE" or b[p + 4] != 0:
+            _no("a broken group B-tree node")
+        level = b[p + 5]
+        used = _u16(b, p + 6)[0]
+        b, p = img.at(addr + 24, 8 + used * 16)
+        for k in range(used):
+            child = _u64(b, p + 8 + 16 * k)[0]
+            if level > 0:
+                node(child, depth + 1)
+            else:
+                snod(child)
+
+    def snod(addr: int) -> None:
+        if addr in visited:
+            _no("a symbol table node listed twice")
+        visited.add(addr)
+        b, p = img.at(addr, 8)
+        if b[p:p + 4] != b"SNOD" or b[p + 4] != 1:
+            _no("a broken symbol table node")
+        count = _u16(b, p + 6)[0]
+        b, p = img.at(addr + 8, count * 40)
+        for k in range(count):
+            noff, header, cache = _entry(b, p + 40 * k)
+            if cache == 2:
+                _no("a soft link")
+            end = names.find(b"\0", noff)
+            if end < 0 or noff >= hsize:
+                _no("an entry name outside the local heap")
+            raw = names[noff:end]
+            try:
+                name = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                _no("an entry name that is not UTF-8")
+            if not name or name in links:
+                _no("an empty or repeated entry name")
+            links[name] = header
+
+    node(btree, 0)
+
+
+def _link_message(buf: bytes, o: int) -> tuple[str, int]:
+    if buf[o] != 1:
+        _no("a link message of another version")
+    flags = buf[o + 1]
+    p = o + 2
+    ltype = 0
+    if flags & 0x08:
+        ltype = buf[p]
+        p += 1
+    if flags & 0x04:
+        p += 8
+    if flags & 0x10:
+        p += 1
+    width = 1 << (flags & 3)
+    nlen = int.from_bytes(buf[p:p + width], "little")
+    p += width
+    if ltype != 0:
+        _no("a soft or external link")
+    try:
+        name = buf[p:p + nlen].decode("utf-8")
+    except UnicodeDecodeError:
+        _no("a link name that is not UTF-8")
+    if len(name.encode("utf-8")) != nlen or not name:
+        _no("a broken link message")
+    return name, _u64(buf, p + nlen)[0]
+
+
+# -- dataspaces, datatypes, layouts ------------------------------------------------------------------
+
+
+def _dataspace(buf: bytes, o: int) -> tuple[int, ...]:
+    version, rank, flags = buf[o], buf[o + 1], buf[o + 2]
+    if version == 1:
+        p = o + 8
+    elif version == 2:
+        if buf[o + 3] == 2:
+            _no("a null dataspace")
+        p = o + 4
+    else:
+        _no("a dataspace of another version")
+    if rank > 32:
+        _no("a dataspace of rank > 32")
+    return struct.unpack_from(f"<{rank}Q", buf, p) if rank else ()
+
+
+_DTYPES: dict[tuple, np.dtype] = {}
+
+
+def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
+    """The numpy dtype h5py gives an integer, float or 2-byte opaque HDF5 type; else Unsupported."""
+    key = bytes(buf[o:o + 20])
+    dt = _DTYPES.get(key)
+    if dt is not None:
+        return dt
+    cls = buf[o] & 0x0F
+    bits = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)
+    size = _u32(buf, o + 4)[0]
+    order = ">" if bits & 1 else "<"
+    if cls == 0:  # fixed point
+        offset, precision = struct.unpack_from("<HH", buf, o + 8)
+        if size not in (1, 2, 4, 8) or offset != 0 or precision != 8 * size or bits & 0x06:
+            _no("an integer type with padding")
+        dt = np.dtype(f"{order}{'i' if bits & 0x08 else 'u'}{size}")
+    elif cls == 1:  # floating point
+        if bits & 0x40 or bits & 0x0E or ((bits >> 4) & 3) != 2 or ((bits >> 8) & 0xFF) != 8 * size - 1:
+            _no("a float type of unusual layout")
+        if _IEEE.get(size) != _FLOAT_PROPS(buf, o + 8):
+            _no("a float type of unusual layout")
+        dt = np.dtype(f"{order}f{size}")
+    elif cls == 5 and size == 2:  # opaque: Keras 3's bfloat16
+        dt = np.dtype("V2")
+    else:
+        _no(f"a datatype of class {cls}")
+    if len(_DTYPES) < 64:
+        _DTYPES[key] = dt
+    return dt
+
+
+def _layout(buf: bytes, o: int, size: int) -> tuple[int, int]:
+    """(address, size) of contiguous storage; anything else is Unsupported."""
+    version = buf[o]
+    if version in (3, 4):
+        if buf[o + 1] != 1:
+            _no("a dataset layout other than contiguous")
+        return _two64(buf, o + 2)
+    if version in (1, 2):
+        rank, cls = buf[o + 1], buf[o + 2]
+        if cls != 1:
+            _no("a dataset layout other than contiguous")
+        addr = _u64(buf, o + 8)[0]
+        dims = struct.unpack_from(f"<{rank}I", buf, o + 16)
+        n = 1
+        for d in dims:
+            n *= d
+        return addr, n
+    _no("a layout message of another version")
+
+
+# -- attributes --------------------------------------------------------------------------------------
+
+
+def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
+    """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size))."""
+    version = buf[o]
+    nsize, tsize, ssize = struct.unpack_from("<HHH", buf, o + 2)
+    if version == 1:
+        p = o + 8
+
+        def pad(n: int) -> int:
+            return (n + 7) & ~7
+    elif version in (2, 3):
+        if buf[o + 1] & 0x03:
+            _no("a shared attribute datatype or dataspace")
+        p = o + 8 + (1 if version == 3 else 0)
+
+        def pad(n: int) -> int:
+            return n
+    else:
+        _no("an attribute message of another version")
+    end = o + size
+    if nsize == 0 or p + pad(nsize) + pad(tsize) + pad(ssize) > end:
+        _no("a broken attribute message")
+    raw = buf[p:p + nsize]
+    if raw[-1:] != b"\0":
+        _no("an attribute name without its terminator")
+    try:
+        name = raw[:-1].decode("utf-8")
+    except UnicodeDecodeError:
+        _no("an attribute name that is not UTF-8")
+    p += pad(nsize)
+    tpos = p
+    p += pad(tsize)
+    spos = p
+    p += pad(ssize)
+    space_version = buf[spos]
+    if space_version == 2 and buf[spos + 3] == 2:
+        _no("an empty attribute")
+    shape = _dataspace(buf, spos)
+    return name, (buf, tpos, shape, p, end - p)
+
+
+def _attr_value(file: File, spec: tuple):
+    buf, t, shape, data, avail = spec
+    cls = buf[t] & 0x0F
+    bits = buf[t + 1] | (buf[t + 2] << 8)
+    size = _u32(buf, t + 4)[0]
+    count = 1
+    for d in shape:
+        count *= d
+    if len(shape) > 1 or count > _MAX_ELEMENTS:
+        _no("an attribute of rank > 1")
+    if cls == 3:  # fixed-length string
+        pad = bits & 0x0F
+        if pad not in (0, 1) or size * count > min(avail, _MAX_ATTR):
+            _no("a space-padded or broken string attribute")
+        items = []
+        for k in range(count):
+            raw = buf[data + k * size:data + (k + 1) * size]
+            raw = raw.split(b"\0", 1)[0] if pad == 0 else raw.rstrip(b"\0")
+            items.append(raw.decode("utf-8", errors="replace"))
+        return items[0] if not shape else items
+    if cls == 9:  # variable-length
+        if bits & 0x0F != 1:
+            _no("a variable-length sequence attribute")
+        if 16 * count > avail:
+            _no("a broken variable-length attribute")
+        items = []
+        total = 0
+        for k in range(count):
+            length, gaddr, index = struct.unpack_from("<IQI", buf, data + 16 * k)
+            if length == 0:
+                items.append("")
+                continue
+            raw = file.gheap(gaddr, index)
+            if length > len(raw):
+                _no("a variable-length string longer than its heap object")
+            total += length
+            if total > _MAX_ATTR:
+                _no("a huge attribute")
+            try:
+                items.append(raw[:length].decode("utf-8"))
+            except UnicodeDecodeError:
+                _no("a variable-length string that is not UTF-8")
+        return items[0] if not shape else items
+    if cls in (0, 1):
+        dt = _numeric_dtype(buf, t)
+        if dt.itemsize * count > avail:
+            _no("a broken numeric attribute")
+        value = np.frombuffer(buf, dt, count, data).copy()
+        if not shape:
+            return value[0].item()
+        return value if count else []
+    _no(f"an attribute of datatype class {cls}")
