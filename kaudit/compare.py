@@ -49,9 +49,9 @@ def diff(
         atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
         allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
         rename=rename)
-    from .readers import opened
+    from .readers.pair import opened_pair
 
-    with opened(a) as ca, opened(b) as cb:
+    with opened_pair(a, b) as (ca, cb):
         return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
 
 
@@ -198,9 +198,9 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
 
 
 def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
-    from .baseline import compare_without_values
-
     if not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
+        from .baseline import compare_without_values
+
         return compare_without_values(ca, a, cb, b, atol=atol, rtol=rtol)
     return compare_pair(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
 

@@ -40,6 +40,16 @@ def split(path: str) -> list[str]:
 
 
 def join(*parts: str) -> str:
+    if len(parts) == 2:  # the common case, without a generator: plain names, or one of them empty
+        a, b = parts
+        if not a:
+            if b and b[0] != SEP and b[-1] != SEP:
+                return b
+        elif a[0] != SEP and a[-1] != SEP:
+            if not b:
+                return a
+            if b[0] != SEP and b[-1] != SEP:
+                return a + SEP + b
     return SEP.join(p.strip(SEP) for p in parts if p and p.strip(SEP))
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import OrderedDict
 
 import numpy as np
 
@@ -47,6 +48,7 @@ _u64 = struct.Struct("<Q").unpack_from
 _msg_v1 = struct.Struct("<HHB").unpack_from
 _entry = struct.Struct("<QQI").unpack_from  # symbol table entry: name offset, header address, cache type
 _two64 = struct.Struct("<QQ").unpack_from
+_prefix = struct.Struct("<HII").unpack_from
 
 # standard IEEE layouts: size -> (bit offset, precision, exponent location, exponent size,
 # mantissa location, mantissa size, exponent bias)
@@ -66,6 +68,16 @@ def _no(why: str):
     raise Unsupported(why)
 
 
+#: What a parse of damaged bytes may raise on the way (a field past the end of its buffer, a
+#: value out of range...): turned into Unsupported at each entry point, so a caller sees one kind
+#: of failure.
+_DAMAGE = (struct.error, IndexError, ValueError, TypeError, KeyError, OverflowError, MemoryError, RecursionError)
+
+
+def _damaged(exc: BaseException) -> Unsupported:
+    return Unsupported(f"metadata that does not parse ({type(exc).__name__})")
+
+
 class _Image:
     """The bytes of one HDF5 image: a file, or a stretch of one (a zip member stored as is)."""
 
@@ -75,7 +87,7 @@ class _Image:
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self.base = base
         self.size = size
-        self._pages: dict[int, bytes] = {}
+        self._pages: OrderedDict[int, bytes] = OrderedDict()
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -84,6 +96,14 @@ class _Image:
 
     def at(self, addr: int, n: int) -> tuple[bytes, int]:
         """(buffer, offset) such that buffer[offset:offset + n] are the n bytes at ``addr``."""
+        off = addr & 0xFFFF
+        if off + n <= 0x10000:  # within one page: the common case, kept short
+            buf = self._pages.get(addr >> 16)
+            if buf is not None and off + n <= len(buf):  # a page holds no byte past the image
+                return buf, off
+        return self._at(addr, n)
+
+    def _at(self, addr: int, n: int) -> tuple[bytes, int]:
         if addr < 0 or n < 0 or addr + n > self.size:
             _no("address outside the file")
         page = addr >> 16
@@ -92,7 +112,7 @@ class _Image:
             buf = self._pages.get(page)
             if buf is None:
                 if len(self._pages) >= _KEEP_PAGES:
-                    del self._pages[next(iter(self._pages))]
+                    self._pages.popitem(last=False)  # the oldest
                 start = page << 16
                 buf = self._pages[page] = os.pread(self.fd, min(_PAGE, self.size - start), self.base + start)
             if off + n > len(buf):
@@ -118,8 +138,14 @@ class File:
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
         self._gheap: dict[int, dict[int, bytes]] = {}
+        # the objects used last (readers ask for a group's entries, then for its datasets...; a
+        # big group's entries are parsed once)
+        self._recent: OrderedDict[tuple[int, str], Group | Dataset] = OrderedDict()
         try:
             self.root = self._superblock()
+        except _DAMAGE as exc:
+            self.image.close()
+            raise _damaged(exc) from None
         except BaseException:
             self.image.close()
             raise
@@ -159,7 +185,7 @@ class File:
         buf, o = img.at(addr, 16)
         if buf[o] != 1:
             _no("an object header other than version 1")
-        nmsg, refcount, hsize = struct.unpack_from("<HII", buf, o + 2)
+        nmsg, refcount, hsize = _prefix(buf, o + 2)
         blocks = [(addr + 16, hsize)]
         seen = {addr}
         out: list = []
@@ -167,21 +193,26 @@ class File:
         while i < len(blocks):
             start, size = blocks[i]
             i += 1
-            buf, o = img.at(start, size)
-            end = o + size
+            if i == 1 and o + 16 + size <= len(buf):  # the first block follows the prefix, in the same page
+                o += 16
+            else:
+                buf, o = img.at(start, size)
+            # a copy of the block: a page must not stay alive with the objects parsed from it
+            blk = buf[o:o + size]
+            o, end = 0, size
             while o + 8 <= end:
-                mtype, msize, mflags = _msg_v1(buf, o)
+                mtype, msize, mflags = _msg_v1(blk, o)
                 body = o + 8
                 if body + msize > end:
                     _no("an object header message overruns its block")
                 if mtype == 0x10:  # continuation
-                    caddr, clen = _two64(buf, body)
+                    caddr, clen = _two64(blk, body)
                     if caddr in seen or len(blocks) > _MAX_CONTINUATIONS:
                         _no("object header continuations loop")
                     seen.add(caddr)
                     blocks.append((caddr, clen))
-                elif mtype != 0:  # a copy: a page must not stay alive with the objects parsed from it
-                    out.append((mtype, mflags, buf[body:body + msize], 0, msize))
+                elif mtype != 0:
+                    out.append((mtype, mflags, blk, body, msize))
                     if len(out) > _MAX_MESSAGES:
                         _no("too many object header messages")
                 o = body + msize
@@ -190,21 +221,41 @@ class File:
         return out, refcount
 
     def _object(self, addr: int, name: str) -> Group | Dataset:
+        key = (addr, name)
+        recent = self._recent
+        obj = recent.get(key)
+        if obj is None:
+            try:
+                obj = self._parse_object(addr, name)
+            except _DAMAGE as exc:
+                raise _damaged(exc) from None
+            if len(recent) >= 256:
+                recent.popitem(last=False)  # the least recently used
+            recent[key] = obj
+        else:
+            recent.move_to_end(key)
+        return obj
+
+    def _parse_object(self, addr: int, name: str) -> Group | Dataset:
         if addr == UNDEF or addr >= self.image.size:
             _no("a link to an address outside the file")
         msgs, refcount = self._messages(addr)
-        kinds = {m[0] for m in msgs}
-        for m in msgs:
-            if m[1] & 0x02:  # a shared message (e.g. a committed datatype)
+        group = dataset = False
+        for mtype, mflags, _b, _o, _s in msgs:
+            if mflags & 0x02:  # a shared message (e.g. a committed datatype)
                 _no("a shared object header message")
-        if 0x11 in kinds or 0x02 in kinds or 0x06 in kinds:
+            if mtype == 0x08:
+                dataset = True
+            elif mtype == 0x11 or mtype == 0x02 or mtype == 0x06:
+                group = True
+        if group:
             if refcount > 1:
                 _no("a group linked more than once")
             if self._groups_seen.setdefault(addr, name) != name:
                 _no("a group reached under two names")
             self._groups_seen[addr] = name
             return Group(self, addr, name, msgs)
-        if 0x08 in kinds:
+        if dataset:
             return Dataset(self, addr, name, msgs)
         _no("an object that is neither a group nor a dataset")
 
@@ -253,21 +304,27 @@ class _Node:
     def _attr_table(self) -> dict:
         table = self._attrs
         if table is None:
-            table = {}
-            for mtype, _flags, buf, o, size in self._msgs:
-                if mtype == 0x0C:
-                    name, parsed = _attribute(buf, o, size)
-                    if name in table:
-                        _no("an attribute name given twice")
-                    table[name] = parsed
-                elif mtype == 0x15:  # attribute info: dense storage (fractal heap) is h5py's job
-                    if buf[o] != 0:
-                        _no("an attribute info message of another version")
-                    flags = buf[o + 1]
-                    p = o + 2 + (2 if flags & 1 else 0)
-                    if _u64(buf, p)[0] != UNDEF:
-                        _no("attributes in dense storage")
-            self._attrs = table
+            try:
+                table = self._attrs = self._parse_attrs()
+            except _DAMAGE as exc:
+                raise _damaged(exc) from None
+        return table
+
+    def _parse_attrs(self) -> dict:
+        table = {}
+        for mtype, _flags, buf, o, size in self._msgs:
+            if mtype == 0x0C:
+                name, parsed = _attribute(buf, o, size)
+                if name in table:
+                    _no("an attribute name given twice")
+                table[name] = parsed
+            elif mtype == 0x15:  # attribute info: dense storage (fractal heap) is h5py's job
+                if buf[o] != 0:
+                    _no("an attribute info message of another version")
+                flags = buf[o + 1]
+                p = o + 2 + (2 if flags & 1 else 0)
+                if _u64(buf, p)[0] != UNDEF:
+                    _no("attributes in dense storage")
         return table
 
     def attr(self, name: str, default=None):
@@ -275,7 +332,10 @@ class _Node:
         spec = self._attr_table().get(name)
         if spec is None:
             return default
-        return _attr_value(self.file, spec)
+        try:
+            return _attr_value(self.file, spec)
+        except _DAMAGE as exc:
+            raise _damaged(exc) from None
 
     @property
     def attrs(self) -> _Attrs:
@@ -304,12 +364,15 @@ class Group(_Node):
     def _table(self) -> dict[str, int]:
         links = self._links
         if links is None:
-            links = self._links = _links(self.file, self._msgs)
+            try:
+                links = self._links = _links(self.file, self._msgs)
+            except _DAMAGE as exc:
+                raise _damaged(exc) from None
         return links
 
     def keys(self) -> list[str]:
         """Entry names in h5py's order (by name, as bytes)."""
-        return sorted(self._table(), key=lambda s: s.encode("utf-8"))
+        return sorted(self._table())  # UTF-8 byte order is code point order: str order
 
     def child(self, name: str) -> Group | Dataset | None:
         addr = self._table().get(name)
@@ -414,27 +477,15 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     haddr = _u64(buf, o + 24)[0]
     if hsize > _MAX_HEAP:
         _no("a huge local heap")
-    names = img.read(haddr, hsize)
+    if haddr == heap + 32 and o + 32 + hsize <= len(buf):  # the usual place: right after the header
+        names, nbase = buf, o + 32
+    else:
+        names, nbase = img.at(haddr, hsize)  # the names: [nbase, nbase + hsize) of names
+    nend = nbase + hsize
     visited: set[int] = set()
-
-    def node(addr: int, depth: int) -> None:
-        if addr in visited or depth > _MAX_TREE_DEPTH:
-            _no("a group B-tree that loops")
-        visited.add(addr)
-        b, p = img.at(addr, 24)
-        if b[p:p + 4] != b"TREE" or b[p + 4] != 0:
-            _no("a broken group B-tree node")
-        level = b[p + 5]
-        used = _u16(b, p + 6)[0]
-        b, p = img.at(addr + 24, 8 + used * 16)
-        for k in range(used):
-            child = _u64(b, p + 8 + 16 * k)[0]
-            if level > 0:
-                node(child, depth + 1)
-            else:
-                snod(child)
-
-    def snod(addr: int) -> None:
+    snods: list[int] = []
+    _tree_node(img, btree, 0, visited, snods)
+    for addr in snods:  # in key order, so entries come in name order
         if addr in visited:
             _no("a symbol table node listed twice")
         visited.add(addr)
@@ -442,24 +493,48 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
         if b[p:p + 4] != b"SNOD" or b[p + 4] != 1:
             _no("a broken symbol table node")
         count = _u16(b, p + 6)[0]
-        b, p = img.at(addr + 8, count * 40)
+        if p + 8 + count * 40 <= len(b):
+            p += 8
+        else:
+            b, p = img.at(addr + 8, count * 40)
         for k in range(count):
             noff, header, cache = _entry(b, p + 40 * k)
             if cache == 2:
                 _no("a soft link")
-            end = names.find(b"\0", noff)
-            if end < 0 or noff >= hsize:
+            if noff >= hsize:
                 _no("an entry name outside the local heap")
-            raw = names[noff:end]
+            end = names.find(b"\0", nbase + noff, nend)
+            if end < 0:
+                _no("an entry name outside the local heap")
             try:
-                name = raw.decode("utf-8")
+                name = names[nbase + noff:end].decode("utf-8")
             except UnicodeDecodeError:
                 _no("an entry name that is not UTF-8")
             if not name or name in links:
                 _no("an empty or repeated entry name")
             links[name] = header
 
-    node(btree, 0)
+
+def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: list[int]) -> None:
+    """The symbol table nodes below a group B-tree node, in order."""
+    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) > _MAX_MESSAGES:
+        _no("a group B-tree that loops")
+    visited.add(addr)
+    b, p = img.at(addr, 24)
+    if b[p:p + 4] != b"TREE" or b[p + 4] != 0:
+        _no("a broken group B-tree node")
+    level = b[p + 5]
+    used = _u16(b, p + 6)[0]
+    if p + 32 + used * 16 <= len(b):
+        p += 24
+    else:
+        b, p = img.at(addr + 24, 8 + used * 16)
+    for k in range(used):
+        child = _u64(b, p + 8 + 16 * k)[0]
+        if level > 0:
+            _tree_node(img, child, depth + 1, visited, snods)
+        else:
+            snods.append(child)
 
 
 def _link_message(buf: bytes, o: int) -> tuple[str, int]:
@@ -493,7 +568,7 @@ def _link_message(buf: bytes, o: int) -> tuple[str, int]:
 
 
 def _dataspace(buf: bytes, o: int) -> tuple[int, ...]:
-    version, rank, flags = buf[o], buf[o + 1], buf[o + 2]
+    version, rank = buf[o], buf[o + 1]
     if version == 1:
         p = o + 8
     elif version == 2:

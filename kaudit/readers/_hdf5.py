@@ -52,6 +52,8 @@ DATASETS = (h5py.Dataset, P.Dataset)
 _HARD = h5py.h5l.TYPE_HARD
 _UINT16 = np.dtype(np.uint16)
 _HAVE_PREADV = hasattr(os, "preadv")
+_SMALL = 8 << 10  # variables up to this many bytes are read through a read-ahead window...
+_WINDOW = 64 << 10  # ...of this many bytes
 
 
 def open_h5(source, display: str) -> h5py.File:
@@ -195,6 +197,18 @@ def walk(root: h5py.Group, path: str, display: str, groups: dict | None = None):
     remembered there by their component prefix and not resolved (nor checked) again: each was
     checked by :func:`child` when first met. The file is opened read-only, so a prefix resolves
     to the same group every time."""
+    if type(root) is P.Group and path.count("/") < MAX_PATH_DEPTH:
+        # parsed by _h5parse: every component is checked there, and objects met lately are kept
+        # there too (the ``groups`` cache is not needed)
+        obj = root
+        for part in path.split("/"):
+            if part:
+                if type(obj) is not P.Group:
+                    return None
+                obj = obj.child(part)
+                if obj is None:
+                    return None
+        return obj
     obj = root
     parts = [p for p in path.split("/") if p]
     if len(parts) > MAX_PATH_DEPTH:
@@ -487,6 +501,7 @@ class H5Store:
         # values can be read straight from the file
         self._direct_layouts: dict[str, tuple] = {}
         self._fds: dict[int, int] = {}
+        self._windows: dict[int, tuple[int, bytes]] = {}  # file index -> (offset, bytes read ahead)
         self._sizes: dict[int, int] = {}
         self._groups: dict[tuple[int, str], h5py.Group] = {}  # a few recent ones (see _walk)
 
@@ -610,6 +625,30 @@ class H5Store:
             done += got
         return out
 
+    def raw_bytes(self, var: Variable, limit: int) -> tuple[np.dtype, bytes] | None:
+        """(raw dtype, the stored bytes) of a directly readable variable of at most ``limit``
+        bytes, else None: equal raw dtypes and bytes mean identical values, with no numpy at all
+        (the cheap test for the many small variables of a model)."""
+        direct = self._direct_layouts.get(var.location)
+        if direct is None:
+            return None
+        fi, offset, dt, shape = direct
+        n = dt.itemsize * math.prod(shape)
+        if n > limit:
+            return None
+        if n <= _SMALL:
+            # small variables lie one after the other in a Keras file: read 64 KiB ahead and take
+            # the next ones from there (one system call for dozens of variables)
+            win = self._windows.get(fi)
+            if win is None or not (win[0] <= offset and offset + n <= win[0] + len(win[1])):
+                win = self._windows[fi] = (offset, os.pread(self._fd(fi), _WINDOW, offset))
+            data = win[1][offset - win[0]:offset - win[0] + n]
+        else:
+            data = os.pread(self._fd(fi), n, offset)
+        if len(data) != n:
+            raise CorruptFileError("the file ends before the dataset does (truncated?)", path=self.displays[fi])
+        return dt, data
+
     def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
         ds, e, direct = self._layout(var)
         try:
@@ -648,6 +687,7 @@ class H5Store:
     def close(self) -> None:
         self._direct_layouts = {}
         self._groups = {}
+        self._windows = {}
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             try:

@@ -14,7 +14,6 @@ Shared by the legacy-HDF5 and Keras 3 readers. The rules (docs/formats.md):
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -53,12 +52,14 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
     the config without its top-level ``name``. No rule of ``keras_layers`` reads a layer's own
     ``name`` (a sub-layer's config gets its own name, see ``keras_layers._named``), just as
     Keras's variable names do not depend on it. The rest of the config is keyed exactly, by its
-    JSON text (configs here come from ``json.loads``: equal text, equal config). None (not
-    memoised) for a config that cannot be dumped."""
+    ``repr`` (configs here come from ``json.loads``: plain dicts, lists, str, int, float, bool
+    and None, whose repr tells them apart, ``True`` from ``1`` and ``1`` from ``1.0``; equal
+    configs written in another key order merely miss the memo). None (not memoised) for a config
+    that cannot be shown."""
     cfg = node.config
     try:
         body = {k: v for k, v in cfg.items() if k != "name"} if isinstance(cfg, dict) else cfg
-        return keras_major, node.class_name, bool(node.trainable), json.dumps(body)
+        return keras_major, node.class_name, bool(node.trainable), repr(body)
     except (TypeError, ValueError, RecursionError):
         return None
 

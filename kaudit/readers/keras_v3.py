@@ -10,6 +10,7 @@ the layer class (from the config) tells the names (``keras_layers``). Nested mod
 
 from __future__ import annotations
 
+import functools
 import re
 
 import h5py
@@ -23,6 +24,7 @@ from ._naming import is_cell
 from .keras_config import LayerNode, parse_model_config
 
 
+@functools.lru_cache(maxsize=4096)
 def to_snake_case(name: str) -> str:
     """keras.src.utils.naming.to_snake_case, the name of a layer's group in a weights file."""
     name = re.sub(r"\W+", "", name)
@@ -31,6 +33,8 @@ def to_snake_case(name: str) -> str:
 
 
 def _natural(s: str):
+    if s.isdigit() and s.isascii():  # "0", "1", ...: what the split below gives, without it
+        return ["", int(s), ""]
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
@@ -66,12 +70,12 @@ class Tree:
         return found
 
     def groups(self, path: str) -> list[str]:
-        names: list[str] = []
+        names: dict[str, None] = {}  # first seen first (a dict: a layers group has thousands)
         for i, obj in self._objs(path):
             if isinstance(obj, H.GROUPS):
                 for k in H.keys(obj, self.displays[i]):
                     if k not in names and isinstance(self._child(i, obj, path, k), H.GROUPS):
-                        names.append(k)
+                        names[k] = None
         return sorted(names, key=_natural)
 
     def has(self, path: str) -> bool:

@@ -56,7 +56,7 @@ class _Builder:
                 layer=layer,
                 layer_class=node.class_name if node is not None else None,
                 name=name,
-                shape=tuple(int(d) for d in shape),
+                shape=tuple(map(int, shape)),
                 dtype=dtype,
                 trainable=trainable,
                 kind=kind,
