@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -108,15 +109,18 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
         row["passed"] = not row["failures"]
         row["failures"] = "; ".join(row["failures"])
 
-    records = tuple(DiffRow(**row) for row in rows)
-    summary = {s: sum(r.status == s for r in records) for s in STATUSES}
+    make = DiffRow._make
+    records = tuple(make(map(row.__getitem__, DIFF_COLUMNS)) for row in rows)
+    statuses = Counter(r.status for r in records)
+    matched = Counter(r.matched_by for r in records)
+    summary = {s: statuses.get(s, 0) for s in STATUSES}
     summary.update(
         pairs=len(records),
         trainable_changed=sum(r.trainable_changed is True for r in records),
         params_changed=sum(r.params for r in records
                            if r.status in ("close", "changed", "shape_changed", "dtype_changed")),
-        structural=sum(r.matched_by == "structure" for r in records),
-        renamed=sum(r.matched_by == "rule" for r in records),
+        structural=matched.get("structure", 0),
+        renamed=matched.get("rule", 0),
         ignored=n_ignored,
         failed=sum(not r.passed for r in records),
     )
@@ -136,8 +140,11 @@ def _fmt(x: float | None) -> str:
 def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
-    atol, rtol, tol_rule = pol.tolerance_for(path)
-    rules = pol.matching(path)
+    if pol.rules:
+        atol, rtol, tol_rule = pol.tolerance_for(path)
+        rules = pol.matching(path)
+    else:  # no rule can match: the policy's own tolerances
+        atol, rtol, tol_rule, rules = pol.atol, pol.rtol, None, []
     row = dict.fromkeys(DIFF_COLUMNS)
     row.update(
         path=a.path if a else None,
@@ -205,7 +212,16 @@ def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
     return compare_pair(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
 
 
+#: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics
+#: are those of a PairStats with nothing accumulated.
+_IDENTICAL = dict(max_abs=0.0, mean_abs=0.0, rms=0.0, max_rel=0.0, rel_l2=0.0, cosine=1.0, n_exceed=0,
+                  frac_exceed=0.0, nan_a=0, nan_b=0, inf_a=0, inf_b=0, argmax=None)
+
+
 def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
+    if st.identical and st.argmax is None and not st.extra:
+        row.update(_IDENTICAL)
+        return
     if st.extra.get("no_values"):
         row.update(st.extra.get("row", {}))
         return

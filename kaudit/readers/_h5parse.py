@@ -41,6 +41,11 @@ _MAX_TREE_DEPTH = 32
 _MAX_HEAP = 64 << 20  # a local heap (names of a group's entries) or global heap collection
 _MAX_ATTR = 64 << 20  # an attribute's value (json_attr refuses > 64 MiB of model_config anyway)
 _MAX_ELEMENTS = 1 << 24  # elements of an attribute
+_MAX_BLOCK = 1 << 20  # an object header block (HDF5 keeps attributes in headers under 64 KiB)
+_MAX_GHEAP_READ = 256 << 20  # global heap bytes read per file (where variable-length strings live)
+_MAX_K = 1 << 10  # B-tree "K" (HDF5 writes 4 and 16); bounds the entries per node
+_MAX_ENTRIES = 1 << 20  # entries of one group (symbol table entries parsed, duplicates included)
+_MAX_DIM = 1 << 62  # a dimension HDF5 itself could allocate
 
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
@@ -138,9 +143,11 @@ class File:
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
         self._gheap: dict[int, dict[int, bytes]] = {}
+        self._gheap_read = 0
         # the objects used last (readers ask for a group's entries, then for its datasets...; a
         # big group's entries are parsed once)
-        self._recent: OrderedDict[tuple[int, str], Group | Dataset] = OrderedDict()
+        self._recent: dict[tuple[int, str], Group | Dataset] = {}
+        self._older: dict[tuple[int, str], Group | Dataset] = {}
         try:
             self.root = self._superblock()
         except _DAMAGE as exc:
@@ -167,6 +174,11 @@ class File:
             _no(f"superblock version {version}")
         if buf[o + 13] != 8 or buf[o + 14] != 8:
             _no("offsets or lengths are not 8 bytes")
+        # B-tree node sizes: a symbol table node holds at most 2 * leaf K entries, a group B-tree
+        # node at most 2 * internal K children (HDF5's defaults: 4 and 16)
+        self.leaf_k, self.node_k = struct.unpack_from("<HH", buf, o + 16)
+        if not (0 < self.leaf_k <= _MAX_K and 0 < self.node_k <= _MAX_K):
+            _no("B-tree node sizes out of range")
         p = o + 24 + (4 if version == 1 else 0)
         base, _free, eof, _driver = struct.unpack_from("<QQQQ", buf, p)
         if base != 0:
@@ -186,6 +198,8 @@ class File:
         if buf[o] != 1:
             _no("an object header other than version 1")
         nmsg, refcount, hsize = _prefix(buf, o + 2)
+        if hsize > _MAX_BLOCK:
+            _no("an object header block over 1 MiB")
         blocks = [(addr + 16, hsize)]
         seen = {addr}
         out: list = []
@@ -207,8 +221,8 @@ class File:
                     _no("an object header message overruns its block")
                 if mtype == 0x10:  # continuation
                     caddr, clen = _two64(blk, body)
-                    if caddr in seen or len(blocks) > _MAX_CONTINUATIONS:
-                        _no("object header continuations loop")
+                    if caddr in seen or len(blocks) > _MAX_CONTINUATIONS or clen > _MAX_BLOCK:
+                        _no("object header continuations loop or are too large")
                     seen.add(caddr)
                     blocks.append((caddr, clen))
                 elif mtype != 0:
@@ -222,18 +236,18 @@ class File:
 
     def _object(self, addr: int, name: str) -> Group | Dataset:
         key = (addr, name)
-        recent = self._recent
-        obj = recent.get(key)
+        obj = self._recent.get(key)
         if obj is None:
-            try:
-                obj = self._parse_object(addr, name)
-            except _DAMAGE as exc:
-                raise _damaged(exc) from None
-            if len(recent) >= 256:
-                recent.popitem(last=False)  # the least recently used
-            recent[key] = obj
-        else:
-            recent.move_to_end(key)
+            obj = self._older.get(key)
+            if obj is None:
+                try:
+                    obj = self._parse_object(addr, name)
+                except _DAMAGE as exc:
+                    raise _damaged(exc) from None
+            if len(self._recent) >= 256:  # two generations: about the 256 to 512 used last
+                self._older = self._recent
+                self._recent = {}
+            self._recent[key] = obj
         return obj
 
     def _parse_object(self, addr: int, name: str) -> Group | Dataset:
@@ -270,6 +284,9 @@ class File:
             size = _u64(buf, o + 8)[0]
             if size > _MAX_HEAP or size < 16:
                 _no("a global heap collection of odd size")
+            self._gheap_read += size
+            if self._gheap_read > _MAX_GHEAP_READ:  # many overlapping collections: h5py's job
+                _no("too much global heap")
             data = self.image.read(addr, size)
             coll = {}
             p = 16
@@ -402,7 +419,7 @@ class Dataset(_Node):
         shape = dtype = layout = None
         for mtype, _flags, buf, o, size in msgs:
             if mtype == 0x01:
-                shape = _dataspace(buf, o)
+                shape = _dataspace(buf, o, size)
             elif mtype == 0x03:
                 dtype = _numeric_dtype(buf, o)
             elif mtype == 0x08:
@@ -432,13 +449,16 @@ class Dataset(_Node):
         self.nbytes = nbytes
 
     def read_all(self) -> np.ndarray:
-        if self.offset is None:
-            return np.zeros(self.shape, self.dtype)  # HDF5's fill value for unwritten storage
-        img = self.file.image
-        raw = os.pread(img.fd, self.nbytes, self.offset)
-        if len(raw) != self.nbytes:
-            _no("short read")
-        return np.frombuffer(raw, self.dtype).reshape(self.shape).copy()
+        try:
+            if self.offset is None:
+                return np.zeros(self.shape, self.dtype)  # HDF5's fill value for unwritten storage
+            img = self.file.image
+            raw = os.pread(img.fd, self.nbytes, self.offset)
+            if len(raw) != self.nbytes:
+                _no("short read")
+            return np.frombuffer(raw, self.dtype).reshape(self.shape).copy()
+        except _DAMAGE as exc:
+            raise _damaged(exc) from None
 
     def __getitem__(self, selection):
         return self.read_all()[selection]
@@ -484,7 +504,9 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     nend = nbase + hsize
     visited: set[int] = set()
     snods: list[int] = []
-    _tree_node(img, btree, 0, visited, snods)
+    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k)
+    if len(snods) * 2 * file.leaf_k > _MAX_ENTRIES:
+        _no("a group of more entries than kaudit reads itself")
     for addr in snods:  # in key order, so entries come in name order
         if addr in visited:
             _no("a symbol table node listed twice")
@@ -493,6 +515,8 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
         if b[p:p + 4] != b"SNOD" or b[p + 4] != 1:
             _no("a broken symbol table node")
         count = _u16(b, p + 6)[0]
+        if count > 2 * file.leaf_k:
+            _no("a symbol table node with more entries than the file's B-tree allows")
         if p + 8 + count * 40 <= len(b):
             p += 8
         else:
@@ -515,16 +539,18 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             links[name] = header
 
 
-def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: list[int]) -> None:
+def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: list[int], fanout: int) -> None:
     """The symbol table nodes below a group B-tree node, in order."""
-    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) > _MAX_MESSAGES:
-        _no("a group B-tree that loops")
+    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) + len(snods) > _MAX_MESSAGES:
+        _no("a group B-tree that loops or is too large")
     visited.add(addr)
     b, p = img.at(addr, 24)
     if b[p:p + 4] != b"TREE" or b[p + 4] != 0:
         _no("a broken group B-tree node")
     level = b[p + 5]
     used = _u16(b, p + 6)[0]
+    if used > fanout:
+        _no("a group B-tree node with more children than the file's B-tree allows")
     if p + 32 + used * 16 <= len(b):
         p += 24
     else:
@@ -532,7 +558,7 @@ def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: lis
     for k in range(used):
         child = _u64(b, p + 8 + 16 * k)[0]
         if level > 0:
-            _tree_node(img, child, depth + 1, visited, snods)
+            _tree_node(img, child, depth + 1, visited, snods, fanout)
         else:
             snods.append(child)
 
@@ -567,19 +593,31 @@ def _link_message(buf: bytes, o: int) -> tuple[str, int]:
 # -- dataspaces, datatypes, layouts ------------------------------------------------------------------
 
 
-def _dataspace(buf: bytes, o: int) -> tuple[int, ...]:
-    version, rank = buf[o], buf[o + 1]
+def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
+    """The dims of a dataspace message of ``size`` bytes at ``o``."""
+    version, rank, flags = buf[o], buf[o + 1], buf[o + 2]
     if version == 1:
-        p = o + 8
+        head = 8
+        arrays = 1 + (flags & 1) + ((flags >> 1) & 1)  # dims, max dims, permutation
     elif version == 2:
         if buf[o + 3] == 2:
             _no("a null dataspace")
-        p = o + 4
+        head = 4
+        arrays = 1 + (flags & 1)
     else:
         _no("a dataspace of another version")
-    if rank > 32:
-        _no("a dataspace of rank > 32")
-    return struct.unpack_from(f"<{rank}Q", buf, p) if rank else ()
+    if rank > 32 or head + arrays * 8 * rank > size:
+        _no("a dataspace larger than its message")
+    if not rank:
+        return ()
+    dims = struct.unpack_from(f"<{rank}Q", buf, o + head)
+    if max(dims) > _MAX_DIM:
+        _no("a dimension beyond what HDF5 can address")
+    if flags & 1:  # max dims: each at least its dim (or unlimited), as HDF5 checks
+        for d, m in zip(dims, struct.unpack_from(f"<{rank}Q", buf, o + head + 8 * rank), strict=True):
+            if m != UNDEF and m < d:
+                _no("a dimension above its maximum")
+    return dims
 
 
 _DTYPES: dict[tuple, np.dtype] = {}
@@ -674,7 +712,7 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     space_version = buf[spos]
     if space_version == 2 and buf[spos + 3] == 2:
         _no("an empty attribute")
-    shape = _dataspace(buf, spos)
+    shape = _dataspace(buf, spos, ssize)
     return name, (buf, tpos, shape, p, end - p)
 
 

@@ -57,7 +57,7 @@ class Tree:
     def _child(self, i: int, obj: h5py.Group, path: str, key: str):
         """``H.child(obj, key)`` for ``obj`` at ``path`` in file i, through the same cache as
         :meth:`_objs` (a layer's ``vars`` group is met by both)."""
-        if "/" in key:
+        if "/" in key or not isinstance(obj, h5py.Group):  # (_h5parse keeps the objects met lately itself)
             return H.child(obj, key, self.displays[i])
         cache = self._groups[i]
         cache_key = (*(p for p in path.split("/") if p), key)

@@ -1,0 +1,796 @@
+"""The pure-Python HDF5 metadata parser (``kaudit/readers/_h5parse.py``) against h5py.
+
+The parser is a fast path: on what it reads it must give exactly what the h5py path gives, and on
+anything else it must raise :class:`~kaudit.readers._h5parse.Unsupported` (the loader then reads
+the file with h5py). Covered here:
+
+1. Parity on every HDF5 / ``.keras`` file (found by content) of ``fixtures/``, the sharded-weights
+   indexes of ``fixtures/`` (several HDF5 files parsed together) and, when present, of the shared
+   real-model corpus: the fast path and ``KAUDIT_H5_PARSER=h5py`` give the same variables, notes,
+   format, Keras version and config flag, and the same values (all of them for fixtures; the first
+   and last three variables for real files); the fast path is really taken (for every fixture,
+   for at least 90 % of the real files). Files neither path can load must fail with the same error.
+2. Attribute decoding equals ``_hdf5.decode(h5py's value)`` for every kind Keras and h5py write, on
+   the root, a group and a dataset; the kinds the parser leaves to h5py raise ``Unsupported``
+   (listed by name: a kind moving from one list to the other is a visible change).
+3. Datasets: shape, dtype, byte offset, size and values of every dtype and shape kind Keras writes;
+   group listings (order, non-ASCII names, groups big enough for a multi-level B-tree).
+4. Constructs the parser does not handle (links, chunked/compressed/compact layouts, new file
+   format, creation-order tracking, hard-linked groups, committed datatypes): ``Unsupported`` while
+   walking, and ``kaudit.readers.load`` of a Keras-like file holding them gives what the h5py path
+   gives (result or error).
+5. Damage: random bytes overwritten in a small fixture (Hypothesis, derandomized); walking the
+   parsed file either works or raises ``Unsupported``, never another exception, never a hang.
+   Deterministic cases too: dataspace messages the HDF5 library refuses (the parser must refuse
+   them, and kaudit must fail as the h5py path does), and hostile structures whose walks the parser
+   bounds (a group containing itself, continuation and B-tree loops, a node listed twice).
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kaudit import readers
+from kaudit.readers import _h5parse as P
+from kaudit.readers import _hdf5 as H
+
+from .conftest import FIXTURES, REAL
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+#: tests that load files through kaudit's fast path (the parser itself runs anywhere)
+needs_fast_path = pytest.mark.skipif(not H._HAVE_PREADV, reason="the fast path is taken only where os.preadv exists")
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _model_files(root: Path) -> list[Path]:
+    """HDF5 files and zip archives below ``root``, recognised by their first bytes."""
+    found = []
+    if root.is_dir():
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    head = fh.read(8)
+                if head == HDF5_MAGIC or head[:4] == ZIP_MAGIC:
+                    found.append(p)
+    return found
+
+
+def _params(root: Path, files: list[Path]) -> list:
+    return [pytest.param(p, id=str(p.relative_to(root))) for p in files]
+
+
+FIXTURE_FILES = _model_files(FIXTURES) + sorted(FIXTURES.rglob("*.weights.json"))
+REAL_FILES = _model_files(REAL)
+
+
+def _load(path, monkeypatch, fast: bool):
+    """(checkpoint, None) or (None, the exception), read by the fast path or by h5py."""
+    monkeypatch.delenv("KAUDIT_NO_DIRECT_READ", raising=False)
+    if fast:
+        monkeypatch.delenv("KAUDIT_H5_PARSER", raising=False)
+    else:
+        monkeypatch.setenv("KAUDIT_H5_PARSER", "h5py")
+    try:
+        return readers.load(str(path)), None
+    except Exception as exc:  # noqa: BLE001 - compared with the other path's
+        return None, exc
+
+
+def _meta(ck) -> tuple:
+    return ck.all_variables, ck.notes, ck.format, ck.keras_version, ck.has_config, ck.files
+
+
+def _assert_same_array(a, b, what: str) -> None:
+    assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray), what
+    assert a.dtype == b.dtype and a.shape == b.shape, (what, a.dtype, b.dtype, a.shape, b.shape)
+    assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), what
+
+
+def _assert_parity(path, monkeypatch, all_values: bool) -> bool | None:
+    """Load ``path`` both ways and compare. Returns whether the fast path read every HDF5 file of
+    it, or None when neither path could load it (both must then fail alike)."""
+    fast, fast_exc = _load(path, monkeypatch, fast=True)
+    ref, ref_exc = _load(path, monkeypatch, fast=False)
+    try:
+        if fast_exc is not None or ref_exc is not None:
+            assert fast_exc is not None and ref_exc is not None, \
+                f"only one path failed: fast path {fast_exc!r}, h5py path {ref_exc!r}"
+            assert (type(fast_exc), str(fast_exc)) == (type(ref_exc), str(ref_exc))
+            return None
+        assert not any(isinstance(f, P.Group) for f in ref.store.files), "KAUDIT_H5_PARSER=h5py was ignored"
+        assert _meta(fast) == _meta(ref)
+        variables = fast.all_variables
+        picked = variables if all_values else variables[:3] + variables[-3:]
+        for v in picked:
+            _assert_same_array(fast.read(v), ref.read(v), v.path)
+        return all(isinstance(f, P.Group) for f in fast.store.files)
+    finally:
+        for ck in (fast, ref):
+            if ck is not None:
+                ck.close()
+
+
+def _same_value(got, want) -> bool:
+    """``got`` (the parser's attribute) is ``want`` (h5py's, decoded): same type, same value."""
+    if type(got) is not type(want):
+        return False
+    if isinstance(want, np.ndarray):
+        return got.dtype == want.dtype and got.shape == want.shape and \
+            np.array_equal(got, want, equal_nan=want.dtype.kind in "fc")
+    if isinstance(want, list):
+        return len(got) == len(want) and all(_same_value(g, w) for g, w in zip(got, want, strict=True))
+    return got == want
+
+
+def _walk(root: P.Group, attr_names, max_nodes: int = 2000, max_depth: int = 40) -> int:
+    """Touch everything the readers may touch below ``root``: attributes (by name), listings,
+    children, values. Bounded. Returns the number of objects visited."""
+    stack: list = [(root, 0)]
+    seen = 0
+    while stack and seen < max_nodes:
+        node, depth = stack.pop()
+        seen += 1
+        for name in attr_names:
+            _ = name in node.attrs
+            node.attr(name)
+        if isinstance(node, P.Group):
+            if depth >= max_depth:
+                continue
+            keys = node.keys()  # a parsed Group lists its entries with keys() only (no __iter__)
+            for key in keys:
+                child = node.child(key)
+                assert child is not None, f"{node.name!r} lists {key!r} but has no such child"
+                stack.append((child, depth + 1))
+        else:
+            values = node.read_all()
+            assert values.shape == tuple(node.shape) and values.dtype == node.dtype
+    return seen
+
+
+# -- 1. parity on fixtures and real models -----------------------------------------------------------
+
+
+def test_fixture_files_were_found():
+    names = {p.name for p in FIXTURE_FILES}
+    assert {"k2_full.h5", "k3.keras", "k3.weights.h5", "k3_legacy.h5", "k2_weights.h5"} <= names
+    assert any(p.suffix == ".json" for p in FIXTURE_FILES)
+
+
+@needs_fast_path
+@pytest.mark.parametrize("path", _params(FIXTURES, FIXTURE_FILES))
+def test_fixture_parity(path, monkeypatch):
+    fast_used = _assert_parity(path, monkeypatch, all_values=True)
+    assert fast_used in (True, None), "the fast parser gave up on a fixture (it fell back to h5py)"
+
+
+@needs_fast_path
+@pytest.mark.real
+@pytest.mark.parametrize("path", _params(REAL, REAL_FILES) or [pytest.param(None, id="corpus-absent")])
+def test_real_model_parity(path, monkeypatch):
+    if path is None:
+        pytest.skip(f"shared real-model corpus not available: {REAL}")
+    _assert_parity(path, monkeypatch, all_values=False)
+
+
+@needs_fast_path
+@pytest.mark.real
+def test_real_models_mostly_take_the_fast_path(monkeypatch):
+    if not REAL_FILES:
+        pytest.skip(f"shared real-model corpus not available: {REAL}")
+    loaded, fast, fell_back = 0, 0, []
+    for path in REAL_FILES:
+        ck, _exc = _load(path, monkeypatch, fast=True)
+        if ck is None:
+            continue
+        try:
+            loaded += 1
+            if all(isinstance(f, P.Group) for f in ck.store.files):
+                fast += 1
+            else:
+                fell_back.append(str(path.relative_to(REAL)))
+        finally:
+            ck.close()
+    assert loaded > 0
+    assert fast >= 0.9 * loaded, f"{len(fell_back)} of {loaded} real files fell back to h5py: {fell_back}"
+
+
+# -- 2. attributes -----------------------------------------------------------------------------------
+
+
+def _fixed_string(obj, name: str, data: np.ndarray, pad: int) -> None:
+    """A fixed-length ASCII string attribute with the given padding (h5py itself writes NULLPAD)."""
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(data.dtype.itemsize)
+    tid.set_strpad(pad)
+    space = h5py.h5s.create(h5py.h5s.SCALAR) if data.shape == () else h5py.h5s.create_simple(data.shape)
+    h5py.h5a.create(obj.id, name.encode(), tid, space).write(data, mtype=tid)
+
+
+def _vlen_int_sequences() -> np.ndarray:
+    a = np.empty(2, dtype=object)
+    a[0], a[1] = np.arange(3, dtype="i4"), np.arange(1, dtype="i4")
+    return a
+
+
+def _put(value):
+    """A writer of ``value`` as h5py stores it (``obj.attrs[name] = value``)."""
+    return lambda obj, name: obj.attrs.__setitem__(name, value)
+
+
+def _create(value, dtype=None):
+    """A writer of ``value`` with an explicit h5py dtype (``obj.attrs.create``)."""
+    return lambda obj, name: obj.attrs.create(name, value, dtype=dtype)
+
+
+def _padded(value: np.ndarray, pad: int):
+    return lambda obj, name: _fixed_string(obj, name, value, pad)
+
+
+#: name -> writer. All decoded by the parser.
+SUPPORTED_ATTRS = {
+    "fixed_bytes": _put(np.bytes_(b"tensorflow")),
+    "fixed_bytes_array": _put(np.array([b"a", b"bc"])),
+    "fixed_bytes_one": _put(np.array([b"only"])),
+    "fixed_bytes_embedded_nul": _put(np.bytes_(b"ab\x00cd")),
+    "fixed_bytes_not_utf8": _put(np.bytes_(b"\xff\xfeab")),
+    "fixed_bytes_big": _put(np.bytes_(b"y" * 30_000)),
+    "fixed_utf8": _create(np.array(["é✓".encode()], dtype=h5py.string_dtype("utf-8", 8))),
+    "fixed_nullterm_embedded_nul": _padded(np.array(b"ab\0cd", "S5"), h5py.h5t.STR_NULLTERM),
+    "fixed_nullterm_full": _padded(np.array(b"abcde", "S5"), h5py.h5t.STR_NULLTERM),
+    "fixed_nullterm_array": _padded(np.array([b"a\0b", b"xyz"], "S3"), h5py.h5t.STR_NULLTERM),
+    "vlen_str": _put("hello world"),
+    "vlen_str_empty": _put(""),
+    "vlen_str_utf8": _put("héllo ✓ 日本"),
+    "vlen_str_array": _put(np.array(["x", "yz", "", "é日本"], dtype=h5py.string_dtype())),
+    "vlen_str_one": _put(np.array(["solo"], dtype=h5py.string_dtype())),
+    "vlen_str_big": _put('{"config": "' + "x" * 70_000 + '"}'),
+    "vlen_ascii_array": _create(np.array([b"ab", b"c"], dtype=h5py.string_dtype("ascii"))),
+    "int": _put(42),
+    "int_negative": _put(-7),
+    "int8": _put(np.int8(-3)),
+    "uint8": _put(np.uint8(200)),
+    "uint64_max": _put(np.uint64(2**64 - 1)),
+    "float": _put(1.5),
+    "float16": _put(np.float16(0.5)),
+    "int_array": _put(np.arange(5, dtype="i8")),
+    "int32_array": _put(np.arange(3, dtype="i4")),
+    "float_array": _put(np.linspace(0, 1, 4)),
+    "float32_array": _put(np.linspace(0, 1, 4).astype("f4")),
+    "float_array_nan_inf": _put(np.array([np.nan, np.inf, -0.0])),
+    "big_endian_float_array": _put(np.array([1.0, 2.5], dtype=">f4")),
+    "empty_float_array": _put(np.zeros((0,), "f8")),
+    "one_element_array": _put(np.array([3.0])),
+}
+
+#: name -> (writer, what the parser says): kinds left to h5py. Each is written alone on its own
+#: group (an attribute that cannot be parsed may make the whole attribute table Unsupported).
+UNSUPPORTED_ATTRS = {
+    "bool (enum)": (_put(True), "class 8"),
+    "complex (compound)": (_put(1 + 2j), "class 6"),
+    "object reference": (lambda obj, name: obj.attrs.__setitem__(name, obj.file["/"].ref), "class 7"),
+    "2-D array": (_put(np.ones((2, 2))), "rank > 1"),
+    "null dataspace (h5py.Empty)": (_put(h5py.Empty("f4")), "empty attribute"),
+    "space-padded string": (_padded(np.array(b"ab   ", "S5"), h5py.h5t.STR_SPACEPAD), "space-padded"),
+    "vlen string not UTF-8": (_create(b"\xff\xfe", h5py.string_dtype("utf-8")), "not UTF-8"),
+    "vlen sequence of ints": (_create(_vlen_int_sequences(), h5py.vlen_dtype("i4")), "sequence"),
+}
+
+
+def test_h5py_refuses_a_vlen_string_with_an_embedded_nul(tmp_path):
+    """So the parser never meets one written by h5py (fixed-length ones are covered above)."""
+    with h5py.File(tmp_path / "nul.h5", "w") as f, pytest.raises(ValueError, match="NUL"):
+        f.attrs["s"] = "ab\x00cd"
+
+
+def test_attributes_decode_like_h5py(tmp_path):
+    path = tmp_path / "attrs.h5"
+    with h5py.File(path, "w") as f:
+        targets = [f, f.create_group("g"), f.create_dataset("d", data=np.arange(3.0))]
+        for obj in targets:
+            for name, write in SUPPORTED_ATTRS.items():
+                write(obj, name)
+    pf = P.File(str(path))
+    try:
+        with h5py.File(path, "r") as hf:
+            for hobj, node in ((hf, pf.root), (hf["g"], pf.root.child("g")), (hf["d"], pf.root.child("d"))):
+                assert node is not None
+                for name in SUPPORTED_ATTRS:
+                    want = H.decode(hobj.attrs[name])
+                    got = node.attr(name)
+                    assert _same_value(got, want), f"{hobj.name} {name}: parser {got!r:.80} != h5py {want!r:.80}"
+                    assert name in node.attrs
+                sentinel = object()
+                assert "absent" not in node.attrs
+                assert node.attr("absent", sentinel) is sentinel
+    finally:
+        pf.close()
+
+
+@pytest.mark.parametrize("kind", list(UNSUPPORTED_ATTRS))
+def test_attribute_kinds_left_to_h5py(kind, tmp_path):
+    write, why = UNSUPPORTED_ATTRS[kind]
+    path = tmp_path / "attr.h5"
+    with h5py.File(path, "w") as f:
+        write(f.create_group("g"), "v")
+    with h5py.File(path, "r") as hf:
+        H.decode(hf["g"].attrs["v"])  # h5py reads it: the fallback has something to read
+    pf = P.File(str(path))
+    try:
+        group = pf.root.child("g")
+        with pytest.raises(P.Unsupported, match=why):
+            group.attr("v")
+    finally:
+        pf.close()
+
+
+# -- 3. datasets and groups --------------------------------------------------------------------------
+
+_rng = np.random.default_rng(0)
+DATASETS = {
+    "float16": _rng.standard_normal(7).astype("f2"),
+    "float32": _rng.standard_normal((3, 4)).astype("f4"),
+    "float64": _rng.standard_normal(5),
+    "int8": np.arange(-5, 5, dtype="i1"),
+    "int16": np.arange(-5, 5, dtype="i2"),
+    "int32": np.arange(-5, 5, dtype="i4"),
+    "int64": np.arange(-5, 5, dtype="i8") * 10**12,
+    "uint8": np.arange(250, 256, dtype="u1"),
+    "uint16": np.array([0, 65535], dtype="u2"),
+    "uint64": np.array([2**64 - 1], dtype="u8"),
+    "big_endian_f4": np.arange(6, dtype=">f4"),
+    "big_endian_i8": np.arange(6, dtype=">i8"),
+    "bfloat16_opaque": np.arange(4, dtype="u2").view("V2"),
+    "scalar": np.float32(3.5),
+    "empty": np.zeros((0,), "f4"),
+    "empty_0x3": np.zeros((0, 3), "f4"),
+    "4d": _rng.standard_normal((2, 3, 4, 5)).astype("f4"),
+}
+
+
+@pytest.fixture(scope="module")
+def datasets_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("h5parse") / "datasets.h5"
+    with h5py.File(path, "w") as f:
+        for name, data in DATASETS.items():
+            f.create_dataset(name, data=data)
+    return path
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_dataset_matches_h5py(name, datasets_file):
+    pf = P.File(str(datasets_file))
+    try:
+        node = pf.root.child(name)
+        assert isinstance(node, P.Dataset)
+        with h5py.File(datasets_file, "r") as hf:
+            ds = hf[name]
+            assert tuple(node.shape) == ds.shape
+            assert node.dtype == ds.dtype
+            assert node.offset == ds.id.get_offset()
+            assert node.nbytes == ds.id.get_storage_size() == ds.size * ds.dtype.itemsize
+            values, want = node.read_all(), ds[()]
+            assert isinstance(values, np.ndarray) and values.shape == ds.shape and values.dtype == want.dtype
+            if want.dtype.kind == "V":
+                assert values.tobytes() == want.tobytes()
+            else:
+                assert np.array_equal(values, want)
+    finally:
+        pf.close()
+
+
+def test_group_listing_matches_h5py(tmp_path):
+    """Names in h5py's order (non-ASCII included), in a group big enough for its B-tree to have
+    more than one level and its local heap to move; nested groups named by their path."""
+    path = tmp_path / "groups.h5"
+    names = ["b", "a", "Z", "a_1", "é", "ä", "日本", "z" * 200] + [f"layer_{i:04d}" for i in range(1000)]
+    with h5py.File(path, "w") as f:
+        big = f.create_group("big")
+        for i, n in enumerate(names):
+            big.create_dataset(n, data=np.array([i], "i4"))
+        f.create_group("x").create_group("y").create_group("é").create_dataset("w", data=np.ones(2, "f4"))
+        header = _header_address(big)
+    data = path.read_bytes()
+    [body] = [b for t, b, _s in _messages(data, header) if t == 0x0011]  # symbol table message
+    btree, heap = struct.unpack_from("<QQ", data, body)
+    assert data[btree + 5] >= 1  # the B-tree root is an internal node
+    assert struct.unpack_from("<Q", data, heap + 24)[0] != heap + 32  # the names are not beside the heap header
+    pf = P.File(str(path))
+    try:
+        with h5py.File(path, "r") as hf:
+            assert pf.root.keys() == list(hf.keys())
+            big = pf.root.child("big")
+            assert big.keys() == list(hf["big"].keys())
+            for i, n in enumerate(names):
+                assert n in big
+                ds = big.child(n)
+                assert ds.name == hf["big"][n].name
+                assert ds.read_all().tolist() == [i]
+            assert big.child("absent") is None and "absent" not in big
+            inner = pf.root.child("x").child("y").child("é")
+            assert inner.name == hf["x/y/é"].name
+            assert inner.keys() == ["w"] and inner.child("w").read_all().tolist() == [1.0, 1.0]
+    finally:
+        pf.close()
+
+
+# -- 4. constructs the parser leaves to h5py ---------------------------------------------------------
+
+KERNEL = np.arange(12, dtype="<f4").reshape(3, 4)
+BIAS = np.array([0.5, -1.0, 2.0, 0.0], dtype="<f4")
+KERAS_ATTRS = ("layer_names", "weight_names", "keras_version", "backend", "absent")
+
+
+def _plain_kernel(group: h5py.Group) -> None:
+    group.create_dataset("kernel:0", data=KERNEL)
+
+
+def _write_keras_like(path: Path, *, kernel=_plain_kernel, edit=None, libver=None, layer_track_order=None) -> None:
+    """A minimal legacy Keras 2 weights file, as ``model.save_weights('x.h5')`` writes it: root
+    attrs ``layer_names``/``backend``/``keras_version``, one group per layer with attr
+    ``weight_names`` (paths relative to it), the datasets below (a Dense layer and a Dropout)."""
+    with h5py.File(path, "w", libver=libver) as f:
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["layer_names"] = np.array([b"dense", b"dropout"])
+        layer = f.create_group("dense", track_order=layer_track_order)
+        layer.attrs["weight_names"] = np.array([b"dense/kernel:0", b"dense/bias:0"])
+        inner = layer.create_group("dense")
+        kernel(inner)
+        inner.create_dataset("bias:0", data=BIAS)
+        f.create_group("dropout").attrs["weight_names"] = np.asarray([])
+        if edit is not None:
+            edit(f)
+
+
+def _chunked(g):
+    g.create_dataset("kernel:0", data=KERNEL, chunks=(1, 4))
+
+
+def _gzip(g):
+    g.create_dataset("kernel:0", data=KERNEL, compression="gzip")
+
+
+def _compact(g):
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.COMPACT)
+    space = h5py.h5s.create_simple(KERNEL.shape)
+    h5py.h5d.create(g.id, b"kernel:0", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl).write(h5py.h5s.ALL, h5py.h5s.ALL, KERNEL)
+
+
+def _committed(g):
+    g.file["float32_type"] = np.dtype("<f4")
+    g.create_dataset("kernel:0", data=KERNEL, dtype=g.file["float32_type"])
+
+
+def _soft_link(f):
+    f["dense/dense/alias"] = h5py.SoftLink("/dense/dense/kernel:0")
+
+
+def _external_link(f, target: Path):
+    with h5py.File(target, "w") as other:
+        other.create_dataset("x", data=BIAS)
+    del f["dense/dense/bias:0"]
+    f["dense/dense/bias:0"] = h5py.ExternalLink(str(target), "/x")
+
+
+def _hard_link(f):
+    f["dense/again"] = f["dense/dense"]
+
+
+#: name -> (keyword arguments of _write_keras_like, given tmp_path), what the parser says
+CONSTRUCTS = {
+    "soft link": (lambda d: {"edit": _soft_link}, "soft link"),
+    "external link": (lambda d: {"edit": lambda f: _external_link(f, d / "other.h5")}, "external link"),
+    "chunked dataset": (lambda d: {"kernel": _chunked}, "layout other than contiguous"),
+    "gzip dataset": (lambda d: {"kernel": _gzip}, "filter pipeline|layout other than contiguous"),
+    "compact dataset": (lambda d: {"kernel": _compact}, "layout other than contiguous"),
+    "libver latest": (lambda d: {"libver": "latest"}, "superblock version"),
+    "track_order group": (lambda d: {"layer_track_order": True}, "object header other than version 1"),
+    "group hard-linked twice": (lambda d: {"edit": _hard_link}, "linked more than once|two names"),
+    # the named type itself is no group nor dataset; the dataset using it has a shared message
+    "committed datatype": (lambda d: {"kernel": _committed}, "neither a group nor a dataset|shared"),
+}
+
+
+def _parse_all(path: Path, attr_names=KERAS_ATTRS) -> int:
+    pf = P.File(str(path))
+    try:
+        return _walk(pf.root, attr_names)
+    finally:
+        pf.close()
+
+
+@needs_fast_path
+def test_keras_like_file_takes_the_fast_path(tmp_path, monkeypatch):
+    """The control for the constructs below: without them, the same file is parsed and loaded
+    by the fast path."""
+    path = tmp_path / "plain.h5"
+    _write_keras_like(path)
+    assert _parse_all(path) == 6  # root, dense, dense/dense, its kernel and bias, dropout
+    assert _assert_parity(path, monkeypatch, all_values=True) is True
+
+
+@needs_fast_path
+@pytest.mark.parametrize("construct", list(CONSTRUCTS))
+def test_construct_is_left_to_h5py(construct, tmp_path, monkeypatch):
+    kwargs, why = CONSTRUCTS[construct]
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, **kwargs(tmp_path))
+    with pytest.raises(P.Unsupported, match=why):
+        _parse_all(path)
+    # same variables, notes and values as h5py's path (which the fast path fell back to), or the
+    # same error
+    assert _assert_parity(path, monkeypatch, all_values=True) in (False, None), \
+        "the fast path kept a file it does not support"
+
+
+def test_dataset_of_a_committed_datatype_is_unsupported(tmp_path):
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, kernel=_committed)
+    pf = P.File(str(path))
+    try:
+        inner = pf.root.child("dense").child("dense")
+        assert isinstance(inner.child("bias:0"), P.Dataset)
+        with pytest.raises(P.Unsupported, match="shared"):
+            inner.child("kernel:0")
+    finally:
+        pf.close()
+
+
+# -- 5. damaged bytes --------------------------------------------------------------------------------
+
+
+def _smallest_fixture_hdf5() -> Path:
+    hdf5 = [p for p in _model_files(FIXTURES) if p.read_bytes()[:8] == HDF5_MAGIC]
+    return min(hdf5, key=lambda p: (p.stat().st_size, str(p)))
+
+
+def _find_all(data: bytes, sig: bytes) -> list[int]:
+    out, start = [], 0
+    while (i := data.find(sig, start)) >= 0:
+        out.append(i)
+        start = i + 1
+    return out
+
+
+def _messages(data: bytes, header: int) -> list[tuple[int, int, int]]:
+    """(type, body offset, body size) of the messages of the version 1 object header at
+    ``header``, continuation blocks included (HDF5 format spec, "Version 1 Object Header")."""
+    blocks = [(header + 16, struct.unpack_from("<I", data, header + 8)[0])]
+    out = []
+    for start, size in blocks:
+        p, end = start, start + size
+        while p + 8 <= end:
+            mtype, msize = struct.unpack_from("<HH", data, p)
+            out.append((mtype, p + 8, msize))
+            if mtype == 0x10 and len(blocks) < 16:
+                blocks.append(struct.unpack_from("<QQ", data, p + 8))
+            p += 8 + msize
+    return out
+
+
+def _header_address(obj) -> int:
+    return h5py.h5o.get_info(obj.id).addr
+
+
+class _Hung(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Hung("the parser did not finish within 10 s")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM")
+def test_damaged_bytes_raise_only_unsupported(tmp_path):
+    base = _smallest_fixture_hdf5()
+    data = base.read_bytes()
+    attr_names, bodies = {"absent"}, []
+    with h5py.File(base, "r") as hf:
+        objects = [hf]
+        hf.visititems(lambda _name, obj: objects.append(obj))
+        for obj in objects:
+            attr_names.update(obj.attrs)
+            bodies += [(body - 8, size + 8) for _t, body, size in _messages(data, _header_address(obj))]
+    attr_names = sorted(attr_names)
+    assert _parse_all(base, attr_names) == len(objects)  # the intact file parses: damage is what fails
+
+    # edits land in object header messages (dataspace, datatype, layout, attributes, links...),
+    # on or just after another structure the parser reads (superblock, group B-tree, local heap,
+    # symbol table node, global heap), or anywhere; a byte is random or a small number (a rank,
+    # a version, a class, a flag)
+    marks = [0] + [i for sig in (b"TREE", b"HEAP", b"SNOD", b"GCOL") for i in _find_all(data, sig)]
+    in_message = st.sampled_from(bodies).flatmap(lambda b: st.integers(b[0], min(len(data), b[0] + b[1]) - 1))
+    near = st.sampled_from(marks).flatmap(lambda o: st.integers(o, min(len(data) - 1, o + 96)))
+    offset = st.one_of(in_message, near, st.integers(0, len(data) - 1))
+    byte = st.one_of(st.integers(0, 255), st.integers(0, 40))
+    damaged = tmp_path / "damaged.h5"
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None, print_blob=False,
+              suppress_health_check=list(HealthCheck))
+    @given(edits=st.lists(st.tuples(offset, byte), min_size=1, max_size=8))
+    def check(edits):
+        buf = bytearray(data)
+        for pos, value in edits:
+            buf[pos] = value
+        damaged.write_bytes(bytes(buf))
+        signal.alarm(10)
+        try:
+            _parse_all(damaged, attr_names)
+        except P.Unsupported:
+            pass
+        finally:
+            signal.alarm(0)
+
+    try:
+        check()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _rank_past_its_message(data: bytearray, body: int) -> None:
+    data[body + 1] = 17  # rank 17 in a message sized for rank 1: the dims would be the next messages
+
+
+def _rank_past_its_block(data: bytearray, body: int) -> None:
+    data[body + 1] = 32  # the dims would run past the end of the object header block
+
+
+def _absurd_dimension(data: bytearray, body: int) -> None:
+    for field in (body + 16, body + 32):  # dimension 1 and its maximum: (0, 2**64 - 2)
+        struct.pack_into("<Q", data, field, 2**64 - 2)
+
+
+#: name -> (kernel shape, edit of the kernel's dataspace message body)
+DAMAGED_DATASPACES = {
+    "rank past the end of the message": ((3,), _rank_past_its_message),
+    "rank past the end of the header block": ((3,), _rank_past_its_block),
+    "absurd dimension of an empty dataset": ((0, 3), _absurd_dimension),
+}
+
+
+@needs_fast_path
+@pytest.mark.parametrize("case", list(DAMAGED_DATASPACES))
+def test_damaged_dataspace(case, tmp_path, monkeypatch):
+    """Dataspace messages the HDF5 library refuses when opening the dataset ("ran off end of input
+    buffer", "unable to get the next power of 2"): the parser must not make up a shape from them
+    (nor fail with anything but Unsupported), and kaudit must refuse the file as the h5py path does."""
+    shape, edit = DAMAGED_DATASPACES[case]
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, kernel=lambda g: g.create_dataset("kernel:0", data=np.zeros(shape, "<f4")))
+    with h5py.File(path, "r") as hf:
+        header = _header_address(hf["dense/dense/kernel:0"])
+    data = bytearray(path.read_bytes())
+    [body] = [b for t, b, _s in _messages(data, header) if t == 0x0001]
+    assert data[body] == 1 and data[body + 1] == len(shape) and data[body + 2] & 1  # version 1, max dims
+    edit(data, body)
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as hf, pytest.raises((KeyError, OSError), match="Unable to synchronously open object"):
+        hf["dense/dense/kernel:0"]
+    with pytest.raises(P.Unsupported):
+        _parse_all(path)
+    assert _assert_parity(path, monkeypatch, all_values=True) is None  # both refuse the file, alike
+
+
+# Hostile structures: the walks the parser bounds by the addresses it has visited. Each case is a
+# valid file with one address rewritten; the parser must stop with Unsupported (saying why), within
+# the alarm. The h5py path is not run on them (HDF5 itself loops on some, docs/security.md).
+
+
+def _snod_entries(data: bytes, snod: int) -> list[int]:
+    """Offsets of the entries of the symbol table node at ``snod`` (40 bytes each)."""
+    assert data[snod:snod + 4] == b"SNOD"
+    return [snod + 8 + 40 * k for k in range(struct.unpack_from("<H", data, snod + 6)[0])]
+
+
+def _tree_children(data: bytes, node: int) -> list[int]:
+    """Offsets of the child pointers of the group B-tree node at ``node``."""
+    assert data[node:node + 4] == b"TREE"
+    return [node + 24 + 8 + 16 * k for k in range(struct.unpack_from("<H", data, node + 6)[0])]
+
+
+def _btree_of(data: bytes, header: int) -> int:
+    [body] = [b for t, b, _s in _messages(data, header) if t == 0x0011]  # symbol table message
+    return struct.unpack_from("<Q", data, body)[0]
+
+
+def _group_cycle(data: bytearray, addrs: dict) -> None:
+    """Root entry 'dense' points back at the root group."""
+    snod = struct.unpack_from("<Q", data, _tree_children(data, _btree_of(data, addrs["/"]))[0])[0]
+    [entry] = [e for e in _snod_entries(data, snod) if struct.unpack_from("<Q", data, e + 8)[0] == addrs["/dense"]]
+    struct.pack_into("<Q", data, entry + 8, addrs["/"])
+
+
+def _continuation_loop(data: bytearray, addrs: dict) -> None:
+    """The root header's continuation points back at the header's first block."""
+    root = addrs["/"]
+    first = (root + 16, struct.unpack_from("<I", data, root + 8)[0])
+    [body] = [b for t, b, _s in _messages(data, root) if t == 0x0010 and first[0] <= b < first[0] + first[1]]
+    struct.pack_into("<QQ", data, body, *first)
+
+
+def _btree_loop(data: bytearray, addrs: dict) -> None:
+    """A child of the (two-level) B-tree of group 'big' is the root node itself."""
+    node = _btree_of(data, addrs["/big"])
+    assert data[node + 5] >= 1  # an internal node
+    struct.pack_into("<Q", data, _tree_children(data, node)[-1], node)
+
+
+def _snod_twice(data: bytearray, addrs: dict) -> None:
+    """Two children of the B-tree of group 'big' are the same symbol table node."""
+    leaf = _btree_of(data, addrs["/big"])
+    while data[leaf + 5] > 0:
+        leaf = struct.unpack_from("<Q", data, _tree_children(data, leaf)[0])[0]
+    first, second = _tree_children(data, leaf)[:2]
+    data[second:second + 8] = data[first:first + 8]
+
+
+def _btree_fanout(data: bytearray, addrs: dict) -> None:
+    """The internal node of group 'big' claims 65,535 children (the file's B-tree allows 32): with
+    overlapping leaves a ~1 MB file could make a walk parse billions of entries."""
+    node = _btree_of(data, addrs["/big"])
+    assert data[node + 5] >= 1
+    struct.pack_into("<H", data, node + 6, 65535)
+
+
+def _snod_overfull(data: bytearray, addrs: dict) -> None:
+    """A symbol table node of group 'big' claims 65,535 entries (the file allows 8)."""
+    leaf = _btree_of(data, addrs["/big"])
+    while data[leaf + 5] > 0:
+        leaf = struct.unpack_from("<Q", data, _tree_children(data, leaf)[0])[0]
+    snod = struct.unpack_from("<Q", data, _tree_children(data, leaf)[0])[0]
+    struct.pack_into("<H", data, snod + 6, 65535)
+
+
+#: name -> (edit, what the parser says)
+HOSTILE = {
+    "group B-tree node over its fan-out": (_btree_fanout, "more children than"),
+    "symbol table node over its size": (_snod_overfull, "more entries than"),
+    "group that contains itself": (_group_cycle, "two names|linked more than once"),
+    "object header continuation loop": (_continuation_loop, "continuations loop"),
+    "group B-tree loop": (_btree_loop, "B-tree that loops"),
+    "symbol table node listed twice": (_snod_twice, "listed twice"),
+}
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM")
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_structure_is_unsupported(case, tmp_path):
+    def extras(f):
+        for k in range(40):  # enough attributes for the root header to need a continuation block
+            f.attrs[f"extra_{k:02d}"] = np.bytes_(b"x" * 40)
+        big = f.create_group("big")
+        for k in range(400):  # enough entries for a B-tree of two levels
+            big.create_group(f"g{k:03d}")
+
+    edit, why = HOSTILE[case]
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, edit=extras)
+    with h5py.File(path, "r") as hf:
+        addrs = {name: _header_address(hf[name]) for name in ("/", "/dense", "/big")}
+    assert _parse_all(path) > 400  # intact, it parses
+    data = bytearray(path.read_bytes())
+    edit(data, addrs)
+    path.write_bytes(bytes(data))
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(10)
+    try:
+        with pytest.raises(P.Unsupported, match=why):
+            _parse_all(path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
