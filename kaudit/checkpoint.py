@@ -39,6 +39,7 @@ VARIABLE_COLUMNS = (
 )
 
 KINDS = ("model", "optimizer", "metric")
+_VARIABLE_FIELDS = ("path", "layer", "layer_class", "name", "shape", "dtype", "trainable", "kind", "location", "named")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,14 @@ class Variable:
     kind: str = "model"
     location: str = ""
     named: bool = True
+
+    @classmethod
+    def from_fields(cls, fields) -> Variable:
+        """``Variable(*fields)`` (fields in declaration order) at a third of the cost: readers
+        build one per variable, thousands per model. Variable has no checks to skip."""
+        v = object.__new__(cls)
+        v.__dict__.update(zip(_VARIABLE_FIELDS, fields))
+        return v
 
     @property
     def params(self) -> int:

@@ -8,6 +8,7 @@ imported inside the commands, so ``kaudit --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -343,6 +344,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _work() -> int:
+    # A short-lived process that builds tens of thousands of small objects per model: the cycle
+    # collector's default (a pass every 700 allocations, full passes over every module's objects)
+    # costs ~3 us per variable. Objects alive now stay out of its passes; it runs every 200,000
+    # allocations (mypy's setting), so reference cycles are still collected and memory stays bounded.
+    gc.freeze()
+    gc.set_threshold(200_000, 30, 30)
     try:
         return main()
     except KeyboardInterrupt:  # Ctrl-C between main() returning and here

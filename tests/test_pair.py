@@ -168,3 +168,16 @@ def test_not_used_when_it_cannot_pay_or_is_not_safe(monkeypatch):
         stop.set()
         t.join()
     assert pair._worth_it(BEFORE, AFTER)
+
+
+def test_variable_fields_are_the_dataclass_fields():
+    """Variable.from_fields (the readers' and this module's fast constructor) relies on this list."""
+    import dataclasses
+
+    from kaudit.checkpoint import _VARIABLE_FIELDS, Variable
+
+    assert tuple(f.name for f in dataclasses.fields(Variable)) == _VARIABLE_FIELDS == pair._FIELDS
+    fields = ("d/kernel", "d", "Dense", "kernel", (3, 4), "float32", True, "model", "d/d/kernel:0", True)
+    assert Variable.from_fields(fields) == Variable(*fields)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Variable.from_fields(fields).path = "x"

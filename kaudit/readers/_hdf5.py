@@ -633,7 +633,9 @@ class H5Store:
         if direct is None:
             return None
         fi, offset, dt, shape = direct
-        n = dt.itemsize * math.prod(shape)
+        n = dt.itemsize
+        for d in shape:
+            n *= d
         if n > limit:
             return None
         if n <= _SMALL:

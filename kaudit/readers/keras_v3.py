@@ -124,8 +124,8 @@ class _Reader:
         prefix = self.member or (self.tree.displays[fi] if len(self.tree.files) > 1 else "")
         location = f"{prefix}:{ds_path}" if prefix else ds_path
         self.store.register(location, fi, ds_path, dtype, ds=ds, shape=shape, raw_dtype=dt)
-        self.out.append(Variable(path, layer, cls, name, tuple(int(d) for d in shape), dtype,
-                                 trainable, kind, location, named))
+        self.out.append(Variable.from_fields((path, layer, cls, name, tuple(map(int, shape)), dtype,
+                                              trainable, kind, location, named)))
 
     # -- models ----------------------------------------------------------------------------
     def model(self, node: LayerNode | None, gpath: str, prefix: str, eff: bool | None) -> None:

@@ -50,20 +50,8 @@ class _Builder:
         dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display, dt)
         location = ds.name.lstrip("/")
         self.store.register(location, 0, location, dtype, ds=ds, shape=shape, raw_dtype=dt)
-        self.out.append(
-            Variable(
-                path=path,
-                layer=layer,
-                layer_class=node.class_name if node is not None else None,
-                name=name,
-                shape=tuple(map(int, shape)),
-                dtype=dtype,
-                trainable=trainable,
-                kind=kind,
-                location=location,
-                named=named,
-            )
-        )
+        self.out.append(Variable.from_fields((path, layer, node.class_name if node is not None else None, name,
+                                              tuple(map(int, shape)), dtype, trainable, kind, location, named)))
 
 
 def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:

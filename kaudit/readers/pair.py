@@ -165,6 +165,6 @@ def _decode(doc: dict) -> Checkpoint:
         if npdt is None:
             npdt = dtypes[dt] = np.dtype(dt)
         store._direct_layouts[loc] = (fi, off, npdt, shape)
-    variables = tuple(Variable(*fields) for fields in doc["variables"])
+    variables = tuple(map(Variable.from_fields, doc["variables"]))
     return Checkpoint(doc["file"], doc["format"], variables, store, doc["keras_version"], doc["has_config"],
                       tuple(doc["notes"]), tuple(doc["files"]))
