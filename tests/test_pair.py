@@ -90,16 +90,25 @@ def test_diff_result_is_the_same_either_way(a, b, forks, monkeypatch):
     assert parallel.summary == serial.summary and parallel.passed == serial.passed
 
 
-def test_child_that_cannot_take_the_fast_path_leaves_b_to_the_parent(forks, monkeypatch):
+def test_child_that_cannot_take_the_fast_path_leaves_b_to_the_parent(forks, monkeypatch, tmp_path):
     """With the fast parser off in the child (as for a file it does not handle), the child sends
-    nothing and the parent reads b with h5py: same checkpoint."""
-    real_encode = pair._encode
+    nothing, without ever entering the HDF5 library (no watchdog watches it: a file that makes HDF5
+    loop must loop, if at all, in the parent), and the parent reads b itself: same checkpoint."""
+    from kaudit.readers import _hdf5 as H
+
+    real_encode, real_open = pair._encode, H.open_h5
+    marker = tmp_path / "h5py-opened"
 
     def h5py_only(path):
         os.environ["KAUDIT_H5_PARSER"] = "h5py"  # in the child only: it exits right after
         return real_encode(path)
 
+    def watched_open(source, display):
+        marker.write_text(str(os.getpid()))
+        return real_open(source, display)
+
     monkeypatch.setattr(pair, "_encode", h5py_only)
+    monkeypatch.setattr(H, "open_h5", watched_open)
     with pair.opened_pair(BEFORE, AFTER) as (_ca, cb):
         assert len(forks) == 1
         assert type(cb.store.files[0]) is P.Group  # read again here, by the parent's own fast path
@@ -109,6 +118,7 @@ def test_child_that_cannot_take_the_fast_path_leaves_b_to_the_parent(forks, monk
         finally:
             plain.close()
     assert "KAUDIT_H5_PARSER" not in os.environ
+    assert not marker.exists()  # neither the child nor (fast path) the parent opened h5py
     assert _gone(forks[0])
 
 

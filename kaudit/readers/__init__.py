@@ -127,6 +127,15 @@ def _fast_parser_enabled() -> bool:
             and os.environ.get("KAUDIT_H5_PARSER", "") != "h5py")
 
 
+class FastPathDeclined(Exception):
+    """Raised instead of falling back to h5py while :data:`H5PY_FALLBACK` is off (readers/pair.py)."""
+
+
+#: Whether a file the fast parser declines is read with h5py here. Off only in the child process
+#: of readers/pair.py, which must never enter the HDF5 library (it has no watchdog of its own).
+H5PY_FALLBACK = True
+
+
 def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], build, open_h5py,
                owned: list | None = None) -> Checkpoint:
     """``build(files, store)`` over HDF5 images given as (path, byte offset, size or None).
@@ -147,6 +156,12 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
         except Exception:  # noqa: BLE001 - whatever it was, h5py's path says it properly
             for root in parsed:
                 root.close()
+        except BaseException:  # Ctrl-C
+            for root in parsed:
+                root.close()
+            raise
+    if not H5PY_FALLBACK:
+        raise FastPathDeclined(displays[0])
     files = open_h5py()
     store = H.H5Store(files, displays, direct, owned=owned)
     try:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .. import readers
 from ..checkpoint import Checkpoint, Variable
 from . import _h5parse as P
 from . import _hdf5 as H
@@ -66,6 +67,7 @@ def opened_pair(a, b) -> Iterator[tuple[Checkpoint, Checkpoint]]:
         os.close(r)
         data = b""
         try:
+            readers.H5PY_FALLBACK = False  # never the HDF5 library here: no watchdog watches this process
             data = _encode(b)
         except BaseException:  # noqa: BLE001 - the parent reads b itself and reports it
             data = b""
@@ -118,7 +120,9 @@ def _reap(r: int, pid: int) -> None:
 
 
 def _encode(path) -> bytes:
-    """The checkpoint at ``path`` read by the fast parser, marshalled; b'' when it took another path."""
+    """The checkpoint at ``path`` read by the fast parser, marshalled; b'' when it took another path.
+    (In the child, where it runs, ``readers.H5PY_FALLBACK`` is off: a file the parser declines
+    raises ``readers.FastPathDeclined`` instead of entering the HDF5 library.)"""
     from . import load
 
     ckpt = load(path)
