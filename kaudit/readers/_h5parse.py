@@ -41,6 +41,9 @@ _MAX_TREE_DEPTH = 32
 _MAX_HEAP = 64 << 20  # a local heap (names of a group's entries) or global heap collection
 _MAX_ATTR = 64 << 20  # an attribute's value (json_attr refuses > 64 MiB of model_config anyway)
 _MAX_ELEMENTS = 1 << 24  # elements of an attribute
+#: Objects kept parsed, per generation (two): a Keras 3 reader visits each layer's groups twice, a
+#: model's worth of them (~1 KiB each) is kept for models of up to ~4,000 layers.
+_RECENT = 4096
 _MAX_BLOCK = 1 << 20  # an object header block (HDF5 keeps attributes in headers under 64 KiB)
 _MAX_GHEAP_READ = 256 << 20  # global heap bytes read per file (where variable-length strings live)
 _MAX_K = 1 << 10  # B-tree "K" (HDF5 writes 4 and 16); bounds the entries per node
@@ -244,7 +247,7 @@ class File:
                     obj = self._parse_object(addr, name)
                 except _DAMAGE as exc:
                     raise _damaged(exc) from None
-            if len(self._recent) >= 256:  # two generations: about the 256 to 512 used last
+            if len(self._recent) >= _RECENT:  # two generations: the last _RECENT to 2 * _RECENT used
                 self._older = self._recent
                 self._recent = {}
             self._recent[key] = obj
@@ -610,14 +613,20 @@ def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
         _no("a dataspace larger than its message")
     if not rank:
         return ()
-    dims = struct.unpack_from(f"<{rank}Q", buf, o + head)
+    fmt = _DIMS[rank]
+    dims = fmt(buf, o + head)
     if max(dims) > _MAX_DIM:
         _no("a dimension beyond what HDF5 can address")
     if flags & 1:  # max dims: each at least its dim (or unlimited), as HDF5 checks
-        for d, m in zip(dims, struct.unpack_from(f"<{rank}Q", buf, o + head + 8 * rank), strict=True):
-            if m != UNDEF and m < d:
-                _no("a dimension above its maximum")
+        maxes = fmt(buf, o + head + 8 * rank)
+        if maxes != dims:  # (h5py writes them equal)
+            for d, m in zip(dims, maxes, strict=True):
+                if m != UNDEF and m < d:
+                    _no("a dimension above its maximum")
     return dims
+
+
+_DIMS = [struct.Struct(f"<{rank}Q").unpack_from for rank in range(33)]
 
 
 _DTYPES: dict[tuple, np.dtype] = {}
