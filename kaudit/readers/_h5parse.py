@@ -290,15 +290,16 @@ class File:
             self._gheap_read += size
             if self._gheap_read > _MAX_GHEAP_READ:  # many overlapping collections: h5py's job
                 _no("too much global heap")
-            data = self.image.read(addr, size)
+            data, base = self.image.at(addr, size)  # in place: only the objects are copied
             coll = {}
-            p = 16
-            while p + 16 <= size:
-                idx, _ref = struct.unpack_from("<HH", data, p)
+            p = base + 16
+            end = base + size
+            while p + 16 <= end:
+                idx = _u16(data, p)[0]
                 osize = _u64(data, p + 8)[0]
                 if idx == 0:  # free space: the rest of the collection
                     break
-                if p + 16 + osize > size:
+                if p + 16 + osize > end:
                     _no("a global heap object overruns its collection")
                 coll[idx] = data[p + 16:p + 16 + osize]
                 p += 16 + ((osize + 7) & ~7)
