@@ -137,6 +137,9 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4g}"
 
 
+_EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
+
+
 def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
@@ -145,23 +148,23 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
         rules = pol.matching(path)
     else:  # no rule can match: the policy's own tolerances
         atol, rtol, tol_rule, rules = pol.atol, pol.rtol, None, []
-    row = dict.fromkeys(DIFF_COLUMNS)
-    row.update(
-        path=a.path if a else None,
-        path_b=b.path if b else None,
-        matched_by=p.matched_by,
-        kind=(a or b).kind,  # type: ignore[union-attr]
-        layer_class=(a.layer_class if a and a.layer_class else (b.layer_class if b else None)),
-        shape_a=list(a.shape) if a else None,
-        shape_b=list(b.shape) if b else None,
-        dtype_a=a.dtype if a else None,
-        dtype_b=b.dtype if b else None,
-        trainable_a=a.trainable if a else None,
-        trainable_b=b.trainable if b else None,
-        params=(b or a).params,  # type: ignore[union-attr]
-        atol=atol,
-        rtol=rtol,
-    )
+    row = _EMPTY_ROW.copy()
+    if a is not None:
+        row["path"] = a.path
+        row["shape_a"] = list(a.shape)
+        row["dtype_a"] = a.dtype
+        row["trainable_a"] = a.trainable
+    if b is not None:
+        row["path_b"] = b.path
+        row["shape_b"] = list(b.shape)
+        row["dtype_b"] = b.dtype
+        row["trainable_b"] = b.trainable
+    row["matched_by"] = p.matched_by
+    row["kind"] = (a or b).kind  # type: ignore[union-attr]
+    row["layer_class"] = a.layer_class if a and a.layer_class else (b.layer_class if b else None)
+    row["params"] = (b or a).params  # type: ignore[union-attr]
+    row["atol"] = atol
+    row["rtol"] = rtol
     failures: list[str] = []
     if a is None:
         row["status"] = "only_in_b"
