@@ -67,9 +67,13 @@ def _rename_pair(r) -> tuple[str, str]:
 
 def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
           workers: int | None, progress: Progress | None) -> DiffResult:
-    va = [v for v in ca.select(optimizer) if not pol.ignored(v.path)]
-    vb = [v for v in cb.select(optimizer) if not pol.ignored(v.path)]
-    n_ignored = len(ca.select(optimizer)) - len(va) + len(cb.select(optimizer)) - len(vb)
+    sa, sb = ca.select(optimizer), cb.select(optimizer)
+    if pol.rules:
+        va = [v for v in sa if not pol.ignored(v.path)]
+        vb = [v for v in sb if not pol.ignored(v.path)]
+    else:  # nothing can be ignored
+        va, vb = list(sa), list(sb)
+    n_ignored = len(sa) - len(va) + len(sb) - len(vb)
     pairs, notes = align(va, vb, rename=pol.rename, structural=structural, ckpt_a=ca, ckpt_b=cb)
     notes = list(notes)
     if not ca.has_config or not cb.has_config:
@@ -190,8 +194,9 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
             row["status"] = "close"
         else:
             row["status"] = "changed"
-        if not any(r.must_change is not None for r in rules):
-            failures += _value_failures(row, path, tol_rule, atol, rtol)
+        if not rules or not any(r.must_change is not None for r in rules):
+            if row["status"] == "changed" or tol_rule is not None:
+                failures += _value_failures(row, path, tol_rule, atol, rtol)
         elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
             failures += _value_failures(row, path, tol_rule, atol, rtol)
     if a is not None and b is not None:
@@ -202,7 +207,8 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
         if row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
                             "(--allow-trainable-change to accept)")
-        failures += _rule_failures(rules, row, path)
+        if rules:
+            failures += _rule_failures(rules, row, path)
     row["failures"] = failures
     return row
 
