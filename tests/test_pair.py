@@ -191,3 +191,22 @@ def test_variable_fields_are_the_dataclass_fields():
     assert Variable.from_fields(fields) == Variable(*fields)
     with pytest.raises(dataclasses.FrozenInstanceError):
         Variable.from_fields(fields).path = "x"
+
+
+def test_prefetched_bytes_are_the_bytes_raw_bytes_reads():
+    """What the parent reads while it waits (H5Store.prefetch_small) is handed out once per
+    variable, byte for byte what raw_bytes reads without it; the budget bounds it."""
+    plain, warm = load(AFTER), load(AFTER)
+    try:
+        warm.store.prefetch_small()
+        assert warm.store._prefetched and len(warm.store._prefetched) == len(warm.all_variables)
+        for v in warm.all_variables:
+            expect = plain.store.raw_bytes(v, 1 << 30)
+            assert warm.store.raw_bytes(v, 1 << 30) == expect
+            assert v.location not in warm.store._prefetched  # handed out once
+        assert warm.store._prefetched == {}
+        warm.store.prefetch_small(budget=1)
+        assert len(warm.store._prefetched) == 1
+    finally:
+        plain.close()
+        warm.close()

@@ -502,6 +502,7 @@ class H5Store:
         self._direct_layouts: dict[str, tuple] = {}
         self._fds: dict[int, int] = {}
         self._windows: dict[int, tuple[int, bytes]] = {}  # file index -> (offset, bytes read ahead)
+        self._prefetched: dict[str, bytes] = {}  # location -> stored bytes (prefetch_small)
         self._sizes: dict[int, int] = {}
         self._groups: dict[tuple[int, str], h5py.Group] = {}  # a few recent ones (see _walk)
 
@@ -638,6 +639,9 @@ class H5Store:
             n *= d
         if n > limit:
             return None
+        data = self._prefetched.pop(var.location, None)
+        if data is not None:
+            return dt, data
         if n <= _SMALL:
             # small variables lie one after the other in a Keras file: read 64 KiB ahead and take
             # the next ones from there (one system call for dozens of variables)
@@ -650,6 +654,28 @@ class H5Store:
         if len(data) != n:
             raise CorruptFileError("the file ends before the dataset does (truncated?)", path=self.displays[fi])
         return dt, data
+
+    def prefetch_small(self, budget: int = 32 << 20) -> None:
+        """Read the stored bytes of the small directly readable variables now, in file order, for
+        :meth:`raw_bytes` to hand out (once each) later: readers/pair.py calls it while it waits
+        for the other file's table, so the diff finds them in memory. At most ``budget`` bytes."""
+        small = []
+        for loc, (fi, offset, dt, shape) in self._direct_layouts.items():
+            n = dt.itemsize * math.prod(shape)
+            if n <= _SMALL and loc not in self._prefetched:
+                small.append((fi, offset, n, loc))
+        small.sort()
+        win: tuple[int, int, bytes] | None = None
+        for fi, offset, n, loc in small:
+            if win is None or win[0] != fi or not (win[1] <= offset and offset + n <= win[1] + len(win[2])):
+                win = (fi, offset, os.pread(self._fd(fi), _WINDOW, offset))
+            data = win[2][offset - win[1]:offset - win[1] + n]
+            if len(data) != n:
+                return  # past the end: raw_bytes reports it when asked
+            self._prefetched[loc] = data
+            budget -= n
+            if budget <= 0:
+                return
 
     def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
         ds, e, direct = self._layout(var)
@@ -690,6 +716,7 @@ class H5Store:
         self._direct_layouts = {}
         self._groups = {}
         self._windows = {}
+        self._prefetched = {}
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             try:

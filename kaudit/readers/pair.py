@@ -81,6 +81,9 @@ def opened_pair(a, b) -> Iterator[tuple[Checkpoint, Checkpoint]]:
     os.close(w)
     try:
         with opened(a) as ca:
+            prefetch = getattr(ca.store, "prefetch_small", None)
+            if prefetch is not None:  # the child is most likely still at work: use the wait
+                prefetch()
             cb = _receive(r)
             if cb is None:
                 with opened(b) as cb:
