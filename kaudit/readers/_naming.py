@@ -58,8 +58,17 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
     that cannot be shown."""
     cfg = node.config
     try:
-        body = {k: v for k, v in cfg.items() if k != "name"} if isinstance(cfg, dict) else cfg
-        return keras_major, node.class_name, bool(node.trainable), repr(body)
+        text = repr(cfg)
+        if isinstance(cfg, dict):
+            # Keras writes ``name`` first: the repr without it is the rest of this one (the same
+            # text as the repr of a copy without ``name``, at half the cost)
+            name = cfg.get("name")
+            head = "{'name': " + repr(name) + ", " if isinstance(name, str) else None
+            if head is not None and text.startswith(head) and next(iter(cfg)) == "name":
+                text = "{" + text[len(head):]
+            else:
+                text = repr({k: v for k, v in cfg.items() if k != "name"})
+        return keras_major, node.class_name, bool(node.trainable), text
     except (TypeError, ValueError, RecursionError):
         return None
 
