@@ -2,29 +2,27 @@
 
 Reading a model's variable table is Python work (``_h5parse`` and the readers): thousands of
 small variables cost tens of microseconds each, and threads would take turns on the GIL. So
-``b`` is read in a forked child process while ``a`` is read here; the child sends back the
-table as plain data (lists, str, int, bool, None, in ``marshal`` format: 10x faster than JSON
-here; never pickle, which could run code: nothing but data crosses the pipe) and exits. The parent then
-reads values itself, straight from the files, as for any checkpoint read by the fast parser.
+``b`` is read in a forked child process (``kaudit/_fork.py``) while ``a`` is read here; the
+child sends back the table as plain data (``marshal``: 10x faster than JSON here) and exits.
+The parent then reads values itself, straight from the files, as for any checkpoint read by the
+fast parser.
 
 The child only takes the fast path. Whenever it cannot (h5py needed, a format other than HDF5
 or a ``.keras`` archive stored in place, anything unexpected) it sends nothing and the parent
 reads ``b`` itself as usual, with all of h5py's guards and the command's stall watchdog. Used
-only where forking is safe: a POSIX system, no other thread running, the fast parser enabled.
+only where forking is safe (``_fork.available``) and the fast parser is enabled.
 ``KAUDIT_PARALLEL_LOAD=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
-import threading
 from collections.abc import Iterator
 
 import numpy as np
 
-from .. import readers
+from .. import _fork, readers
 from ..checkpoint import Checkpoint, Variable
 from . import _h5parse as P
 from . import _hdf5 as H
@@ -38,9 +36,7 @@ _FIELDS = ("path", "layer", "layer_class", "name", "shape", "dtype", "trainable"
 def _worth_it(a, b) -> bool:
     from . import _fast_parser_enabled, sniff
 
-    if not (hasattr(os, "fork") and _fast_parser_enabled()):
-        return False
-    if os.environ.get("KAUDIT_PARALLEL_LOAD", "1") == "0" or threading.active_count() != 1:
+    if not (_fork.available() and _fast_parser_enabled()) or os.environ.get("KAUDIT_PARALLEL_LOAD", "1") == "0":
         return False
     try:
         if not (isinstance(a, (str, os.PathLike)) and isinstance(b, (str, os.PathLike))):
@@ -61,69 +57,40 @@ def opened_pair(a, b) -> Iterator[tuple[Checkpoint, Checkpoint]]:
         with opened(a) as ca, opened(b) as cb:
             yield ca, cb
         return
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: read b, send its table, exit without running any cleanup of the parent's
-        os.close(r)
-        data = b""
-        try:
-            readers.H5PY_FALLBACK = False  # never the HDF5 library here: no watchdog watches this process
-            data = _encode(b)
-        except BaseException:  # noqa: BLE001 - the parent reads b itself and reports it
-            data = b""
-        finally:
+
+    def read_b():
+        readers.H5PY_FALLBACK = False  # never the HDF5 library in the child: no watchdog watches it
+        return _encode(b)
+
+    with _fork.forked(read_b) as child, opened(a) as ca:
+        prefetch = getattr(ca.store, "prefetch_small", None)
+        if prefetch is not None:  # the child is most likely still at work: use the wait
+            prefetch()
+        cb = _decode_or_none(child.result())
+        if cb is None:  # the child could not take the fast path: read b here, as usual
+            with opened(b) as cb:
+                yield ca, cb
+        else:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(w, view):]
+                yield ca, cb
             finally:
-                os._exit(0)
-    os.close(w)
-    try:
-        with opened(a) as ca:
-            prefetch = getattr(ca.store, "prefetch_small", None)
-            if prefetch is not None:  # the child is most likely still at work: use the wait
-                prefetch()
-            cb = _receive(r)
-            if cb is None:
-                with opened(b) as cb:
-                    yield ca, cb
-            else:
-                try:
-                    yield ca, cb
-                finally:
-                    cb.close()
-    finally:
-        _reap(r, pid)
+                cb.close()
 
 
-def _receive(r: int) -> Checkpoint | None:
-    chunks = []
-    while True:
-        chunk = os.read(r, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    if not chunks:
+def _decode_or_none(doc) -> Checkpoint | None:
+    if not doc:
         return None
     try:
-        return _decode(marshal.loads(b"".join(chunks)))
+        return _decode(doc)
     except Exception:  # noqa: BLE001 - should not happen; read b here instead
         return None
-
-
-def _reap(r: int, pid: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(r)
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, 0)
 
 
 # -- the table as plain data ---------------------------------------------------------------------
 
 
-def _encode(path) -> bytes:
-    """The checkpoint at ``path`` read by the fast parser, marshalled; b'' when it took another path.
+def _encode(path) -> dict | None:
+    """The checkpoint at ``path`` read by the fast parser, as plain data; None when it took another path.
     (In the child, where it runs, ``readers.H5PY_FALLBACK`` is off: a file the parser declines
     raises ``readers.FastPathDeclined`` instead of entering the HDF5 library.)"""
     from . import load
@@ -132,14 +99,14 @@ def _encode(path) -> bytes:
     try:
         store = ckpt.store
         if not isinstance(store, H.H5Store) or not all(type(f) is P.Group for f in store.files):
-            return b""
+            return None
         images = []
         for root, src in zip(store.files, store.direct_sources, strict=True):
             img = root.file.image
             if src is None or src[0] != root.file.path or src[1] != img.base:
-                return b""
+                return None
             if os.path.realpath(root.file.path) != os.path.realpath(path):
-                return b""  # e.g. a temporary file of the child's (an inflated .keras member): gone with it
+                return None  # e.g. a temporary file of the child's (an inflated .keras member): gone with it
             images.append([root.file.path, img.base, img.size])
         doc = {
             "file": ckpt.file, "format": ckpt.format, "keras_version": ckpt.keras_version,
@@ -149,7 +116,7 @@ def _encode(path) -> bytes:
             "entries": {loc: (e.file_index, e.ds_path, e.dtype) for loc, e in store._entries.items()},
             "direct": {loc: (fi, off, dt.str, shape) for loc, (fi, off, dt, shape) in store._direct_layouts.items()},
         }
-        return marshal.dumps(doc)
+        return doc
     finally:
         ckpt.close()
 

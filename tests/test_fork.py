@@ -1,0 +1,80 @@
+"""kaudit/_fork.py: a function run in a forked child, its result back as plain data, and no child
+left behind whatever happens."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from kaudit import _fork
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_result_comes_back_and_the_child_is_reaped():
+    with _fork.forked(lambda: {"pid": os.getpid(), "rows": [(1, "a", None, 2.5, True)] * 3}) as child:
+        pid = child.pid
+        got = child.result()
+    assert got["rows"] == [(1, "a", None, 2.5, True)] * 3
+    assert got["pid"] == pid != os.getpid()  # it ran in the child
+    assert _gone(pid)
+
+
+def test_an_error_in_the_child_is_no_result():
+    def boom():
+        raise ValueError("no")
+
+    with _fork.forked(boom) as child:
+        pid = child.pid
+        assert child.result() is None
+    assert _gone(pid)
+
+
+def test_a_result_marshal_cannot_carry_is_no_result():
+    with _fork.forked(lambda: [object()]) as child:
+        assert child.result() is None
+
+
+def test_an_error_in_the_parent_kills_the_child():
+    with pytest.raises(KeyError):
+        with _fork.forked(lambda: time.sleep(60)) as child:
+            pid = child.pid
+            raise KeyError("parent failed")
+    assert _gone(pid)  # killed and reaped at once, not after 60 s
+
+
+def test_result_is_waited_for_even_if_not_asked(tmp_path):
+    marker = tmp_path / "done"
+
+    def work():
+        time.sleep(0.2)
+        marker.write_text("x")
+        return 1
+
+    with _fork.forked(work) as child:
+        pid = child.pid
+    assert marker.exists() and _gone(pid)
+
+
+def test_not_available_with_another_thread():
+    import threading
+
+    assert _fork.available()
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not _fork.available()
+    finally:
+        stop.set()
+        t.join()
