@@ -32,6 +32,15 @@ def real(rel: str) -> str:
     return str(p)
 
 
+def reaped(pid: int) -> bool:
+    """A child process of ours was waited for: no such process, not even a zombie, is left."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
 def truth_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.truth.json")) if root.is_dir() else []
 

@@ -10,15 +10,9 @@ import pytest
 
 from kaudit import _fork
 
+from .conftest import reaped as _gone
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
 
 
 def test_result_comes_back_and_the_child_is_reaped():

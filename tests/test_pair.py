@@ -18,6 +18,7 @@ from kaudit.readers import _h5parse as P
 from kaudit.readers import load, pair
 
 from .conftest import AFTER, BEFORE, fixture
+from .conftest import reaped as _gone
 
 PAIRS = [
     (BEFORE, AFTER),
@@ -44,15 +45,6 @@ def forks(monkeypatch):
 
     monkeypatch.setattr(pair.os, "fork", fork)
     return pids
-
-
-def _gone(pid: int) -> bool:
-    """The child was reaped: no such process (not even a zombie) is left."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
 
 
 def _same_checkpoint(x, y) -> None:

@@ -339,13 +339,8 @@ class _Node:
                 if name in table:
                     _no("an attribute name given twice")
                 table[name] = parsed
-            elif mtype == 0x15:  # attribute info: dense storage (fractal heap) is h5py's job
-                if buf[o] != 0:
-                    _no("an attribute info message of another version")
-                flags = buf[o + 1]
-                p = o + 2 + (2 if flags & 1 else 0)
-                if _u64(buf, p)[0] != UNDEF:
-                    _no("attributes in dense storage")
+            elif mtype == 0x15:
+                _compact_only(buf, o, 2, "attributes")
         return table
 
     def attr(self, name: str, default=None):
@@ -483,13 +478,19 @@ def _links(file: File, msgs: list) -> dict[str, int]:
             if name in links:
                 _no("a link name given twice")
             links[name] = addr
-        elif mtype == 0x02:  # link info: dense storage (fractal heap) is h5py's job
-            if buf[o] != 0:
-                _no("a link info message of another version")
-            p = o + 2 + (8 if buf[o + 1] & 1 else 0)
-            if _u64(buf, p)[0] != UNDEF:
-                _no("links in dense storage")
+        elif mtype == 0x02:
+            _compact_only(buf, o, 8, "links")
     return links
+
+
+def _compact_only(buf: bytes, o: int, optional: int, what: str) -> None:
+    """An attribute info (0x15) or link info (0x02) message at ``o``, whose flag bit 0 adds an
+    ``optional``-byte field before the fractal heap address: entries kept in a fractal heap
+    ("dense storage") are h5py's job."""
+    if buf[o] != 0:
+        _no(f"an info message for {what} of another version")
+    if _u64(buf, o + 2 + (optional if buf[o + 1] & 1 else 0))[0] != UNDEF:
+        _no(f"{what} in dense storage")
 
 
 def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> None:
