@@ -270,7 +270,6 @@ class File:
                 _no("a group linked more than once")
             if self._groups_seen.setdefault(addr, name) != name:
                 _no("a group reached under two names")
-            self._groups_seen[addr] = name
             return Group(self, addr, name, msgs)
         if dataset:
             return Dataset(self, addr, name, msgs)

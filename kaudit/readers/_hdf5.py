@@ -642,18 +642,19 @@ class H5Store:
         data = self._prefetched.pop(var.location, None)
         if data is not None:
             return dt, data
-        if n <= _SMALL:
-            # small variables lie one after the other in a Keras file: read 64 KiB ahead and take
-            # the next ones from there (one system call for dozens of variables)
-            win = self._windows.get(fi)
-            if win is None or not (win[0] <= offset and offset + n <= win[0] + len(win[1])):
-                win = self._windows[fi] = (offset, os.pread(self._fd(fi), _WINDOW, offset))
-            data = win[1][offset - win[0]:offset - win[0] + n]
-        else:
-            data = os.pread(self._fd(fi), n, offset)
+        data = self._small(fi, offset, n) if n <= _SMALL else os.pread(self._fd(fi), n, offset)
         if len(data) != n:
             raise CorruptFileError("the file ends before the dataset does (truncated?)", path=self.displays[fi])
         return dt, data
+
+    def _small(self, fi: int, offset: int, n: int) -> bytes:
+        """n bytes at ``offset`` of file fi (fewer at its end). Small variables lie one after the
+        other in a Keras file: a 64 KiB window read ahead serves the next ones (one system call for
+        dozens of variables)."""
+        win = self._windows.get(fi)
+        if win is None or not (win[0] <= offset and offset + n <= win[0] + len(win[1])):
+            win = self._windows[fi] = (offset, os.pread(self._fd(fi), _WINDOW, offset))
+        return win[1][offset - win[0]:offset - win[0] + n]
 
     def prefetch_small(self, budget: int = 32 << 20) -> None:
         """Read the stored bytes of the small directly readable variables now, in file order, for
@@ -665,11 +666,8 @@ class H5Store:
             if n <= _SMALL and loc not in self._prefetched:
                 small.append((fi, offset, n, loc))
         small.sort()
-        win: tuple[int, int, bytes] | None = None
         for fi, offset, n, loc in small:
-            if win is None or win[0] != fi or not (win[1] <= offset and offset + n <= win[1] + len(win[2])):
-                win = (fi, offset, os.pread(self._fd(fi), _WINDOW, offset))
-            data = win[2][offset - win[1]:offset - win[1] + n]
+            data = self._small(fi, offset, n)
             if len(data) != n:
                 return  # past the end: raw_bytes reports it when asked
             self._prefetched[loc] = data
