@@ -35,7 +35,8 @@ UNDEF = 0xFFFFFFFFFFFFFFFF
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _PAGE = 1 << 16
 _KEEP_PAGES = 64
-_MAX_MESSAGES = 1 << 16  # per object header
+_MAX_TREE_NODES = 1 << 16  # B-tree nodes (and symbol table nodes) of one group
+_MAX_HEADER = 4 << 20  # an object header, all its blocks (bounds the messages parsed: 8 bytes each at least)
 _MAX_CONTINUATIONS = 256
 _MAX_TREE_DEPTH = 32
 _MAX_HEAP = 64 << 20  # a local heap (names of a group's entries) or global heap collection
@@ -200,40 +201,41 @@ class File:
         buf, o = img.at(addr, 16)
         if buf[o] != 1:
             _no("an object header other than version 1")
-        nmsg, refcount, hsize = _prefix(buf, o + 2)
-        if hsize > _MAX_BLOCK:
+        nmsg, refcount, size = _prefix(buf, o + 2)
+        if size > _MAX_BLOCK:
             _no("an object header block over 1 MiB")
-        blocks = [(addr + 16, hsize)]
-        seen = {addr}
-        out: list = []
-        i = 0
-        while i < len(blocks):
-            start, size = blocks[i]
-            i += 1
-            if i == 1 and o + 16 + size <= len(buf):  # the first block follows the prefix, in the same page
-                o += 16
-            else:
-                buf, o = img.at(start, size)
-            # a copy of the block: a page must not stay alive with the objects parsed from it
+        # each block is copied: a page must not stay alive with the objects parsed from it
+        if o + 16 + size <= len(buf):  # the first block follows the prefix, in the same page
+            blk = buf[o + 16:o + 16 + size]
+        else:
+            buf, o = img.at(addr + 16, size)
             blk = buf[o:o + size]
-            o, end = 0, size
-            while o + 8 <= end:
+        out: list = []
+        pending: list[tuple[int, int]] = []  # continuation blocks still to read
+        seen = {addr}
+        total = size
+        while True:
+            o = 0
+            while o + 8 <= size:
                 mtype, msize, mflags = _msg_v1(blk, o)
                 body = o + 8
-                if body + msize > end:
+                o = body + msize
+                if o > size:
                     _no("an object header message overruns its block")
                 if mtype == 0x10:  # continuation
-                    caddr, clen = _two64(blk, body)
-                    if caddr in seen or len(blocks) > _MAX_CONTINUATIONS or clen > _MAX_BLOCK:
-                        _no("object header continuations loop or are too large")
-                    seen.add(caddr)
-                    blocks.append((caddr, clen))
-                elif mtype != 0:
+                    pending.append(_two64(blk, body))
+                elif mtype:  # (0: a NIL message, padding)
                     out.append((mtype, mflags, blk, body, msize))
-                    if len(out) > _MAX_MESSAGES:
-                        _no("too many object header messages")
-                o = body + msize
-        if len(out) + len(blocks) - 1 > nmsg:  # NIL messages are not kept: at most nmsg remain
+            if not pending:
+                break
+            caddr, size = pending.pop(0)
+            total += size
+            if caddr in seen or len(seen) > _MAX_CONTINUATIONS or size > _MAX_BLOCK or total > _MAX_HEADER:
+                _no("object header continuations loop or are too large")
+            seen.add(caddr)
+            buf, o = img.at(caddr, size)
+            blk = buf[o:o + size]
+        if len(out) + len(seen) - 1 > nmsg:  # NIL messages are not kept: at most nmsg remain
             _no("more object header messages than declared")
         return out, refcount
 
@@ -545,7 +547,7 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
 
 def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: list[int], fanout: int) -> None:
     """The symbol table nodes below a group B-tree node, in order."""
-    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) + len(snods) > _MAX_MESSAGES:
+    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) + len(snods) > _MAX_TREE_NODES:
         _no("a group B-tree that loops or is too large")
     visited.add(addr)
     b, p = img.at(addr, 24)
@@ -690,22 +692,18 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size))."""
     version = buf[o]
     nsize, tsize, ssize = struct.unpack_from("<HHH", buf, o + 2)
-    if version == 1:
+    if version == 1:  # name, datatype and dataspace each padded to 8 bytes
         p = o + 8
-
-        def pad(n: int) -> int:
-            return (n + 7) & ~7
+        nlen, tlen, slen = (nsize + 7) & ~7, (tsize + 7) & ~7, (ssize + 7) & ~7
     elif version in (2, 3):
         if buf[o + 1] & 0x03:
             _no("a shared attribute datatype or dataspace")
         p = o + 8 + (1 if version == 3 else 0)
-
-        def pad(n: int) -> int:
-            return n
+        nlen, tlen, slen = nsize, tsize, ssize
     else:
         _no("an attribute message of another version")
     end = o + size
-    if nsize == 0 or p + pad(nsize) + pad(tsize) + pad(ssize) > end:
+    if nsize == 0 or p + nlen + tlen + slen > end:
         _no("a broken attribute message")
     raw = buf[p:p + nsize]
     if raw[-1:] != b"\0":
@@ -714,11 +712,11 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
         name = raw[:-1].decode("utf-8")
     except UnicodeDecodeError:
         _no("an attribute name that is not UTF-8")
-    p += pad(nsize)
+    p += nlen
     tpos = p
-    p += pad(tsize)
+    p += tlen
     spos = p
-    p += pad(ssize)
+    p += slen
     space_version = buf[spos]
     if space_version == 2 and buf[spos + 3] == 2:
         _no("an empty attribute")
