@@ -430,7 +430,7 @@ def test_known_hdf5_hang_is_read_by_the_fast_parser(tmp_path):
     its collection, is not something the parser accepts: it goes to h5py and the watchdog, above.)"""
     path = str(BY_NAME["fuzz_global_heap_size_hang"].path)
     run = spawn(["inspect", path, "--format", "json"], cwd=tmp_path, env={"KAUDIT_STALL_TIMEOUT": "3"}, timeout=30)
-    assert not run.timed_out and run.rc == 0 and run.seconds < 3, run
+    assert not run.timed_out and run.rc == 0, run  # (a stall would have been stopped at 3 s: exit 2)
     assert json.loads(run.out)["variables"]
 
 
