@@ -39,12 +39,22 @@ def test_a_result_marshal_cannot_carry_is_no_result():
         assert child.result() is None
 
 
-def test_an_error_in_the_parent_kills_the_child():
+def test_an_error_in_the_parent_kills_the_child(monkeypatch):
+    import signal
+
+    real_kill, killed = os.kill, []
+
+    def kill(pid, sig):
+        killed.append((pid, sig))
+        real_kill(pid, sig)
+
     with pytest.raises(KeyError):
         with _fork.forked(lambda: time.sleep(60)) as child:
             pid = child.pid
+            monkeypatch.setattr(_fork.os, "kill", kill)  # in the parent only: the child is running
             raise KeyError("parent failed")
-    assert _gone(pid)  # killed and reaped at once, not after 60 s
+    assert killed == [(pid, signal.SIGKILL)]  # killed, not waited for
+    assert _gone(pid)  # and reaped
 
 
 def test_result_is_waited_for_even_if_not_asked(tmp_path):
