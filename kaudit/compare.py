@@ -194,9 +194,8 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
             row["status"] = "close"
         else:
             row["status"] = "changed"
-        if not rules or not any(r.must_change is not None for r in rules):
-            if row["status"] == "changed" or tol_rule is not None:
-                failures += _value_failures(row, path, tol_rule, atol, rtol)
+        if not any(r.must_change is not None for r in rules):
+            failures += _value_failures(row, path, tol_rule, atol, rtol)
         elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
             failures += _value_failures(row, path, tol_rule, atol, rtol)
     if a is not None and b is not None:

@@ -178,7 +178,7 @@ def test_variable_fields_are_the_dataclass_fields():
 
     from kaudit.checkpoint import _VARIABLE_FIELDS, Variable
 
-    assert tuple(f.name for f in dataclasses.fields(Variable)) == _VARIABLE_FIELDS == pair._FIELDS
+    assert tuple(f.name for f in dataclasses.fields(Variable)) == _VARIABLE_FIELDS
     fields = ("d/kernel", "d", "Dense", "kernel", (3, 4), "float32", True, "model", "d/d/kernel:0", True)
     assert Variable.from_fields(fields) == Variable(*fields)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -23,14 +23,12 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import _fork, readers
-from ..checkpoint import Checkpoint, Variable
+from ..checkpoint import _VARIABLE_FIELDS, Checkpoint, Variable
 from . import _h5parse as P
 from . import _hdf5 as H
 
 #: Below this size ``b`` is read here: forking costs ~2 ms, a small file reads faster than that.
 MIN_BYTES = 1 << 20
-
-_FIELDS = ("path", "layer", "layer_class", "name", "shape", "dtype", "trainable", "kind", "location", "named")
 
 
 def _worth_it(a, b) -> bool:
@@ -112,7 +110,7 @@ def _encode(path) -> dict | None:
             "file": ckpt.file, "format": ckpt.format, "keras_version": ckpt.keras_version,
             "has_config": ckpt.has_config, "notes": list(ckpt.notes), "files": list(ckpt.files),
             "displays": list(store.displays), "images": images,
-            "variables": [tuple(getattr(v, f) for f in _FIELDS) for v in ckpt.all_variables],
+            "variables": [tuple(getattr(v, f) for f in _VARIABLE_FIELDS) for v in ckpt.all_variables],
             "entries": {loc: (e.file_index, e.ds_path, e.dtype) for loc, e in store._entries.items()},
             "direct": {loc: (fi, off, dt.str, shape) for loc, (fi, off, dt, shape) in store._direct_layouts.items()},
         }
