@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -347,13 +348,16 @@ def _raw(ckpt: Checkpoint, var: Variable, block_elems: int):
 
 
 def digest(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> str:
-    """sha256 of the variable's values in C order (bfloat16 widened to float32 first, so the
-    same values hash the same in every format). Stores that know it already (snapshots) say so."""
+    """sha256 of the variable's values in C order, little-endian (bfloat16 widened to float32
+    first, so the same values hash the same in every format). Stores that know it already
+    (snapshots) say so."""
     known = getattr(ckpt.store, "digest", None)
     if known is not None:
         return known(var)
     h = hashlib.sha256()
     for block in ckpt.iter_blocks(var, block_elems):
+        if block.dtype.byteorder == ">" or (block.dtype.byteorder == "=" and sys.byteorder == "big"):
+            block = block.astype(block.dtype.newbyteorder("<"))
         h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
 
@@ -361,6 +365,11 @@ def digest(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELE
 def _bytes_equal(a: np.ndarray, b: np.ndarray) -> bool:
     if a.shape != b.shape or a.dtype.itemsize != b.dtype.itemsize:
         return False
+    # the same values stored in other byte orders are other bytes: compare them in this machine's
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if not b.dtype.isnative:
+        b = b.astype(b.dtype.newbyteorder("="))
     a = np.ascontiguousarray(a).reshape(-1)
     b = np.ascontiguousarray(b).reshape(-1)
     word = _WORDS.get(a.dtype.itemsize, np.uint8)  # compare whole elements: 2x faster than bytes

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,3 +72,49 @@ def cli(capsys):
         return code, out.out, out.err
 
     return _run
+
+
+# -- copies edited byte by byte (metadata untouched, or one message changed) ----------------------
+
+
+def same_layout_copy(src: str, dst: str | os.PathLike, edit) -> str:
+    """A byte copy of ``src`` whose stored values are ``edit(variable, stored bytes)`` (bytes of the
+    same length): the metadata stays byte for byte the same, as when a model is fine-tuned and
+    saved again by the same Keras. Returns ``dst``."""
+    from kaudit.readers import load
+
+    data = bytearray(Path(src).read_bytes())
+    with load(src) as ckpt:
+        for v in ckpt.all_variables:
+            layout = ckpt.store._direct_layouts.get(v.location)
+            if layout is None:
+                continue
+            _fi, offset, dtype, shape = layout
+            n = dtype.itemsize * int(np.prod(shape))
+            new = edit(v, bytes(data[offset:offset + n]))
+            assert len(new) == n
+            data[offset:offset + n] = new
+    Path(dst).write_bytes(bytes(data))
+    return str(dst)
+
+
+def message_offset(path: str, dataset: str, mtype: int) -> int:
+    """File offset of the body of the first message of type ``mtype`` in the object header of
+    ``dataset`` (a path in an HDF5 file kaudit's parser reads)."""
+    from kaudit.readers import _h5parse as P
+
+    f = P.File(path)
+    try:
+        obj = f.root
+        for part in dataset.strip("/").split("/"):
+            obj = obj.child(part)
+        msgs, _refcount = f._messages(obj.addr)
+        data = Path(path).read_bytes()
+        for kind, _flags, blk, body, _size in msgs:
+            if kind == mtype:
+                start = obj.addr + 16  # the first block follows the 16-byte prefix (h5py writes one block)
+                assert data[start:start + len(blk)] == blk
+                return start + body
+        raise AssertionError(f"no message of type {mtype} in {dataset}")
+    finally:
+        f.close()

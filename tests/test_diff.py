@@ -11,7 +11,7 @@ import pytest
 import kaudit
 from kaudit.result import DIFF_COLUMNS, STATUSES
 
-from .conftest import fixture, real
+from .conftest import fixture, message_offset, real
 
 TUT = "tutorial/k2_full.h5"
 
@@ -394,3 +394,39 @@ def test_real_pairs_against_numpy(a, b, counts):
                 d = np.abs(x.astype(np.float64) - y.astype(np.float64))
                 assert r.max_abs == pytest.approx(float(d.max()), rel=1e-12)
                 assert r.n_exceed == int((d > 0).sum())
+
+
+@pytest.mark.parametrize("parser", ["fast", "h5py"])
+def test_big_endian_values_are_compared_as_values(tmp_path, monkeypatch, parser):
+    """Identity is about values: the same bytes declared big-endian are other values (a diff
+    once called them identical, comparing bytes), and the same values stored big-endian are the
+    same values. Structural matching (value digests) agrees."""
+    if parser == "h5py":
+        monkeypatch.setenv("KAUDIT_H5_PARSER", "h5py")
+    src = fixture(TUT)
+    ds = "model_weights/L3_dense/L3_dense/kernel:0"
+    at = message_offset(src, ds, 0x03) + 1  # the datatype's class bit field: bit 0 is the byte order
+    data = bytearray(open(src, "rb").read())
+    assert data[at] & 1 == 0  # little-endian, as Keras writes
+    data[at] |= 1
+    same_bytes = tmp_path / "same_bytes_other_order.h5"
+    same_bytes.write_bytes(bytes(data))
+    with h5py.File(src) as f:
+        kernel = f[ds][()]
+        start, n = f[ds].id.get_offset(), kernel.nbytes
+    data[start:start + n] = kernel.astype(">f4").tobytes()
+    same_values = tmp_path / "same_values_other_order.h5"
+    same_values.write_bytes(bytes(data))
+
+    r = kaudit.diff(src, str(same_bytes))
+    assert row(r, "L3_dense/kernel")["status"] == "changed" and not r.passed
+    assert r.summary["changed"] == 1
+    with kaudit.load(str(same_bytes)) as b:
+        assert np.array_equal(b["L3_dense/kernel"], kernel.view(">f4"), equal_nan=True)  # the bytes, read big-endian
+    r = kaudit.diff(src, str(same_values))
+    assert row(r, "L3_dense/kernel")["status"] == "identical" and r.passed
+    from kaudit.stats import digest
+
+    with kaudit.load(src) as a, kaudit.load(str(same_values)) as b:
+        va, vb = a.variable("L3_dense/kernel"), b.variable("L3_dense/kernel")
+        assert digest(a, va) == digest(b, vb)
