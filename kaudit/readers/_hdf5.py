@@ -519,6 +519,27 @@ class H5Store:
             if direct is not None:
                 self._direct_layouts[location] = direct
 
+    def export_layouts(self, locations=None) -> tuple[dict, dict]:
+        """(entries, direct layouts) of the variables at ``locations`` (all when None) as plain
+        data (``marshal``), for :meth:`import_layouts` in another process (readers/pair.py,
+        readers/_split.py)."""
+        entries, direct = self._entries, self._direct_layouts
+        if locations is None:
+            locations = list(entries)
+        return ({loc: (e.file_index, e.ds_path, e.dtype) for loc in locations for e in (entries[loc],)},
+                {loc: (fi, off, dt.str, shape) for loc in locations if loc in direct
+                 for fi, off, dt, shape in (direct[loc],)})
+
+    def import_layouts(self, entries: dict, direct: dict) -> None:
+        dtypes: dict[str, np.dtype] = {}
+        for loc, (fi, ds_path, dtype) in entries.items():
+            self._entries[loc] = _Entry(fi, ds_path, dtype)
+        for loc, (fi, off, dt, shape) in direct.items():
+            npdt = dtypes.get(dt)
+            if npdt is None:
+                npdt = dtypes[dt] = np.dtype(dt)
+            self._direct_layouts[loc] = (fi, off, npdt, shape)
+
     def _dataset(self, var: Variable) -> tuple[h5py.Dataset, _Entry]:
         e = self._entries[var.location]
         ds = self._walk(e.file_index, e.ds_path)

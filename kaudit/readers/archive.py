@@ -85,6 +85,7 @@ class KerasArchive:
         self.path = path
         self.display = display
         self._tmpdir: str | None = None
+        self._raw: dict[str, bytes] = {}
         try:
             self.zf = zipfile.ZipFile(path)
             infos = self.zf.infolist()
@@ -104,7 +105,11 @@ class KerasArchive:
     def has(self, name: str) -> bool:
         return name in self.members
 
-    def json(self, name: str):
+    def raw(self, name: str) -> bytes | None:
+        """The bytes of a JSON member (at most MAX_JSON_BYTES), or None when there is no such member."""
+        data = self._raw.get(name)
+        if data is not None:
+            return data
         info = self.members.get(name)
         if info is None:
             return None
@@ -118,10 +123,26 @@ class KerasArchive:
             raise CorruptFileError(f"cannot read archive entry {name!r} ({exc})", path=self.display) from None
         if len(data) > MAX_JSON_BYTES:
             raise UnsafeInputError(f"archive entry {name!r} inflates past {MAX_JSON_BYTES:,} bytes; refused", path=self.display)
+        self._raw[name] = data  # (read once; readers/pair.py compares them: see forget())
+        return data
+
+    def forget(self) -> None:
+        """Drop the member bytes kept by :meth:`raw`."""
+        self._raw = {}
+
+    def json(self, name: str):
+        data = self.raw(name)
+        if data is None:
+            return None
         try:
             return json.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CorruptFileError(f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display) from None
+
+    def stored(self, name: str) -> bool:
+        """Whether the member is stored uncompressed (and not encrypted): read in place."""
+        info = self.members[name]
+        return info.compress_type == zipfile.ZIP_STORED and info.flag_bits & 0x1 == 0
 
     def open_member(self, name: str):
         """(binary file object, (path, byte offset, size) of its bytes on disk) for a member: the
@@ -129,7 +150,7 @@ class KerasArchive:
         extracted where its name says)."""
         info = self.members[name]
         self._refuse_encrypted(info)
-        if info.compress_type == zipfile.ZIP_STORED and info.flag_bits & 0x1 == 0:
+        if self.stored(name):
             start = self._data_offset(info)
             if start + info.file_size > os.path.getsize(self.path):
                 raise CorruptFileError(f"archive entry {name!r} extends past the end of the file (truncated?)",
