@@ -2,7 +2,8 @@
 
 Reading the variable table of a model with thousands of small variables is Python work, so
 threads would take turns on the GIL; a forked child starts with everything already imported and
-works on the second core. Used by ``readers/pair.py`` to read the second file of a diff. (Handing
+works on the second core. Used by ``readers/pair.py`` to read the second file of a diff, and by
+``readers/_split.py`` to read the second half of one file's layers. (Handing
 half of many small pairs' comparisons to a child was measured too: slower, 57 against 49 ms for
 4,000 pairs, as forking a process that holds both tables costs more than it saves.)
 

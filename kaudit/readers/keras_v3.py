@@ -19,7 +19,7 @@ from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError
 from . import _hdf5 as H
-from . import keras_layers
+from . import _split, keras_layers
 from ._naming import is_cell
 from .keras_config import LayerNode, parse_model_config
 
@@ -143,6 +143,7 @@ class _Reader:
                 if n is not None:
                     by_attr.setdefault(n, g)
             counters: dict[str, int] = {}
+            plan: list[tuple[LayerNode, str]] = []  # (layer, its group), in the config's order
             for ch in node.children:
                 snake = to_snake_case(ch.class_name)
                 if snake in counters:
@@ -156,11 +157,17 @@ class _Reader:
                 if g is None or g in used:
                     continue
                 used.add(g)
+                plan.append((ch, g))
+
+            def one(i: int) -> None:
+                ch, g = plan[i]
                 ceff = None if eff is None else (eff and ch.trainable)
                 if ch.is_model:
                     self.model(ch, paths.join(lpath, g), prefix + ch.name + "/", ceff)
                 else:
                     self.layer(ch, paths.join(lpath, g), prefix + ch.name, ceff)
+
+            _split.run(len(plan), one, self.out, self.notes, self.store)  # (in two processes, when readers/pair.py asks)
         for g in groups:  # groups the config does not explain (or no config at all)
             if g in used:
                 continue

@@ -18,6 +18,7 @@ from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError, UnsupportedFormatError
 from . import _hdf5 as H
+from . import _split
 from ._naming import Named, name_legacy_layer, strip_uniquifier
 from .keras_config import LayerNode, ModelInfo
 
@@ -81,20 +82,25 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
         b.notes.append("model_config could not be understood; trainable flags are unknown")
     root = info.root
 
-    seen: set[str] = set()
-    for lname in layer_names:
-        lname = str(lname)
-        if lname in seen:
+    names = [str(n) for n in layer_names]
+    repeated: set[int] = set()  # positions of a name listed before
+    first: dict[str, int] = {}
+    for i, lname in enumerate(names):
+        if first.setdefault(lname, i) != i:
+            repeated.add(i)
+
+    def layer(i: int) -> None:
+        lname = names[i]
+        if i in repeated:
             raise CorruptFileError(f"'layer_names' lists {lname!r} twice", path=display,
                                    hint="Keras layer names are unique; the file was edited")
-        seen.add(lname)
         g = H.child(wgroup, lname, display)
         if not isinstance(g, H.GROUPS):
             raise CorruptFileError(f"'layer_names' lists {lname!r} but the file has no such group", path=display,
                                    hint="the file is truncated or was edited")
         wnames = _names(H.attr(g, "weight_names", display))
         if not wnames:
-            continue
+            return
         datasets = []
         groups: dict = {}  # the layer's sub-groups, resolved once for all its weights
         for w in wnames:
@@ -107,12 +113,14 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
             _nested(b, node, lname, wnames, datasets, major)
         else:
             eff = node.trainable if node is not None else None
-            names, known = name_legacy_layer(node, lname, wnames, major)
+            named, known = name_legacy_layer(node, lname, wnames, major)
             if node is not None and not known and node.class_name:
                 b.notes.append(f"{lname}: layer class {node.class_name} is not a Keras built-in; names taken from the file")
-            for n, ds in zip(names, datasets, strict=True):
+            for n, ds in zip(named, datasets, strict=True):
                 b.add(paths.join(lname, n.rel), paths.join(lname, n.subpath), node, n.name, ds,
                       _trainable(eff, n, root is not None))
+
+    _split.run(len(names), layer, b.out, b.notes, store)  # (in two processes, when readers/pair.py asks)
 
     top = H.child(wgroup, "top_level_model_weights", display)
     if isinstance(top, H.GROUPS):
