@@ -21,6 +21,7 @@ multi-threaded process can deadlock the child).
 from __future__ import annotations
 
 import contextlib
+import gc
 import marshal
 import os
 import signal
@@ -82,6 +83,9 @@ def forked(fn: Callable[[], object]) -> Iterator[Child]:
     pid = os.fork()
     if pid == 0:  # the child: run, send, exit without running any clean-up of the parent's
         os.close(r)
+        # what the parent built is the child's to read, never to collect: out of the cycle
+        # collector's passes (which would also copy every page it touches, ~20 ms for a big model)
+        gc.freeze()
         data = b""
         try:
             data = marshal.dumps(fn())

@@ -82,3 +82,16 @@ def test_not_available_with_another_thread():
     finally:
         stop.set()
         t.join()
+
+
+def test_the_child_leaves_what_it_inherited_out_of_the_cycle_collector():
+    """Objects the parent built are frozen in the child (gc.freeze): collecting them would touch,
+    and so copy, every page they are on."""
+    import gc
+
+    parent_frozen = gc.get_freeze_count()
+    inherited = [{"layer": i} for i in range(1000)]
+    with _fork.forked(gc.get_freeze_count) as child:
+        frozen = child.result()
+    assert frozen >= parent_frozen + len(inherited)
+    assert gc.get_freeze_count() == parent_frozen  # the parent's collector is untouched

@@ -100,15 +100,20 @@ class Twin:
     the same variable table: readers/pair.py then takes it from the first file's. ``images`` and
     ``displays``: the twin's HDF5 images (path, byte offset, size) and their names, once known."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, on_differ=None):
+        """``on_differ()`` is called once, as soon as a difference is found."""
         self.path = str(path)
         self.display = str(path)
         self.same = True
         self.images: list[tuple[str, int, int]] = []
         self.displays: list[str] = []
+        self._on_differ = on_differ
 
     def differs(self) -> None:
         self.same = False
+        tell, self._on_differ = self._on_differ, None
+        if tell is not None:
+            tell()
 
 
 def _load(path: str | os.PathLike, twin: Twin | None = None) -> Checkpoint:
@@ -178,7 +183,8 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
         parsed: list = []
         try:
             for i, (path, base, size) in enumerate(images):
-                parsed.append(P.File(path, base, size, twin_images[i] if twin_images else None).root)
+                parsed.append(P.File(path, base, size, twin_images[i] if twin_images else None,
+                                     twin.differs if twin_images else None).root)
             ckpt = build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
             if twin is not None:
                 for root in parsed:
@@ -254,15 +260,15 @@ def _load_archive(path: str, display: str, twin: Twin | None = None) -> Checkpoi
                 path=display,
                 hint="a .keras file holds config.json, metadata.json and model.weights.h5; re-save it with model.save()",
             )
-        config = arc.json(archive.CONFIG)
-        metadata = arc.json(archive.METADATA) or {}
-        fobj, (src_path, src_base, src_size) = arc.open_member(archive.WEIGHTS)
         twin_images = None
-        if twin is not None:
-            twin_images = [_archive_twin(arc, twin, src_size)]
+        if twin is not None:  # first: a twin that differs already is read elsewhere, from now on
+            twin_images = [_archive_twin(arc, twin)]
             if twin_images[0] is None:
                 twin.differs()
                 twin_images = None
+        config = arc.json(archive.CONFIG)
+        metadata = arc.json(archive.METADATA) or {}
+        fobj, (src_path, src_base, src_size) = arc.open_member(archive.WEIGHTS)
         arc.forget()
     except BaseException:
         arc.close()
@@ -292,10 +298,11 @@ def _keras_version(metadata) -> tuple:
     return type(version), repr(version)
 
 
-def _archive_twin(arc, twin: Twin, size: int) -> tuple[str, int] | None:
+def _archive_twin(arc, twin: Twin) -> tuple[str, int] | None:
     """(path, byte offset) of the twin archive's weights member, when that archive reads like
     ``arc`` up to the member's bytes: the same members kaudit looks at, the same ``config.json``
-    and ``metadata.json`` bytes, the weights stored uncompressed and as large. Else None."""
+    bytes and Keras version in ``metadata.json``, the weights stored uncompressed and as large.
+    Else None (also when ``arc`` itself cannot be read: its loading then says why)."""
     from . import archive
 
     try:
@@ -310,8 +317,9 @@ def _archive_twin(arc, twin: Twin, size: int) -> tuple[str, int] | None:
             return None
         if _keras_version(arc.json(archive.METADATA)) != _keras_version(other.json(archive.METADATA)):
             return None  # (of metadata.json only the version is read; its date_saved differs)
-        if not (arc.stored(archive.WEIGHTS) and other.stored(archive.WEIGHTS)):
+        if not (arc.has(archive.WEIGHTS) and arc.stored(archive.WEIGHTS) and other.stored(archive.WEIGHTS)):
             return None
+        size = arc.members[archive.WEIGHTS].file_size
         _fobj, (path, base, other_size) = other.open_member(archive.WEIGHTS)
         _fobj.close()
         if other_size != size:

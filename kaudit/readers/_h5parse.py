@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -99,21 +100,23 @@ class _Image:
     more of a page than it asked for says so with :meth:`used`. The twin's pages are read along
     with these; a page that is the same in both costs nothing more."""
 
-    __slots__ = ("_pages", "_tfd", "_tpages", "_twin_base", "base", "fd", "size", "twin_same")
+    __slots__ = ("_pages", "_tfd", "_tpages", "_twin_base", "base", "fd", "on_differ", "size", "twin_same")
 
-    def __init__(self, path: str, base: int, size: int, twin: tuple[str, int] | None = None):
+    def __init__(self, path: str, base: int, size: int, twin: tuple[str, int] | None = None,
+                 on_differ: Callable[[], None] | None = None):
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self.base = base
         self.size = size
         self._pages: OrderedDict[int, bytes] = OrderedDict()
         self.twin_same: bool | None = None
+        self.on_differ = on_differ  # called (once) when a difference is found here
         self._tfd = -1
         self._tpages: dict[int, bytes | None] | None = None  # page -> twin's page, None when the same
         if twin is not None:
             try:
                 self._tfd = os.open(twin[0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
             except OSError:  # the twin cannot be read: it is no twin (reading it says why)
-                self.twin_same = False
+                self.twin_differs()
             except BaseException:
                 self.close()
                 raise
@@ -132,6 +135,9 @@ class _Image:
         """A difference was found (here, or in another process: readers/_split.py)."""
         self.twin_same = False
         self._drop_twin()
+        tell, self.on_differ = self.on_differ, None
+        if tell is not None:
+            tell()
 
     def end_twin(self) -> bool:
         """Whether every byte used so far was the same in the twin; stops comparing."""
@@ -202,11 +208,13 @@ class _Image:
 class File:
     """An HDF5 image opened for metadata. ``root`` is its root group."""
 
-    def __init__(self, path: str, base: int = 0, size: int | None = None, twin: tuple[str, int] | None = None):
-        """``twin``: (path, base) of another image of the same size to compare with (see _Image)."""
+    def __init__(self, path: str, base: int = 0, size: int | None = None, twin: tuple[str, int] | None = None,
+                 on_twin_differs: Callable[[], None] | None = None):
+        """``twin``: (path, base) of another image of the same size to compare with, and
+        ``on_twin_differs`` what to call when a difference is found (see _Image)."""
         if size is None:
             size = os.path.getsize(path) - base
-        self.image = _Image(path, base, size, twin)
+        self.image = _Image(path, base, size, twin, on_twin_differs)
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
         self._gheap: dict[int, dict[int, bytes]] = {}

@@ -45,6 +45,12 @@ def allowed(instead: Callable[[object], bool] | None = None) -> Iterator[None]:
         _allowed, _instead = before
 
 
+def disallow() -> None:
+    """No split in this process (a child reading a whole file: a third process would only compete)."""
+    global _allowed, _instead
+    _allowed, _instead = False, None
+
+
 def run(n: int, body: Callable[[int], None], out: list[Variable], notes: list[str], store) -> None:
     """``body(i)`` for i in range(n), in order. ``body`` adds the layer's variables to ``out``
     (registering each in ``store``) and its notes to ``notes``, and touches nothing else that
@@ -64,6 +70,8 @@ def run(n: int, body: Callable[[int], None], out: list[Variable], notes: list[st
     k_out, k_notes = len(out), len(notes)
 
     def second_half() -> dict:
+        for root in store.files:  # (what a difference found here means is for the parent to act on)
+            root.file.image.on_differ = None
         for i in range(half, n):
             body(i)
         return _encode(out[k_out:], notes[k_notes:], store)

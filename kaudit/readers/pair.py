@@ -62,22 +62,22 @@ def opened_pair(a, b) -> Iterator[tuple[Checkpoint, Checkpoint]]:
 
     def read_b():
         readers.H5PY_FALLBACK = False  # never the HDF5 library in the child: no watchdog watches it
+        _split.disallow()
         return _encode(readers.load(b))
 
     if _twins_likely(a, b):
         with contextlib.ExitStack() as stack:
-            twin = readers.Twin(b)
             children: list[_fork.Child] = []
 
-            def read_b_instead(store) -> bool:
-                """At the fork point of a's layer loop: if b is no twin after all (a's head differed),
-                read b in a child now, as below, rather than a's second half."""
-                if twin.same and all(root.file.image.twin_same for root in store.files):
-                    return False
-                children.append(stack.enter_context(_fork.forked(read_b)))
-                return True
+            def read_b_now() -> None:
+                """b is no twin after all: read it in a child from now on, as below (and a's layers
+                here, whole: the second core is taken)."""
+                if not children and _fork.available():
+                    with contextlib.suppress(OSError):  # (no fork: b is read after a)
+                        children.append(stack.enter_context(_fork.forked(read_b)))
 
-            with _split.allowed(read_b_instead):
+            twin = readers.Twin(b, on_differ=read_b_now)
+            with _split.allowed(lambda _store: bool(children)):
                 ca = stack.enter_context(readers._load(a, twin))
             cb = None
             if children:
