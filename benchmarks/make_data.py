@@ -11,9 +11,11 @@ Sets (all real Keras files, written by tf_keras / Keras 3 themselves):
 * ``big_a.keras`` / ``big_b.keras`` and ``big_a.weights.h5`` / ``big_b.weights.h5``: the same pair
   saved by Keras 3.
 * ``x4_a.h5`` / ``x4_b.h5``          the same architecture at width x2 (4x the bytes, ~2 GB each).
-* ``small_a.h5`` / ``small_b.h5``    2,000 parallel Dense(8) layers (4,000 small variables), one changed;
-  ``tiny_a.h5`` / ``tiny_b.h5`` the same with one layer (start-up cost, for the per-variable figure);
-  ``small_{a,b}.keras`` / ``tiny_{a,b}.keras``: the same weights saved by Keras 3.
+* ``small_a.h5`` / ``small_b.h5``    2,000 parallel Dense(8) layers (4,000 small variables), one changed
+  (the same metadata, byte for byte: a fine-tuned copy); ``small_c.h5`` has b's weights in a model
+  named otherwise (as long): a file of the same size whose metadata differs;
+  ``tiny_{a,b,c}.h5`` the same with one layer (start-up cost, for the per-variable figure);
+  ``small_{a,b,c}.keras`` / ``tiny_{a,b,c}.keras``: the same weights saved by Keras 3.
 * ``resnet50.h5``                    tf_keras ResNet50(weights=None) saved as .h5 (~100 MB).
 
 Each set is generated in its own subprocess (TensorFlow memory is returned between sets).
@@ -115,15 +117,18 @@ def make_small(n_layers: int = 2000, prefix: str = "small") -> None:
     import numpy as np
     import tf_keras
 
-    def build(k):  # parallel branches (a 2,000-deep chain overflows Keras's recursive graph walk)
+    def build(k, name="wide"):  # parallel branches (a 2,000-deep chain overflows Keras's recursive graph walk)
         inp = k.Input(shape=(8,), name="x")
         outs = [k.layers.Dense(8, name=f"d{i}")(inp) for i in range(n_layers)]
-        return k.Model(inp, k.layers.Concatenate(name="cat")(outs), name="wide")
+        return k.Model(inp, k.layers.Concatenate(name="cat")(outs), name=name)
 
-    model, m3 = build(tf_keras), build(keras)
     rng = np.random.default_rng(SEED)
-    w = [rng.standard_normal(v.shape).astype(np.float32) for v in model.weights]
-    for side in ("a", "b"):
+    w = None
+    # c: b's weights in a model of another name, as long: files of a's size whose metadata differs
+    for side, name in (("a", "wide"), ("b", "wide"), ("c", "WIDE")):
+        model, m3 = build(tf_keras, name), build(keras, name)
+        if w is None:
+            w = [rng.standard_normal(v.shape).astype(np.float32) for v in model.weights]
         if side == "b":
             w[len(w) // 2] = w[len(w) // 2] + np.float32(1e-3)
         model.set_weights(w)
