@@ -3,6 +3,7 @@ fixtures/make_fixtures.py from the live models, and by the shared corpus's maint
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -225,6 +226,26 @@ def test_hdf5_path_never_imports_tensorflow():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "preadv"), reason="the fast path is taken only where os.preadv exists")
+def test_files_the_fast_parser_reads_never_import_h5py():
+    """h5py (~16 ms to import) loads only when a file needs it: not for files the metadata parser
+    reads, values included; and it does load for one the parser leaves to it."""
+    code = (
+        "import os, sys, kaudit\n"
+        "from kaudit.inspection import inspect\n"
+        f"for f in {[fixture('tutorial/' + n) for n in TUTORIAL_FORMATS]!r}:\n"
+        "    inspect(f)\n"
+        f"kaudit.diff({fixture('tutorial/k2_full.h5')!r}, {fixture('tutorial/k3.keras')!r})\n"
+        "print('h5py' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0 and r.stdout.split() == ["False"], r.stderr
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(env, KAUDIT_H5_PARSER="h5py"))
+    assert r.returncode == 0 and r.stdout.split() == ["True"], r.stderr
 
 
 def test_sharded_index_with_one_shard_missing_is_an_error(tmp_path):

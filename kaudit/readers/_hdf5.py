@@ -17,18 +17,50 @@ docs/security.md hold in one place:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from ..checkpoint import Variable, block_selections
 from ..errors import CorruptFileError, UnsafeInputError
 from . import _h5parse as P
+
+if TYPE_CHECKING:
+    import h5py
+else:
+    class _Lazy:
+        """``h5py``, imported when first used: files the fast parser reads never need it (~16 ms
+        of start-up saved for every such command)."""
+
+        def __getattr__(self, name: str):
+            return getattr(importlib.import_module("h5py"), name)
+
+    h5py = _Lazy()
+
+
+class _H5pyType(type):
+    """isinstance against an h5py class without importing h5py: nothing is an h5py object
+    before h5py is imported."""
+
+    def __instancecheck__(cls, obj) -> bool:
+        module = sys.modules.get("h5py")
+        return module is not None and isinstance(obj, getattr(module, cls.__name__[4:]))
+
+
+class H5pyGroup(metaclass=_H5pyType):
+    """``isinstance(x, H5pyGroup)``: x is an ``h5py.Group`` (files included)."""
+
+
+class H5pyDataset(metaclass=_H5pyType):
+    """``isinstance(x, H5pyDataset)``: x is an ``h5py.Dataset``."""
+
 
 #: A dataset may declare at most this many times the bytes it stores (plus 1 MiB) before it is
 #: refused: HDF5 would otherwise "read" fill values for terabytes of unallocated space.
@@ -45,11 +77,10 @@ MAX_PATH_DEPTH = 64
 BFLOAT16 = "bfloat16"
 
 
-#: What the readers test with isinstance: h5py's objects, or the fast parser's (``_h5parse``).
-GROUPS = (h5py.Group, P.Group)
-DATASETS = (h5py.Dataset, P.Dataset)
+#: What the readers test with isinstance: the fast parser's objects (``_h5parse``), or h5py's.
+GROUPS = (P.Group, H5pyGroup)
+DATASETS = (P.Dataset, H5pyDataset)
 
-_HARD = h5py.h5l.TYPE_HARD
 _UINT16 = np.dtype(np.uint16)
 _HAVE_PREADV = hasattr(os, "preadv")
 _SMALL = 8 << 10  # variables up to this many bytes are read through a read-ahead window...
@@ -118,7 +149,7 @@ def child(group: h5py.Group, name: str, display: str):
     # any error) goes to the careful path below, which refuses or reports it.
     gid = group.id
     with contextlib.suppress(Exception):  # the careful path says what is wrong
-        if gid.links.get_info(bname).type == _HARD:
+        if gid.links.get_info(bname).type == h5py.h5l.TYPE_HARD:
             oid = h5py.h5o.open(gid, bname)
             if isinstance(oid, h5py.h5d.DatasetID):
                 return h5py.Dataset(oid)
@@ -167,15 +198,14 @@ def child(group: h5py.Group, name: str, display: str):
     return obj
 
 
-if hasattr(h5py.h5g, "get_objinfo"):
-    def _link_count(gid) -> int:
-        """The group's reference count, as ``H5Oget_info(gid).rc`` below: H5Gget_objinfo reads the
-        same count (``H5O_get_info(BASIC)``) without the B-tree and heap sizes of H5Oget_info1,
-        at a third of the cost."""
-        return h5py.h5g.get_objinfo(gid).nlink
-else:  # an HDF5 built without its deprecated functions
-    def _link_count(gid) -> int:
-        return h5py.h5o.get_info(gid).rc
+def _link_count(gid) -> int:
+    """The group's reference count, as ``H5Oget_info(gid).rc`` below: H5Gget_objinfo reads the
+    same count (``H5O_get_info(BASIC)``) without the B-tree and heap sizes of H5Oget_info1, at a
+    third of the cost (when HDF5 was built with its deprecated functions)."""
+    get_objinfo = getattr(h5py.h5g, "get_objinfo", None)
+    if get_objinfo is not None:
+        return get_objinfo(gid).nlink
+    return h5py.h5o.get_info(gid).rc
 
 
 def _external_target(group: h5py.Group, name: str) -> str:
@@ -430,7 +460,6 @@ def check_dataset(ds: h5py.Dataset, display: str) -> tuple[tuple[int, ...], np.d
 #: everything h5py's conversion of an integer or float type looks at, so an equal type converts
 #: to the same dtype. Kept as transient copies (never a committed type of some file).
 _RECENT_TYPES: list = []
-_CACHED_CLASSES = (h5py.h5t.INTEGER, h5py.h5t.FLOAT)
 
 
 def _dataset_dtype(dsid) -> np.dtype | None:
@@ -438,7 +467,7 @@ def _dataset_dtype(dsid) -> np.dtype | None:
     (~3 us); None for anything else or on any error (the caller then asks h5py)."""
     try:
         tid = dsid.get_type()
-        if tid.get_class() not in _CACHED_CLASSES:
+        if tid.get_class() not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
             return None
         for known, dt in _RECENT_TYPES:
             if tid.equal(known):

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-
-import h5py
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..checkpoint import Variable
@@ -22,6 +21,9 @@ from . import _hdf5 as H
 from . import _split, keras_layers
 from ._naming import is_cell
 from .keras_config import LayerNode, parse_model_config
+
+if TYPE_CHECKING:
+    import h5py
 
 
 @functools.lru_cache(maxsize=4096)
@@ -57,7 +59,7 @@ class Tree:
     def _child(self, i: int, obj: h5py.Group, path: str, key: str):
         """``H.child(obj, key)`` for ``obj`` at ``path`` in file i, through the same cache as
         :meth:`_objs` (a layer's ``vars`` group is met by both)."""
-        if "/" in key or not isinstance(obj, h5py.Group):  # (_h5parse keeps the objects met lately itself)
+        if "/" in key or not isinstance(obj, H.H5pyGroup):  # (_h5parse keeps the objects met lately itself)
             return H.child(obj, key, self.displays[i])
         cache = self._groups[i]
         cache_key = (*(p for p in path.split("/") if p), key)

@@ -11,8 +11,7 @@ order is Keras's ``model.weights`` order.
 from __future__ import annotations
 
 import re
-
-import h5py
+from typing import TYPE_CHECKING
 
 from .. import paths
 from ..checkpoint import Variable
@@ -21,6 +20,9 @@ from . import _hdf5 as H
 from . import _split
 from ._naming import Named, name_legacy_layer, strip_uniquifier
 from .keras_config import LayerNode, ModelInfo
+
+if TYPE_CHECKING:
+    import h5py
 
 
 def looks_like(f: h5py.File) -> bool:
