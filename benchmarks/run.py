@@ -248,47 +248,43 @@ def main() -> int:
                          f"{rss4:.0f} vs {rss_big:.0f} MiB", rss4 <= max(200.0, rss_big * 1.15)))
 
     # 4. per-variable overhead ------------------------------------------------------------------
-    if have("small_a.h5", "small_b.h5", "tiny_a.h5", "tiny_b.h5"):
-        ks = ["diff", "-q", data("small_a.h5"), data("small_b.h5")]
-        kt = ["diff", "-q", data("tiny_a.h5"), data("tiny_b.h5")]
-        cont = {"kaudit diff, 4,000 variables": kaudit_cmd(ks), "kaudit diff, 2 variables": kaudit_cmd(kt)}
-        if base:
-            cont["kaudit (baseline), 4,000 variables"] = kaudit_cmd(ks, base)
-            cont["kaudit (baseline), 2 variables"] = kaudit_cmd(kt, base)
-        if shutil.which("h5diff"):
+    # b: a's fine-tuned copy (the same metadata: a twin); c: the same size, other metadata
+    for ext, title, tag in ((".h5", "Many small variables (2,000 Dense(8) layers) against a 1-layer model", ""),
+                            (".keras", "The same many small variables as Keras 3 .keras archives", " (.keras)")):
+        if not have(f"small_a{ext}", f"small_b{ext}", f"tiny_a{ext}", f"tiny_b{ext}"):
+            continue
+        pairs = {"": "b"}
+        if have(f"small_c{ext}", f"tiny_c{ext}"):
+            pairs[", b not a twin"] = "c"
+        cont = {}
+        for label, other in pairs.items():
+            ks = ["diff", "-q", data(f"small_a{ext}"), data(f"small_{other}{ext}")]
+            kt = ["diff", "-q", data(f"tiny_a{ext}"), data(f"tiny_{other}{ext}")]
+            cont[f"kaudit diff, 4,000 variables{label}{tag}"] = kaudit_cmd(ks)
+            cont[f"kaudit diff, 2 variables{label}{tag}"] = kaudit_cmd(kt)
+            if base:
+                cont[f"kaudit (baseline), 4,000 variables{label}{tag}"] = kaudit_cmd(ks, base)
+                cont[f"kaudit (baseline), 2 variables{label}{tag}"] = kaudit_cmd(kt, base)
+        if ext == ".h5" and shutil.which("h5diff"):
             cont["h5diff -d 1e-6, 4,000 variables"] = (["h5diff", "-d", "1e-6", data("small_a.h5"), data("small_b.h5")], None)
-        cs = Case("Many small variables (2,000 Dense(8) layers) against a 1-layer model", cont)
+        cs = Case(title, cont)
         cs.run(args.reps)
         out += table(cs)
         n_vars = 4000 - 2
-        per = (cs.wall("kaudit diff, 4,000 variables") - cs.wall("kaudit diff, 2 variables")) / n_vars * 1e6
-        per_cpu = (cs.cpu("kaudit diff, 4,000 variables") - cs.cpu("kaudit diff, 2 variables")) / n_vars * 1e6
-        line = f"per-variable overhead: {per:.0f} µs wall, {per_cpu:.0f} µs CPU"
-        if base:
-            pb = (cs.wall("kaudit (baseline), 4,000 variables") - cs.wall("kaudit (baseline), 2 variables")) / n_vars * 1e6
-            line += f" (baseline {pb:.0f} µs wall)"
-        out += [line, ""]
-        verdicts.append(("per-variable overhead ≤ 50 µs", f"{per:.0f} µs", per <= 50))
-    if have("small_a.keras", "small_b.keras", "tiny_a.keras", "tiny_b.keras"):
-        ks = ["diff", "-q", data("small_a.keras"), data("small_b.keras")]
-        kt = ["diff", "-q", data("tiny_a.keras"), data("tiny_b.keras")]
-        cont = {"kaudit diff, 4,000 variables (.keras)": kaudit_cmd(ks), "kaudit diff, 2 variables (.keras)": kaudit_cmd(kt)}
-        if base:
-            cont["kaudit (baseline), 4,000 variables (.keras)"] = kaudit_cmd(ks, base)
-            cont["kaudit (baseline), 2 variables (.keras)"] = kaudit_cmd(kt, base)
-        ck = Case("The same many small variables as Keras 3 .keras archives", cont)
-        ck.run(args.reps)
-        out += table(ck)
-        n_vars = 4000 - 2
-        per = (ck.wall("kaudit diff, 4,000 variables (.keras)") - ck.wall("kaudit diff, 2 variables (.keras)")) / n_vars * 1e6
-        per_cpu = (ck.cpu("kaudit diff, 4,000 variables (.keras)") - ck.cpu("kaudit diff, 2 variables (.keras)")) / n_vars * 1e6
-        line = f"per-variable overhead (.keras): {per:.0f} µs wall, {per_cpu:.0f} µs CPU"
-        if base:
-            pb = (ck.wall("kaudit (baseline), 4,000 variables (.keras)")
-                  - ck.wall("kaudit (baseline), 2 variables (.keras)")) / n_vars * 1e6
-            line += f" (baseline {pb:.0f} µs wall)"
-        out += [line, ""]
-        verdicts.append(("(same, Keras 3 .keras)", f"{per:.0f} µs", per <= 50))
+
+        def per(kind: str, label: str) -> float:
+            return (cs.wall(f"{kind}, 4,000 variables{label}{tag}") - cs.wall(f"{kind}, 2 variables{label}{tag}")) / n_vars * 1e6
+
+        for label in pairs:
+            p_wall = per("kaudit diff", label)
+            p_cpu = (cs.cpu(f"kaudit diff, 4,000 variables{label}{tag}")
+                     - cs.cpu(f"kaudit diff, 2 variables{label}{tag}")) / n_vars * 1e6
+            line = f"per-variable overhead{tag}{label}: {p_wall:.0f} µs wall, {p_cpu:.0f} µs CPU"
+            if base:
+                line += f" (baseline {per('kaudit (baseline)', label):.0f} µs wall)"
+            out += [line, ""]
+            name = "per-variable overhead ≤ 50 µs" if not tag and not label else f"(same{tag}{label})"
+            verdicts.append((name, f"{p_wall:.0f} µs", p_wall <= 50))
 
     # 5. start-up and inspect ---------------------------------------------------------------------
     cont = {"kaudit --help": kaudit_cmd(["--help"]), "kaudit --version": kaudit_cmd(["--version"])}
