@@ -118,3 +118,32 @@ def message_offset(path: str, dataset: str, mtype: int) -> int:
         raise AssertionError(f"no message of type {mtype} in {dataset}")
     finally:
         f.close()
+
+
+class Forks(list):
+    """The children this process forked (see :func:`record_forks`); ``everywhere()``: how many
+    forks any process made, children included."""
+
+    def __init__(self, log: Path):
+        super().__init__()
+        self.log = log
+
+    def everywhere(self) -> int:
+        return len(self.log.read_text().split()) if self.log.exists() else 0
+
+
+def record_forks(monkeypatch, log: Path) -> Forks:
+    """Record every ``os.fork`` from now on (in this process and in its children) in ``log``."""
+    forks = Forks(log)
+    real_fork = os.fork
+
+    def fork():
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks

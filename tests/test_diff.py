@@ -406,7 +406,8 @@ def test_big_endian_values_are_compared_as_values(tmp_path, monkeypatch, parser)
     src = fixture(TUT)
     ds = "model_weights/L3_dense/L3_dense/kernel:0"
     at = message_offset(src, ds, 0x03) + 1  # the datatype's class bit field: bit 0 is the byte order
-    data = bytearray(open(src, "rb").read())
+    with open(src, "rb") as fh:
+        data = bytearray(fh.read())
     assert data[at] & 1 == 0  # little-endian, as Keras writes
     data[at] |= 1
     same_bytes = tmp_path / "same_bytes_other_order.h5"

@@ -17,7 +17,7 @@ from kaudit import compare
 from kaudit.readers import _h5parse as P
 from kaudit.readers import load, pair
 
-from .conftest import AFTER, BEFORE, fixture
+from .conftest import AFTER, BEFORE, fixture, record_forks
 from .conftest import reaped as _gone
 
 PAIRS = [
@@ -29,22 +29,12 @@ PAIRS = [
 
 
 @pytest.fixture
-def forks(monkeypatch):
+def forks(monkeypatch, tmp_path):
     """Force the parallel path on small fixtures and record the children forked."""
     monkeypatch.setattr(pair, "MIN_BYTES", 0)
     monkeypatch.delenv("KAUDIT_PARALLEL_LOAD", raising=False)
     monkeypatch.delenv("KAUDIT_H5_PARSER", raising=False)
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(pair.os, "fork", fork)
-    return pids
+    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def _same_checkpoint(x, y) -> None:

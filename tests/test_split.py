@@ -21,7 +21,7 @@ from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
 from kaudit.readers import _split
 
-from .conftest import FIXTURES, fixture
+from .conftest import FIXTURES, fixture, record_forks
 from .conftest import reaped as _gone
 
 pytestmark = pytest.mark.skipif(not H._HAVE_PREADV, reason="the fast path is taken only where os.preadv exists")
@@ -31,22 +31,12 @@ FILES = sorted(str(p) for p in FIXTURES.rglob("*") if p.suffix in (".h5", ".kera
 
 
 @pytest.fixture
-def forks(monkeypatch):
+def forks(monkeypatch, tmp_path):
     """Split any loop of two layers or more, and record the children forked."""
     monkeypatch.setattr(_split, "MIN_ITEMS", 2)
     monkeypatch.delenv("KAUDIT_H5_PARSER", raising=False)
     monkeypatch.delenv("KAUDIT_NO_DIRECT_READ", raising=False)
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def fork():
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return pids
+    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def assert_same(x, y, values: bool = True) -> None:

@@ -32,7 +32,7 @@ from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
 from kaudit.readers import _split, pair
 
-from .conftest import fixture, message_offset, same_layout_copy
+from .conftest import fixture, message_offset, record_forks, same_layout_copy
 from .conftest import reaped as _gone
 from .test_split import assert_same
 
@@ -188,18 +188,6 @@ def test_a_one_byte_change_is_seen_or_changes_nothing(src, tmp_path, monkeypatch
 # -- diffs ---------------------------------------------------------------------------------------
 
 
-class Forks(list):
-    """The children this process forked; ``everywhere()``: how many forks any process made
-    (children fork too if they split a file: a third process would only compete)."""
-
-    def __init__(self, log: Path):
-        super().__init__()
-        self.log = log
-
-    def everywhere(self) -> int:
-        return len(self.log.read_text().split()) if self.log.exists() else 0
-
-
 @pytest.fixture
 def forks(monkeypatch, tmp_path):
     """The two-core paths on small fixtures; the children forked are recorded."""
@@ -207,19 +195,7 @@ def forks(monkeypatch, tmp_path):
     monkeypatch.setattr(_split, "MIN_ITEMS", 2)
     for var in ("KAUDIT_PARALLEL_LOAD", "KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ"):
         monkeypatch.delenv(var, raising=False)
-    pids = Forks(tmp_path / "forks.log")
-    real_fork = os.fork
-
-    def fork():
-        with open(pids.log, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return pids
+    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def _same_diff(a: str, b: str, monkeypatch) -> None:
@@ -250,7 +226,7 @@ def test_twins_are_read_once(src, tmp_path, forks, monkeypatch):
     a = fixture(src)
     b = _perturbed(a, tmp_path / ("b" + Path(a).suffix))
     calls = _loads_of(b, monkeypatch)
-    with pair.opened_pair(a, b) as (ca, cb):
+    with pair.opened_pair(a, b) as (_ca, cb):
         assert calls == [a]  # b was never read: its table is a's
         with readers.load(b) as plain:
             assert_same(cb, plain)
@@ -313,9 +289,8 @@ def test_an_unreadable_file_is_reported_as_without_twins(tmp_path, forks):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(bytes(data))
     for x, y in ((a, str(bad)), (str(bad), a)):
-        with pytest.raises(KauditError) as fast:
-            with pair.opened_pair(x, y):
-                pass
+        with pytest.raises(KauditError) as fast, pair.opened_pair(x, y):
+            pass
         with pytest.raises(KauditError) as plain:
             readers.load(str(bad))
         assert str(fast.value) == str(plain.value)
