@@ -21,8 +21,9 @@ from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
 from kaudit.readers import _split
 
-from .conftest import FIXTURES, fixture, record_forks
+from .conftest import FIXTURES, REAL, fixture, record_forks
 from .conftest import reaped as _gone
+from .test_h5parse import REAL_FILES, _params
 
 pytestmark = pytest.mark.skipif(not H._HAVE_PREADV, reason="the fast path is taken only where os.preadv exists")
 
@@ -139,3 +140,22 @@ def test_errors_are_raised_as_without_the_split(case, forks, tmp_path):
         _split_load(path)
     assert str(split.value) == str(plain.value)
     assert forks and all(_gone(pid) for pid in forks)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path", _params(REAL, REAL_FILES) or [pytest.param(None, id="corpus-absent")])
+def test_split_reading_of_real_models(path, forks):
+    """Public models nobody on the team wrote: the same table, layouts and notes split or not
+    (values are where the layouts say), or the same error."""
+    if path is None:
+        pytest.skip(f"shared real-model corpus not available: {REAL}")
+    try:
+        plain = readers.load(path)
+    except KauditError as exc:
+        with pytest.raises(KauditError) as split_error:
+            _split_load(path)
+        assert str(split_error.value) == str(exc)
+        return
+    with plain, _split_load(path) as split:
+        assert_same(split, plain, values=False)
+    assert all(_gone(pid) for pid in forks)

@@ -28,12 +28,14 @@ import numpy as np
 import pytest
 
 from kaudit import compare, readers
+from kaudit.errors import KauditError
 from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
 from kaudit.readers import _split, pair
 
-from .conftest import fixture, message_offset, record_forks, same_layout_copy
+from .conftest import REAL, fixture, message_offset, record_forks, same_layout_copy
 from .conftest import reaped as _gone
+from .test_h5parse import REAL_FILES, _params
 from .test_split import assert_same
 
 pytestmark = pytest.mark.skipif(not H._HAVE_PREADV, reason="the fast path is taken only where os.preadv exists")
@@ -269,8 +271,9 @@ def test_not_twins_after_all_in_a_layer(tmp_path, forks, monkeypatch):
     data[message_offset(a, "model_weights/L4_bn/L4_bn/gamma:0", 0x03) + 1] |= 1
     b = tmp_path / "b.h5"
     b.write_bytes(bytes(data))
+    calls = _loads_of(str(b), monkeypatch)
     with pair.opened_pair(a, str(b)) as (ca, cb):
-        assert len(forks) == 2 and forks.everywhere() == 2  # a's layers, then b's
+        assert calls == [a, str(b)] and len(forks) == 2 == forks.everywhere()  # a's layers, then b's, here
         with readers.load(str(b)) as pb:
             assert_same(cb, pb)
             assert cb.store._direct_layouts != ca.store._direct_layouts
@@ -295,3 +298,29 @@ def test_an_unreadable_file_is_reported_as_without_twins(tmp_path, forks):
             readers.load(str(bad))
         assert str(fast.value) == str(plain.value)
     assert all(_gone(pid) for pid in forks)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("path", _params(REAL, REAL_FILES) or [pytest.param(None, id="corpus-absent")])
+def test_fine_tuned_copies_of_real_models(path, tmp_path):
+    """A copy of a public model with every value nudged is its twin whenever the parser reads
+    it, and the checkpoint built for the copy is the one ``load`` gives."""
+    if path is None:
+        pytest.skip(f"shared real-model corpus not available: {REAL}")
+    path = str(path)
+    try:
+        b = _perturbed(path, tmp_path / ("b" + Path(path).suffix))
+    except KauditError:
+        pytest.skip("kaudit does not read this file (its own tests say why)")
+    twin = readers.Twin(b)
+    with readers._load(path, twin) as ca:
+        if not all(type(f) is P.Group for f in ca.store.files):
+            assert not twin.same  # read by h5py: never taken for a twin
+            return
+        assert twin.same
+        cb = pair._twin_checkpoint(ca, twin)
+        assert cb is not None
+        with cb, readers.load(b) as plain:
+            assert_same(cb, plain, values=False)
+            for v in (plain.all_variables[:3] + plain.all_variables[-3:]):
+                assert np.array_equal(cb.read(v), plain.read(v), equal_nan=True)

@@ -68,16 +68,22 @@ def opened_pair(a, b) -> Iterator[tuple[Checkpoint, Checkpoint]]:
     if _twins_likely(a, b):
         with contextlib.ExitStack() as stack:
             children: list[_fork.Child] = []
+            split = []
 
             def read_b_now() -> None:
-                """b is no twin after all: read it in a child from now on, as below (and a's layers
-                here, whole: the second core is taken)."""
-                if not children and _fork.available():
+                """b is no twin after all, found before a's layers are split: read b in a child from
+                now on, as below (and a's layers here, whole: the second core is taken). Found
+                later, b is read after a, on two cores as well."""
+                if not (children or split) and _fork.available():
                     with contextlib.suppress(OSError):  # (no fork: b is read after a)
                         children.append(stack.enter_context(_fork.forked(read_b)))
 
+            def at_split(_store) -> bool:
+                split.append(True)
+                return bool(children)
+
             twin = readers.Twin(b, on_differ=read_b_now)
-            with _split.allowed(lambda _store: bool(children)):
+            with _split.allowed(at_split):
                 ca = stack.enter_context(readers._load(a, twin))
             cb = None
             if children:
