@@ -159,3 +159,20 @@ def test_split_reading_of_real_models(path, forks):
     with plain, _split_load(path) as split:
         assert_same(split, plain, values=False)
     assert all(_gone(pid) for pid in forks)
+
+
+@pytest.mark.parametrize("command", ["inspect", "audit", "snapshot"])
+def test_single_file_commands_read_layers_on_two_cores(command, forks, monkeypatch):
+    """inspect, audit and snapshot read one file: its layers on two cores, the same result
+    (and not with KAUDIT_PARALLEL_LOAD=0)."""
+    import kaudit
+    from kaudit.inspection import inspect
+
+    run = {"inspect": lambda p: inspect(p).records, "audit": lambda p: kaudit.audit(p).findings,
+           "snapshot": lambda p: kaudit.snapshot(p)}[command]
+    path = fixture("nested/k3.keras")
+    split = run(path)
+    assert len(forks) == 1 and _gone(forks[0])
+    monkeypatch.setenv("KAUDIT_PARALLEL_LOAD", "0")
+    assert run(path) == split
+    assert len(forks) == 1

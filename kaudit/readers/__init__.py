@@ -135,15 +135,22 @@ def _load(path: str | os.PathLike, twin: Twin | None = None) -> Checkpoint:
 
 
 @contextlib.contextmanager
-def opened(source) -> Iterator[Checkpoint]:
+def opened(source, two_cores: bool = False) -> Iterator[Checkpoint]:
     """A Checkpoint for ``source`` (a path, or a Checkpoint passed through untouched); one this
-    function opened is closed on exit."""
+    function opened is closed on exit. ``two_cores``: its layers may be read on two cores
+    (``readers/_split.py``; not with ``KAUDIT_PARALLEL_LOAD=0``)."""
     if isinstance(source, Checkpoint):
         yield source
         return
     if not isinstance(source, (str, os.PathLike)):
         raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(source).__name__}")
-    ckpt = load(source)
+    if two_cores and os.environ.get("KAUDIT_PARALLEL_LOAD", "1") != "0":
+        from . import _split
+
+        with _split.allowed():
+            ckpt = load(source)
+    else:
+        ckpt = load(source)
     try:
         yield ckpt
     finally:
