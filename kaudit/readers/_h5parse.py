@@ -98,7 +98,7 @@ class _Image:
     same objects (readers/pair.py then takes the twin's variable table from this one instead of
     reading it again). Every read goes through :meth:`at` (or :meth:`_at`); a caller that uses
     more of a page than it asked for says so with :meth:`used`. The twin's pages are read along
-    with these; a page that is the same in both costs nothing more."""
+    with these; a page that is the same in both costs one comparison, then a lookup per read."""
 
     __slots__ = ("_pages", "_tfd", "_tpages", "_twin_base", "base", "fd", "on_differ", "size", "twin_same")
 
@@ -184,7 +184,10 @@ class _Image:
                 size = min(_PAGE, self.size - start)
                 buf = self._pages[page] = os.pread(self.fd, size, self.base + start)
                 if self._tpages is not None:
-                    twin = os.pread(self._tfd, size, self._twin_base + start)
+                    try:
+                        twin = os.pread(self._tfd, size, self._twin_base + start)
+                    except OSError:  # the twin cannot be read: it is no twin (reading it says why)
+                        twin = b""
                     self._tpages[page] = None if twin == buf else twin
             if off + n > len(buf):
                 _no("short read")
@@ -196,8 +199,13 @@ class _Image:
         buf = os.pread(self.fd, n, self.base + addr)
         if len(buf) != n:
             _no("short read")
-        if self._tpages is not None and os.pread(self._tfd, n, self._twin_base + addr) != buf:
-            self.twin_differs()
+        if self._tpages is not None:
+            try:
+                same = os.pread(self._tfd, n, self._twin_base + addr) == buf
+            except OSError:
+                same = False
+            if not same:
+                self.twin_differs()
         return buf, 0
 
     def read(self, addr: int, n: int) -> bytes:
