@@ -147,3 +147,16 @@ def record_forks(monkeypatch, log: Path) -> Forks:
 
     monkeypatch.setattr(os, "fork", fork)
     return forks
+
+
+@pytest.fixture
+def forks(monkeypatch, tmp_path) -> Forks:
+    """The two-core paths taken on small fixtures (readers/pair.py from 0 bytes, readers/_split.py
+    from 2 layers, no switch set), and every fork recorded."""
+    from kaudit.readers import _split, pair
+
+    monkeypatch.setattr(pair, "MIN_BYTES", 0)
+    monkeypatch.setattr(_split, "MIN_ITEMS", 2)
+    for var in ("KAUDIT_PARALLEL_LOAD", "KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ"):
+        monkeypatch.delenv(var, raising=False)
+    return record_forks(monkeypatch, tmp_path / "forks.log")

@@ -17,7 +17,7 @@ from kaudit import compare
 from kaudit.readers import _h5parse as P
 from kaudit.readers import load, pair
 
-from .conftest import AFTER, BEFORE, fixture, record_forks
+from .conftest import AFTER, BEFORE, fixture
 from .conftest import reaped as _gone
 
 PAIRS = [
@@ -26,15 +26,6 @@ PAIRS = [
     (fixture("convnet/k2_full.h5"), fixture("convnet/k3.keras")),
     (fixture("dtypes/k3_legacy.h5"), fixture("dtypes/k3.weights.h5")),
 ]
-
-
-@pytest.fixture
-def forks(monkeypatch, tmp_path):
-    """Force the parallel path on small fixtures and record the children forked."""
-    monkeypatch.setattr(pair, "MIN_BYTES", 0)
-    monkeypatch.delenv("KAUDIT_PARALLEL_LOAD", raising=False)
-    monkeypatch.delenv("KAUDIT_H5_PARSER", raising=False)
-    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def _same_checkpoint(x, y) -> None:

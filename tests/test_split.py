@@ -21,7 +21,7 @@ from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
 from kaudit.readers import _split
 
-from .conftest import FIXTURES, REAL, fixture, record_forks
+from .conftest import FIXTURES, REAL, fixture
 from .conftest import reaped as _gone
 from .test_h5parse import REAL_FILES, _params
 
@@ -29,15 +29,6 @@ pytestmark = pytest.mark.skipif(not H._HAVE_PREADV, reason="the fast path is tak
 
 #: every single-file HDF5 model and .keras archive of the fixtures
 FILES = sorted(str(p) for p in FIXTURES.rglob("*") if p.suffix in (".h5", ".keras") and "_0000" not in p.name)
-
-
-@pytest.fixture
-def forks(monkeypatch, tmp_path):
-    """Split any loop of two layers or more, and record the children forked."""
-    monkeypatch.setattr(_split, "MIN_ITEMS", 2)
-    monkeypatch.delenv("KAUDIT_H5_PARSER", raising=False)
-    monkeypatch.delenv("KAUDIT_NO_DIRECT_READ", raising=False)
-    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def assert_same(x, y, values: bool = True) -> None:

@@ -31,9 +31,9 @@ from kaudit import compare, readers
 from kaudit.errors import KauditError
 from kaudit.readers import _h5parse as P
 from kaudit.readers import _hdf5 as H
-from kaudit.readers import _split, pair
+from kaudit.readers import pair
 
-from .conftest import REAL, fixture, message_offset, record_forks, same_layout_copy
+from .conftest import REAL, fixture, message_offset, same_layout_copy
 from .conftest import reaped as _gone
 from .test_h5parse import REAL_FILES, _params
 from .test_split import assert_same
@@ -188,16 +188,6 @@ def test_a_one_byte_change_is_seen_or_changes_nothing(src, tmp_path, monkeypatch
 
 
 # -- diffs ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def forks(monkeypatch, tmp_path):
-    """The two-core paths on small fixtures; the children forked are recorded."""
-    monkeypatch.setattr(pair, "MIN_BYTES", 0)
-    monkeypatch.setattr(_split, "MIN_ITEMS", 2)
-    for var in ("KAUDIT_PARALLEL_LOAD", "KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ"):
-        monkeypatch.delenv(var, raising=False)
-    return record_forks(monkeypatch, tmp_path / "forks.log")
 
 
 def _same_diff(a: str, b: str, monkeypatch) -> None:
