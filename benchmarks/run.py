@@ -186,17 +186,22 @@ def main() -> int:
             d["kaudit (baseline)"] = kaudit_cmd(kargs, base)
         return d
 
+    def peers(cont: dict, a: str, b: str) -> dict:
+        """h5diff (when installed) and the raw h5py read of every dataset (the floor) on a and b."""
+        if shutil.which("h5diff"):
+            cont["h5diff -d 1e-6"] = (["h5diff", "-d", "1e-6", data(a), data(b)], None)
+        cont["raw h5py read (floor)"] = ([PY, "-c", RAW_READ, data(a), data(b)], None)
+        return cont
+
     t_start = time.time()
     # 1. the 0.5 GB legacy .h5 pair -----------------------------------------------------------
     big = ["big_a.h5", "big_b.h5"]
     k_big = ["diff", "-q", data(big[0]), data(big[1])]
     cont = {"kaudit diff (full statistics)": kaudit_cmd(k_big)}
     with_base(cont, k_big)
-    if shutil.which("h5diff"):
-        cont["h5diff -d 1e-6"] = (["h5diff", "-d", "1e-6", data(big[0]), data(big[1])], None)
     if not args.quick:
         cont["Keras way (tf_keras load_model + np.allclose)"] = ([PY, "-c", KERAS_WAY, data(big[0]), data(big[1])], None)
-    cont["raw h5py read of every dataset (floor)"] = ([PY, "-c", RAW_READ, data(big[0]), data(big[1])], None)
+    peers(cont, *big)
     c_big = Case(f"Legacy Keras 2 .h5 pair, {size_mib(*big):.0f} MiB in all", cont)
     c_big.run(args.reps)
     out += table(c_big, "kaudit diff (full statistics)")
@@ -220,9 +225,7 @@ def main() -> int:
         kargs = ["diff", "-q", data(names[0]), data(names[1])]
         cont = with_base({"kaudit diff (full statistics)": kaudit_cmd(kargs)}, kargs)
         if ext == ".weights.h5":
-            if shutil.which("h5diff"):
-                cont["h5diff -d 1e-6"] = (["h5diff", "-d", "1e-6", data(names[0]), data(names[1])], None)
-            cont["raw h5py read (floor)"] = ([PY, "-c", RAW_READ, data(names[0]), data(names[1])], None)
+            peers(cont, *names)
         c = Case(f"{label}, {size_mib(*names):.0f} MiB in all", cont)
         c.run(args.reps)
         out += table(c, "kaudit diff (full statistics)")
@@ -231,10 +234,7 @@ def main() -> int:
     if not args.quick and have("x4_a.h5", "x4_b.h5"):
         x4 = ["x4_a.h5", "x4_b.h5"]
         kargs = ["diff", "-q", data(x4[0]), data(x4[1])]
-        cont = with_base({"kaudit diff (full statistics)": kaudit_cmd(kargs)}, kargs)
-        if shutil.which("h5diff"):
-            cont["h5diff -d 1e-6"] = (["h5diff", "-d", "1e-6", data(x4[0]), data(x4[1])], None)
-        cont["raw h5py read (floor)"] = ([PY, "-c", RAW_READ, data(x4[0]), data(x4[1])], None)
+        cont = peers(with_base({"kaudit diff (full statistics)": kaudit_cmd(kargs)}, kargs), *x4)
         c4 = Case(f"4× variant (width ×2), {size_mib(*x4):.0f} MiB in all", cont)
         c4.run(args.reps)
         out += table(c4, "kaudit diff (full statistics)")
