@@ -30,7 +30,7 @@ def snapshot(source, *, optimizer: bool = False) -> dict:
     """The snapshot document of a checkpoint (path or Checkpoint) as a JSON-ready dict."""
     from .readers import opened
 
-    with opened(source, two_cores=True) as ckpt:
+    with opened(source) as ckpt:
         rows = []
         for v in ckpt.select(optimizer):
             s = summarize(ckpt, v)

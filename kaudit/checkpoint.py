@@ -106,36 +106,6 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def block_selections(shape: tuple[int, ...], block_elems: int) -> Iterator[tuple]:
-    """Hyperslab selections that cover ``shape`` in C order, each a contiguous flat range of
-    at most ``block_elems`` elements (and at least one innermost row when a row is larger,
-    in which case the row itself is split)."""
-    if not shape:
-        yield ()
-        return
-    total = math.prod(shape)
-    if total == 0:
-        return
-    if total <= block_elems:
-        yield ()
-        return
-    # the smallest k such that prod(shape[k:]) <= block_elems
-    k = len(shape)
-    inner = 1
-    while k > 0 and inner * shape[k - 1] <= block_elems:
-        k -= 1
-        inner *= shape[k]
-    # slab along axis k-1 (whole sub-blocks of prod(shape[k:]) elements), or split the last
-    # axis itself when one innermost row is larger than a block
-    axis = k - 1 if k < len(shape) else len(shape) - 1
-    if k == len(shape):
-        inner = 1
-    step = max(1, block_elems // inner)
-    for prefix in np.ndindex(*shape[:axis]):
-        for start in range(0, shape[axis], step):
-            yield tuple(prefix) + (slice(start, min(start + step, shape[axis])),)
-
-
 @dataclass(frozen=True)
 class Totals:
     """Parameter counts as ``model.summary()`` prints them. ``trainable``/``non_trainable`` are

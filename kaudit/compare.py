@@ -50,9 +50,9 @@ def diff(
         atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
         allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
         rename=rename)
-    from .readers.pair import opened_pair
+    from .readers import opened
 
-    with opened_pair(a, b) as (ca, cb):
+    with opened(a) as ca, opened(b) as cb:  # a, then b
         return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
 
 

@@ -114,7 +114,7 @@ def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = ()) -> Aud
     """Health checks of a checkpoint (path or Checkpoint)."""
     from .readers import opened
 
-    with opened(source, two_cores=True) as ckpt:
+    with opened(source) as ckpt:
         findings: list[Finding] = []
         mv = ckpt.model_variables
         for v in mv:

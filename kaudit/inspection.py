@@ -13,7 +13,7 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
     given, is called as ``progress(done_bytes, total_bytes, path)`` after each variable."""
     from .readers import opened
 
-    with opened(source, two_cores=True) as ckpt:
+    with opened(source) as ckpt:
         records = [v.as_row() for v in ckpt.select(optimizer)]
         columns = list(VARIABLE_COLUMNS)
         if stats:

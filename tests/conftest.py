@@ -101,7 +101,7 @@ def same_layout_copy(src: str, dst: str | os.PathLike, edit) -> str:
 def message_offset(path: str, dataset: str, mtype: int) -> int:
     """File offset of the body of the first message of type ``mtype`` in the object header of
     ``dataset`` (a path in an HDF5 file kaudit's parser reads)."""
-    from kaudit.readers import _h5parse as P
+    from kaudit.storage import hdf5_parse as P
 
     f = P.File(path)
     try:
@@ -118,45 +118,3 @@ def message_offset(path: str, dataset: str, mtype: int) -> int:
         raise AssertionError(f"no message of type {mtype} in {dataset}")
     finally:
         f.close()
-
-
-class Forks(list):
-    """The children this process forked (see :func:`record_forks`); ``everywhere()``: how many
-    forks any process made, children included."""
-
-    def __init__(self, log: Path):
-        super().__init__()
-        self.log = log
-
-    def everywhere(self) -> int:
-        return len(self.log.read_text().split()) if self.log.exists() else 0
-
-
-def record_forks(monkeypatch, log: Path) -> Forks:
-    """Record every ``os.fork`` from now on (in this process and in its children) in ``log``."""
-    forks = Forks(log)
-    real_fork = os.fork
-
-    def fork():
-        with open(log, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        pid = real_fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forks
-
-
-@pytest.fixture
-def forks(monkeypatch, tmp_path) -> Forks:
-    """The two-core paths taken on small fixtures (readers/pair.py from 0 bytes, readers/_split.py
-    from 2 layers, no switch set), and every fork recorded."""
-    from kaudit.readers import _split, pair
-
-    monkeypatch.setattr(pair, "MIN_BYTES", 0)
-    monkeypatch.setattr(_split, "MIN_ITEMS", 2)
-    for var in ("KAUDIT_PARALLEL_LOAD", "KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ"):
-        monkeypatch.delenv(var, raising=False)
-    return record_forks(monkeypatch, tmp_path / "forks.log")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kaudit import stats
 from kaudit.checkpoint import Checkpoint, Variable
-from kaudit.readers import _hdf5 as H
+from kaudit.storage import hdf5 as H
 
 # -- a fake in-memory store --------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from .._watchdog import status
 from ..checkpoint import Checkpoint
 from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError, UsageError
-from . import _hdf5 as H
+from ..storage import hdf5 as H
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -93,40 +93,14 @@ def load(path: str | os.PathLike) -> Checkpoint:
     return _load(path)
 
 
-class Twin:
-    """A second file checked, byte for byte, against every byte of metadata that reading the
-    first one used (``_h5parse._Image``; for a ``.keras`` archive also its members' list,
-    ``config.json`` and ``metadata.json``). When ``same`` stays True, reading the twin would give
-    the same variable table: readers/pair.py then takes it from the first file's. ``images`` and
-    ``displays``: the twin's HDF5 images (path, byte offset, size) and their names, once known."""
-
-    def __init__(self, path: str | os.PathLike, on_differ=None):
-        """``on_differ()`` is called once, as soon as a difference is found."""
-        self.path = str(path)
-        self.display = str(path)
-        self.same = True
-        self.images: list[tuple[str, int, int]] = []
-        self.displays: list[str] = []
-        self._on_differ = on_differ
-
-    def differs(self) -> None:
-        self.same = False
-        tell, self._on_differ = self._on_differ, None
-        if tell is not None:
-            tell()
-
-
-def _load(path: str | os.PathLike, twin: Twin | None = None) -> Checkpoint:
-    """:func:`load`, checking ``twin`` on the way (readers/pair.py)."""
+def _load(path: str | os.PathLike) -> Checkpoint:
     display = str(path)
     status(display)  # named by the stall watchdog if the HDF5 library never returns
     kind = sniff(path)
     if kind == "hdf5":
-        return _load_hdf5(str(path), display, twin)
+        return _load_hdf5(str(path), display)
     if kind == "zip":
-        return _load_archive(str(path), display, twin)
-    if twin is not None:
-        twin.differs()
+        return _load_archive(str(path), display)
     if kind == "json":
         return _load_json(str(path), display)
     from . import tf_checkpoint  # the only place TensorFlow may be imported
@@ -135,22 +109,15 @@ def _load(path: str | os.PathLike, twin: Twin | None = None) -> Checkpoint:
 
 
 @contextlib.contextmanager
-def opened(source, two_cores: bool = False) -> Iterator[Checkpoint]:
+def opened(source) -> Iterator[Checkpoint]:
     """A Checkpoint for ``source`` (a path, or a Checkpoint passed through untouched); one this
-    function opened is closed on exit. ``two_cores``: its layers may be read on two cores
-    (``readers/_split.py``; not with ``KAUDIT_PARALLEL_LOAD=0``)."""
+    function opened is closed on exit."""
     if isinstance(source, Checkpoint):
         yield source
         return
     if not isinstance(source, (str, os.PathLike)):
         raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(source).__name__}")
-    if two_cores and os.environ.get("KAUDIT_PARALLEL_LOAD", "1") != "0":
-        from . import _split
-
-        with _split.allowed():
-            ckpt = load(source)
-    else:
-        ckpt = load(source)
+    ckpt = load(source)
     try:
         yield ckpt
     finally:
@@ -164,40 +131,23 @@ def _fast_parser_enabled() -> bool:
             and os.environ.get("KAUDIT_H5_PARSER", "") != "h5py")
 
 
-class FastPathDeclined(Exception):
-    """Raised instead of falling back to h5py while :data:`H5PY_FALLBACK` is off (readers/pair.py)."""
-
-
-#: Whether a file the fast parser declines is read with h5py here. Off only in the child process
-#: of readers/pair.py, which must never enter the HDF5 library (it has no watchdog of its own).
-H5PY_FALLBACK = True
-
-
 def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], build, open_h5py,
-               owned: list | None = None, twin: Twin | None = None,
-               twin_images: list[tuple[str, int]] | None = None) -> Checkpoint:
+               owned: list | None = None) -> Checkpoint:
     """``build(files, store)`` over HDF5 images given as (path, byte offset, size or None).
 
     First on files parsed by ``_h5parse`` (fast); when that parser meets anything it does not
     handle, or the reader raises any error, once more on the same files opened with h5py, whose
     guards read, refuse or report them exactly as the h5py path always has. ``open_h5py()``
-    returns the h5py files (the caller's way: a path, a zip member). ``twin_images``: per image,
-    the (path, byte offset) of ``twin``'s image to compare it with (None: the twin differs)."""
+    returns the h5py files (the caller's way: a path, a zip member)."""
     direct = [(path, base) for path, base, _size in images]
     if _fast_parser_enabled():
-        from . import _h5parse as P
+        from ..storage import hdf5_parse as P
 
         parsed: list = []
         try:
-            for i, (path, base, size) in enumerate(images):
-                parsed.append(P.File(path, base, size, twin_images[i] if twin_images else None,
-                                     twin.differs if twin_images else None).root)
-            ckpt = build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
-            if twin is not None:
-                for root in parsed:
-                    if not root.file.image.end_twin():
-                        twin.differs()
-            return ckpt
+            for path, base, size in images:
+                parsed.append(P.File(path, base, size).root)
+            return build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
         except Exception:  # noqa: BLE001 - whatever it was, h5py's path says it properly
             for root in parsed:
                 root.close()
@@ -205,10 +155,6 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
             for root in parsed:
                 root.close()
             raise
-    if twin is not None:
-        twin.differs()
-    if not H5PY_FALLBACK:
-        raise FastPathDeclined(displays[0])
     files = open_h5py()
     store = H.H5Store(files, displays, direct, owned=owned)
     try:
@@ -218,7 +164,7 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
         raise
 
 
-def _load_hdf5(path: str, display: str, twin: Twin | None = None) -> Checkpoint:
+def _load_hdf5(path: str, display: str) -> Checkpoint:
     from . import keras_v3, legacy_h5
 
     def build(files, store) -> Checkpoint:
@@ -239,24 +185,12 @@ def _load_hdf5(path: str, display: str, twin: Twin | None = None) -> Checkpoint:
             )
         return Checkpoint(display, fmt, tuple(variables), store, version, has_config, tuple(notes), (display,))
 
-    twin_images = None
-    if twin is not None:
-        try:
-            size = os.path.getsize(path)
-            same_size = os.path.getsize(twin.path) == size
-        except OSError:
-            same_size = False
-        if same_size:
-            twin_images = [(twin.path, 0)]
-            twin.images, twin.displays = [(twin.path, 0, size)], [twin.display]
-        else:
-            twin.differs()
-    return _read_hdf5([(path, 0, None)], [display], build, lambda: [H.open_h5(path, display)], twin=twin,
-                      twin_images=twin_images)
+    return _read_hdf5([(path, 0, None)], [display], build, lambda: [H.open_h5(path, display)])
 
 
-def _load_archive(path: str, display: str, twin: Twin | None = None) -> Checkpoint:
-    from . import archive, keras_v3
+def _load_archive(path: str, display: str) -> Checkpoint:
+    from ..storage import ziparchive as archive
+    from . import keras_v3
 
     arc = archive.KerasArchive(path, display)
     try:
@@ -267,12 +201,6 @@ def _load_archive(path: str, display: str, twin: Twin | None = None) -> Checkpoi
                 path=display,
                 hint="a .keras file holds config.json, metadata.json and model.weights.h5; re-save it with model.save()",
             )
-        twin_images = None
-        if twin is not None:  # first: a twin that differs already is read elsewhere, from now on
-            twin_images = [_archive_twin(arc, twin)]
-            if twin_images[0] is None:
-                twin.differs()
-                twin_images = None
         config = arc.json(archive.CONFIG)
         metadata = arc.json(archive.METADATA) or {}
         fobj, (src_path, src_base, src_size) = arc.open_member(archive.WEIGHTS)
@@ -291,52 +219,11 @@ def _load_archive(path: str, display: str, twin: Twin | None = None) -> Checkpoi
 
     try:
         return _read_hdf5([(src_path, src_base, src_size)], [member_display], build,
-                          lambda: [H.open_h5(fobj, member_display)], owned=[fobj, arc], twin=twin,
-                          twin_images=twin_images)
+                          lambda: [H.open_h5(fobj, member_display)], owned=[fobj, arc])
     except BaseException:
         fobj.close()
         arc.close()
         raise
-
-
-def _keras_version(metadata) -> tuple:
-    """What a reader takes from ``metadata.json``, typed (``1 == 1.0 == True`` in Python)."""
-    version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    return type(version), repr(version)
-
-
-def _archive_twin(arc, twin: Twin) -> tuple[str, int] | None:
-    """(path, byte offset) of the twin archive's weights member, when that archive reads like
-    ``arc`` up to the member's bytes: the same members kaudit looks at, the same ``config.json``
-    bytes and Keras version in ``metadata.json``, the weights stored uncompressed and as large.
-    Else None (also when ``arc`` itself cannot be read: its loading then says why)."""
-    from . import archive
-
-    try:
-        other = archive.KerasArchive(twin.path, twin.display)
-    except Exception:  # noqa: BLE001 - not a twin; reading it on its own says what is wrong
-        return None
-    try:
-        for name in (archive.CONFIG, archive.METADATA, archive.WEIGHTS):
-            if arc.has(name) != other.has(name):
-                return None
-        if arc.raw(archive.CONFIG) != other.raw(archive.CONFIG):
-            return None
-        if _keras_version(arc.json(archive.METADATA)) != _keras_version(other.json(archive.METADATA)):
-            return None  # (of metadata.json only the version is read; its date_saved differs)
-        if not (arc.has(archive.WEIGHTS) and arc.stored(archive.WEIGHTS) and other.stored(archive.WEIGHTS)):
-            return None
-        size = arc.members[archive.WEIGHTS].file_size
-        _fobj, (path, base, other_size) = other.open_member(archive.WEIGHTS)
-        _fobj.close()
-        if other_size != size:
-            return None
-        twin.images, twin.displays = [(path, base, size)], [f"{twin.display}!{archive.WEIGHTS}"]
-        return path, base
-    except Exception:  # noqa: BLE001
-        return None
-    finally:
-        other.close()
 
 
 def _load_json(path: str, display: str) -> Checkpoint:

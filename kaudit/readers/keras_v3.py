@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError
-from . import _hdf5 as H
-from . import _split, keras_layers
-from ._naming import is_cell
-from .keras_config import LayerNode, parse_model_config
+from ..storage import hdf5 as H
+from ..keras import layers as keras_layers
+from ..keras.naming import is_cell
+from ..keras.config import LayerNode, parse_model_config
 
 if TYPE_CHECKING:
     import h5py
@@ -169,7 +169,8 @@ class _Reader:
                 else:
                     self.layer(ch, paths.join(lpath, g), prefix + ch.name, ceff)
 
-            _split.run(len(plan), one, self.out, self.notes, self.store)  # (in two processes, when readers/pair.py asks)
+            for i in range(len(plan)):
+                one(i)
         for g in groups:  # groups the config does not explain (or no config at all)
             if g in used:
                 continue

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError, UnsupportedFormatError
-from . import _hdf5 as H
-from . import _split
-from ._naming import Named, name_legacy_layer, strip_uniquifier
-from .keras_config import LayerNode, ModelInfo
+from ..storage import hdf5 as H
+from ..keras.naming import Named, name_legacy_layer, strip_uniquifier
+from ..keras.config import LayerNode, ModelInfo
 
 if TYPE_CHECKING:
     import h5py
@@ -122,7 +121,8 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
                 b.add(paths.join(lname, n.rel), paths.join(lname, n.subpath), node, n.name, ds,
                       _trainable(eff, n, root is not None))
 
-    _split.run(len(names), layer, b.out, b.notes, store)  # (in two processes, when readers/pair.py asks)
+    for i in range(len(names)):
+        layer(i)
 
     top = H.child(wgroup, "top_level_model_weights", display)
     if isinstance(top, H.GROUPS):

@@ -24,13 +24,12 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..checkpoint import Variable, block_selections
 from ..errors import CorruptFileError, UnsafeInputError
-from . import _h5parse as P
+from . import hdf5_parse as P
 
 if TYPE_CHECKING:
     import h5py
@@ -506,6 +505,44 @@ class _Entry:
     dtype: str
 
 
+class Located(Protocol):
+    """What the store needs of a variable: where it is (``location``, given to :meth:`H5Store.register`)
+    and what to call it in an error (``path``)."""
+
+    location: str
+    path: str
+
+
+def block_selections(shape: tuple[int, ...], block_elems: int) -> Iterator[tuple]:
+    """Hyperslab selections that cover ``shape`` in C order, each a contiguous flat range of
+    at most ``block_elems`` elements (and at least one innermost row when a row is larger,
+    in which case the row itself is split)."""
+    if not shape:
+        yield ()
+        return
+    total = math.prod(shape)
+    if total == 0:
+        return
+    if total <= block_elems:
+        yield ()
+        return
+    # the smallest k such that prod(shape[k:]) <= block_elems
+    k = len(shape)
+    inner = 1
+    while k > 0 and inner * shape[k - 1] <= block_elems:
+        k -= 1
+        inner *= shape[k]
+    # slab along axis k-1 (whole sub-blocks of prod(shape[k:]) elements), or split the last
+    # axis itself when one innermost row is larger than a block
+    axis = k - 1 if k < len(shape) else len(shape) - 1
+    if k == len(shape):
+        inner = 1
+    step = max(1, block_elems // inner)
+    for prefix in np.ndindex(*shape[:axis]):
+        for start in range(0, shape[axis], step):
+            yield tuple(prefix) + (slice(start, min(start + step, shape[axis])),)
+
+
 class H5Store:
     """Reads variables from one or more open HDF5 files (shards).
 
@@ -531,7 +568,6 @@ class H5Store:
         self._direct_layouts: dict[str, tuple] = {}
         self._fds: dict[int, int] = {}
         self._windows: dict[int, tuple[int, bytes]] = {}  # file index -> (offset, bytes read ahead)
-        self._prefetched: dict[str, bytes] = {}  # location -> stored bytes (prefetch_small)
         self._sizes: dict[int, int] = {}
         self._groups: dict[tuple[int, str], h5py.Group] = {}  # a few recent ones (see _walk)
 
@@ -548,28 +584,7 @@ class H5Store:
             if direct is not None:
                 self._direct_layouts[location] = direct
 
-    def export_layouts(self, locations=None) -> tuple[dict, dict]:
-        """(entries, direct layouts) of the variables at ``locations`` (all when None) as plain
-        data (``marshal``), for :meth:`import_layouts` in another process (readers/pair.py,
-        readers/_split.py)."""
-        entries, direct = self._entries, self._direct_layouts
-        if locations is None:
-            locations = list(entries)
-        return ({loc: (e.file_index, e.ds_path, e.dtype) for loc in locations for e in (entries[loc],)},
-                {loc: (fi, off, dt.str, shape) for loc in locations if loc in direct
-                 for fi, off, dt, shape in (direct[loc],)})
-
-    def import_layouts(self, entries: dict, direct: dict) -> None:
-        dtypes: dict[str, np.dtype] = {}
-        for loc, (fi, ds_path, dtype) in entries.items():
-            self._entries[loc] = _Entry(fi, ds_path, dtype)
-        for loc, (fi, off, dt, shape) in direct.items():
-            npdt = dtypes.get(dt)
-            if npdt is None:
-                npdt = dtypes[dt] = np.dtype(dt)
-            self._direct_layouts[loc] = (fi, off, npdt, shape)
-
-    def _dataset(self, var: Variable) -> tuple[h5py.Dataset, _Entry]:
+    def _dataset(self, var: Located) -> tuple[h5py.Dataset, _Entry]:
         e = self._entries[var.location]
         ds = self._walk(e.file_index, e.ds_path)
         if not isinstance(ds, DATASETS):
@@ -592,7 +607,7 @@ class H5Store:
             self._groups[(file_index, parent)] = group
         return child(group, leaf, self.displays[file_index])
 
-    def _layout(self, var: Variable) -> tuple:
+    def _layout(self, var: Located) -> tuple:
         """(dataset or None, entry, direct or None); the dataset is None when direct is known."""
         e = self._entries[var.location]
         direct = self._direct_layouts.get(var.location)
@@ -676,7 +691,7 @@ class H5Store:
             done += got
         return out
 
-    def raw_bytes(self, var: Variable, limit: int) -> tuple[np.dtype, bytes] | None:
+    def raw_bytes(self, var: Located, limit: int) -> tuple[np.dtype, bytes] | None:
         """(raw dtype, the stored bytes) of a directly readable variable of at most ``limit``
         bytes, else None: equal raw dtypes and bytes mean identical values, with no numpy at all
         (the cheap test for the many small variables of a model)."""
@@ -689,9 +704,6 @@ class H5Store:
             n *= d
         if n > limit:
             return None
-        data = self._prefetched.pop(var.location, None)
-        if data is not None:
-            return dt, data
         data = self._small(fi, offset, n) if n <= _SMALL else os.pread(self._fd(fi), n, offset)
         if len(data) != n:
             raise CorruptFileError("the file ends before the dataset does (truncated?)", path=self.displays[fi])
@@ -706,26 +718,7 @@ class H5Store:
             win = self._windows[fi] = (offset, os.pread(self._fd(fi), _WINDOW, offset))
         return win[1][offset - win[0]:offset - win[0] + n]
 
-    def prefetch_small(self, budget: int = 32 << 20) -> None:
-        """Read the stored bytes of the small directly readable variables now, in file order, for
-        :meth:`raw_bytes` to hand out (once each) later: readers/pair.py calls it while it waits
-        for the other file's table, so the diff finds them in memory. At most ``budget`` bytes."""
-        small = []
-        for loc, (fi, offset, dt, shape) in self._direct_layouts.items():
-            n = dt.itemsize * math.prod(shape)
-            if n <= _SMALL and loc not in self._prefetched:
-                small.append((fi, offset, n, loc))
-        small.sort()
-        for fi, offset, n, loc in small:
-            data = self._small(fi, offset, n)
-            if len(data) != n:
-                return  # past the end: raw_bytes reports it when asked
-            self._prefetched[loc] = data
-            budget -= n
-            if budget <= 0:
-                return
-
-    def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
+    def read(self, var: Located, selection: tuple = ()) -> np.ndarray:
         ds, e, direct = self._layout(var)
         try:
             if direct is not None and selection == ():
@@ -739,7 +732,7 @@ class H5Store:
             raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]) from None
         return widen(np.asarray(raw), e.dtype)
 
-    def iter_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
+    def iter_blocks(self, var: Located, block_elems: int) -> Iterator[np.ndarray]:
         ds, e, direct = self._layout(var)
         display = self.displays[e.file_index]
         if direct is not None:
@@ -764,7 +757,6 @@ class H5Store:
         self._direct_layouts = {}
         self._groups = {}
         self._windows = {}
-        self._prefetched = {}
         fds, self._fds = self._fds, {}
         for fd in fds.values():
             try:

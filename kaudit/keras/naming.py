@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 from .. import paths
-from . import keras_layers
-from .keras_config import LayerNode
+from . import layers as keras_layers
+from .config import LayerNode
 
 _UNIQ_RE = re.compile(r"^(.*?)(?:_\d+)+$")
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import struct
 from collections import OrderedDict
-from collections.abc import Callable
 
 import numpy as np
 
@@ -89,66 +88,21 @@ def _damaged(exc: BaseException) -> Unsupported:
 
 
 class _Image:
-    """The bytes of one HDF5 image: a file, or a stretch of one (a zip member stored as is).
+    """The bytes of one HDF5 image: a file, or a stretch of one (a zip member stored as is),
+    read in 64 KiB pages, the last few kept. Every read goes through :meth:`at`."""
 
-    With a ``twin`` (another image of the same size, given as (path, byte offset)), every byte
-    range the parser uses is also compared with the twin's bytes at the same address;
-    ``twin_same`` stays True while all of them were equal. The parse is a function of those
-    bytes and of the image size alone, so a twin for which it stays True parses to exactly the
-    same objects (readers/pair.py then takes the twin's variable table from this one instead of
-    reading it again). Every read goes through :meth:`at` (or :meth:`_at`); a caller that uses
-    more of a page than it asked for says so with :meth:`used`. The twin's pages are read along
-    with these; a page that is the same in both costs one comparison, then a lookup per read."""
+    __slots__ = ("_pages", "base", "fd", "size")
 
-    __slots__ = ("_pages", "_tfd", "_tpages", "_twin_base", "base", "fd", "on_differ", "size", "twin_same")
-
-    def __init__(self, path: str, base: int, size: int, twin: tuple[str, int] | None = None,
-                 on_differ: Callable[[], None] | None = None):
+    def __init__(self, path: str, base: int, size: int):
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         self.base = base
         self.size = size
         self._pages: OrderedDict[int, bytes] = OrderedDict()
-        self.twin_same: bool | None = None
-        self.on_differ = on_differ  # called (once) when a difference is found here
-        self._tfd = -1
-        self._tpages: dict[int, bytes | None] | None = None  # page -> twin's page, None when the same
-        if twin is not None:
-            try:
-                self._tfd = os.open(twin[0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            except OSError:  # the twin cannot be read: it is no twin (reading it says why)
-                self.twin_differs()
-            except BaseException:
-                self.close()
-                raise
-            else:
-                self._tpages = {}
-                self._twin_base = twin[1]
-                self.twin_same = True
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
-        self._drop_twin()
-
-    def twin_differs(self) -> None:
-        """A difference was found (here, or in another process: readers/_split.py)."""
-        self.twin_same = False
-        self._drop_twin()
-        tell, self.on_differ = self.on_differ, None
-        if tell is not None:
-            tell()
-
-    def end_twin(self) -> bool:
-        """Whether every byte used so far was the same in the twin; stops comparing."""
-        self._drop_twin()
-        return bool(self.twin_same)
-
-    def _drop_twin(self) -> None:
-        self._tpages = None
-        tfd, self._tfd = self._tfd, -1
-        if tfd >= 0:
-            os.close(tfd)
 
     def at(self, addr: int, n: int) -> tuple[bytes, int]:
         """(buffer, offset) such that buffer[offset:offset + n] are the n bytes at ``addr``."""
@@ -156,17 +110,8 @@ class _Image:
         if off + n <= 0x10000:  # within one page: the common case, kept short
             buf = self._pages.get(addr >> 16)
             if buf is not None and off + n <= len(buf):  # a page holds no byte past the image
-                if self._tpages is not None:
-                    twin = self._tpages[addr >> 16]  # read with ours
-                    if twin is not None and twin[off:off + n] != buf[off:off + n]:
-                        self.twin_differs()
                 return buf, off
         return self._at(addr, n)
-
-    def used(self, addr: int, n: int) -> None:
-        """The caller uses the n bytes at ``addr`` from a buffer :meth:`at` gave for fewer."""
-        if self._tpages is not None:
-            self.at(addr, n)
 
     def _at(self, addr: int, n: int) -> tuple[bytes, int]:
         if addr < 0 or n < 0 or addr + n > self.size:
@@ -177,35 +122,16 @@ class _Image:
             buf = self._pages.get(page)
             if buf is None:
                 if len(self._pages) >= _KEEP_PAGES:
-                    old, _ = self._pages.popitem(last=False)  # the oldest
-                    if self._tpages is not None:
-                        del self._tpages[old]
+                    self._pages.popitem(last=False)  # the oldest
                 start = page << 16
                 size = min(_PAGE, self.size - start)
                 buf = self._pages[page] = os.pread(self.fd, size, self.base + start)
-                if self._tpages is not None:
-                    try:
-                        twin = os.pread(self._tfd, size, self._twin_base + start)
-                    except OSError:  # the twin cannot be read: it is no twin (reading it says why)
-                        twin = b""
-                    self._tpages[page] = None if twin == buf else twin
             if off + n > len(buf):
                 _no("short read")
-            if self._tpages is not None:
-                twin = self._tpages[page]
-                if twin is not None and twin[off:off + n] != buf[off:off + n]:
-                    self.twin_differs()
             return buf, off
         buf = os.pread(self.fd, n, self.base + addr)
         if len(buf) != n:
             _no("short read")
-        if self._tpages is not None:
-            try:
-                same = os.pread(self._tfd, n, self._twin_base + addr) == buf
-            except OSError:
-                same = False
-            if not same:
-                self.twin_differs()
         return buf, 0
 
     def read(self, addr: int, n: int) -> bytes:
@@ -216,13 +142,10 @@ class _Image:
 class File:
     """An HDF5 image opened for metadata. ``root`` is its root group."""
 
-    def __init__(self, path: str, base: int = 0, size: int | None = None, twin: tuple[str, int] | None = None,
-                 on_twin_differs: Callable[[], None] | None = None):
-        """``twin``: (path, base) of another image of the same size to compare with, and
-        ``on_twin_differs`` what to call when a difference is found (see _Image)."""
+    def __init__(self, path: str, base: int = 0, size: int | None = None):
         if size is None:
             size = os.path.getsize(path) - base
-        self.image = _Image(path, base, size, twin, on_twin_differs)
+        self.image = _Image(path, base, size)
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
         self._gheap: dict[int, dict[int, bytes]] = {}
@@ -286,7 +209,6 @@ class File:
         # each block is copied: a page must not stay alive with the objects parsed from it
         if o + 16 + size <= len(buf):  # the first block follows the prefix, in the same page
             blk = buf[o + 16:o + 16 + size]
-            img.used(addr + 16, size)
         else:
             buf, o = img.at(addr + 16, size)
             blk = buf[o:o + size]
@@ -585,7 +507,6 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
         _no("a huge local heap")
     if haddr == heap + 32 and o + 32 + hsize <= len(buf):  # the usual place: right after the header
         names, nbase = buf, o + 32
-        img.used(haddr, hsize)
     else:
         names, nbase = img.at(haddr, hsize)  # the names: [nbase, nbase + hsize) of names
     nend = nbase + hsize
@@ -606,7 +527,6 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             _no("a symbol table node with more entries than the file's B-tree allows")
         if p + 8 + count * 40 <= len(b):
             p += 8
-            img.used(addr + 8, count * 40)
         else:
             b, p = img.at(addr + 8, count * 40)
         for k in range(count):
@@ -641,7 +561,6 @@ def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: lis
         _no("a group B-tree node with more children than the file's B-tree allows")
     if p + 32 + used * 16 <= len(b):
         p += 24
-        img.used(addr + 24, 8 + used * 16)
     else:
         b, p = img.at(addr + 24, 8 + used * 16)
     for k in range(used):

@@ -1,0 +1,6 @@
+"""What Keras means, with no I/O: layer classes and their variables, configs, names and paths.
+
+``config``  model_config / config.json -> a tree of layers (JSON only, never deserialised)
+``layers``  which variables each Keras layer class owns, in Keras's order
+``naming``  names as they stand in files -> canonical paths
+"""
