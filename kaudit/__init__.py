@@ -11,10 +11,11 @@ for TensorFlow checkpoints and SavedModels.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "load", "diff", "montage", "snapshot", "audit", "KauditError"]
 
+from . import report as _report  # noqa: F401  (registers the renderers results use: kaudit/views.py)
 from .errors import KauditError
 
 

@@ -25,6 +25,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from . import progress
+
 STALL_ENV = "KAUDIT_STALL_TIMEOUT"
 DEFAULT_STALL_SECONDS = 120.0
 #: Seconds a worker gets to stop after Ctrl-C/SIGTERM before it is killed.
@@ -79,6 +81,7 @@ def supervise(work: Callable[[], int]) -> int:
         global _fd
         os.close(r)
         _fd = w
+        progress.install(beat, status)
         code = 2
         try:
             code = work()

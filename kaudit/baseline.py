@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import Checkpoint, Variable
+from .schema import SNAPSHOT_VERSION
 from .stats import PairStats, digest, summarize
 
 SNAPSHOT_FORMAT = "kaudit-snapshot"
-SNAPSHOT_VERSION = 1
 STAT_KEYS = ("min", "max", "mean", "std", "l2")
 
 

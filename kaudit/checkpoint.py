@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from . import paths
-from ._watchdog import beat
+from . import paths, views
 from .errors import VariableNotFoundError
+from .progress import beat
+from .schema import VARIABLE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,21 +25,6 @@ if TYPE_CHECKING:
 #: Elements per block when streaming a variable (4 MiB of float32).
 DEFAULT_BLOCK_ELEMS = 1 << 20
 
-#: Columns of ``Checkpoint.variables``, in this order (documented in docs/api.md).
-VARIABLE_COLUMNS = (
-    "path",
-    "layer",
-    "layer_class",
-    "name",
-    "shape",
-    "dtype",
-    "trainable",
-    "params",
-    "kind",
-    "location",
-)
-
-KINDS = ("model", "optimizer", "metric")
 _VARIABLE_FIELDS = ("path", "layer", "layer_class", "name", "shape", "dtype", "trainable", "kind", "location", "named")
 
 
@@ -330,9 +316,7 @@ class Checkpoint:
         )
 
     def _repr_html_(self) -> str:
-        from .report.html import checkpoint_html
-
-        return checkpoint_html(self)
+        return views.render("checkpoint_html", self)
 
 
 def _closest(name: str, candidates: list[str]) -> str | None:

@@ -15,7 +15,7 @@ import sys
 import threading
 import traceback
 
-from . import __version__
+from ._version import __version__
 from .errors import EXIT_ERROR, EXIT_INTERRUPTED, KauditError, UsageError
 
 PROG = "kaudit"
@@ -190,9 +190,8 @@ def _emit(text: str | bytes, output: str | None) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .inspection import inspect
-
     from ._io import Progress
+    from .inspection import inspect
 
     progress = Progress("kaudit inspect")
     try:
@@ -230,7 +229,7 @@ def cmd_diff(args) -> int:
             rename=[parse_rename(r) for r in args.rename], ignore=args.ignore,
             structural=not args.no_structural, optimizer=args.optimizer, allow_added=args.allow_added,
             allow_removed=args.allow_removed, allow_trainable_change=args.allow_trainable_change,
-            policy=policy, progress=progress,
+            policy=policy, progress=progress, pictures=_pictures(args),
         )
     finally:
         progress.close()
@@ -251,6 +250,17 @@ def cmd_diff(args) -> int:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(result.render("markdown"))
     return result.exit_code
+
+
+def _pictures(args) -> int | None:
+    """How many montages ``diff`` draws: all for --montage-dir, the report's share for HTML."""
+    if args.montage_dir:
+        return None
+    if args.format == "html" and not args.quiet:
+        from .report.html import MAX_MONTAGES
+
+        return MAX_MONTAGES
+    return 0
 
 
 def cmd_montage(args) -> int:

@@ -37,6 +37,7 @@ def diff(
     block_elems: int = DEFAULT_BLOCK_ELEMS,
     workers: int | None = None,
     progress: Progress | None = None,
+    pictures: int | None = 0,
 ) -> DiffResult:
     """Compare checkpoints ``a`` and ``b`` (paths or :class:`Checkpoint`).
 
@@ -44,6 +45,9 @@ def diff(
     ``|a - b| <= atol + rtol * |b|``. Defaults are 0 and 0: any change counts. ``tol`` holds
     per-pattern overrides ``'PATTERN=ATOL[,RTOL]'`` (last match wins); ``policy`` a full
     :class:`~kaudit.policy.Policy` (keyword options are applied on top of it).
+
+    ``pictures``: draw A | B | B - A montages of the first N changed conv kernels while both files
+    are open (None: all of them), for reports to show (``DiffResult.pictures``); 0 draws none.
     """
     rename = tuple(_rename_pair(r) for r in rename)
     pol = (policy or Policy()).with_options(
@@ -53,7 +57,15 @@ def diff(
     from .readers import opened
 
     with opened(a) as ca, opened(b) as cb:  # a, then b
-        return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
+        result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
+        if pictures != 0:
+            from dataclasses import replace
+
+            from .montages import diff_pictures
+
+            pics, total = diff_pictures(result, ca, cb, pictures)
+            result = replace(result, pictures=pics, pictures_total=total)
+        return result
 
 
 def _rename_pair(r) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import views
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint, Variable
 from .stats import summarize
 
@@ -68,28 +69,8 @@ class AuditResult:
         return {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
 
     def render(self, fmt: str = "table") -> str:
-        if fmt == "json":
-            import json
-
-            from .report.json import clean
-
-            return json.dumps(clean({
-                "file": self.file, "format": self.format, "variables": self.n_variables,
-                "params": self.total_params, "passed": self.passed(), "counts": self.counts(),
-                "findings": [f.as_dict() for f in self.findings]}), indent=2) + "\n"
-        from tabulate import tabulate
-
-        rows = [[f.severity, f.check, f.path or "", f.message] for f in self.findings]
-        c = self.counts()
-        head = f"{self.file} ({self.format}): {self.n_variables} variables, {self.total_params:,} params"
-        verdict = f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info. " + (
-            "PASS" if self.passed() else "FAIL")
-        if fmt == "markdown":
-            table = tabulate(rows, headers=["severity", "check", "variable", "finding"], tablefmt="github") if rows else ""
-            return f"### kaudit audit: {'PASS' if self.passed() else 'FAIL'}\n\n{head}\n\n{table}\n\n{verdict}\n"
-        table = tabulate(rows, headers=["severity", "check", "variable", "finding"], tablefmt="simple") if rows \
-            else "no findings"
-        return f"{head}\n\n{table}\n\n{verdict}\n"
+        """The report as text (``table``, ``markdown``, ``json``): ``kaudit/report/audit.py``."""
+        return views.render("audit", self, fmt)
 
 
 def _is_conv_kernel(v: Variable) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .checkpoint import VARIABLE_COLUMNS
-from .result import INSPECT_STAT_COLUMNS, InspectResult
+from .result import InspectResult
+from .schema import INSPECT_STAT_COLUMNS, VARIABLE_COLUMNS
 from .stats import summarize
 
 

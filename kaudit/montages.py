@@ -18,7 +18,6 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
     from .checkpoint import Checkpoint, Variable
-    from .result import DiffResult
+    from .result import DiffResult, Picture
 
 DEFAULT_SCALE = 8
 #: The scale is lowered (down to 1) so that one image stays under this many pixels; a kernel
@@ -532,32 +531,34 @@ def changed_kernels(result: DiffResult) -> list[tuple[str, str]]:
     return out
 
 
-def iter_diff_montages(result: DiffResult, *, scale: int = DEFAULT_SCALE,
-                       limit: int | None = None) -> Iterator[tuple[str, str, PILImage.Image]]:
-    """(path, path_b, image) for each changed conv kernel of ``result``, reopening
-    ``result.file_a``/``result.file_b`` with ``kaudit.load`` (a DiffResult holds no open files).
-    ``scale`` may be a callable (panel height, width) -> scale."""
+def diff_pictures(result: DiffResult, ca: Checkpoint, cb: Checkpoint, limit: int | None = None,
+                  scale=None) -> tuple[tuple[Picture, ...], int]:
+    """(pictures, number of changed conv kernels): an A | B | B - A montage of each of the first
+    ``limit`` (all when None) changed conv kernels of ``result``, drawn from the open checkpoints
+    it was computed from. ``scale``: the upscaling, or a callable (panel height, width) -> scale
+    (default :func:`file_scale`). None when a side is a snapshot (no values to draw)."""
+    from .result import Picture
+
     todo = changed_kernels(result)
+    total = len(todo)
     if limit is not None:
         todo = todo[:limit]
-    if not todo:
-        return
-    from . import load
-
-    with load(result.file_a) as ca, load(result.file_b) as cb:
-        if not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
-            return  # a snapshot holds no values: nothing to draw
-        for pa, pb in todo:
-            va, vb = ca.variable(pa), cb.variable(pb)
-            ka, kb = ca.read(va), cb.read(vb)
-            s = scale
-            if callable(scale):
-                kind = layout_kind(va.shape, depthwise=is_depthwise(va))
-                h, w = _grid(tiles_of(np.zeros(va.shape, np.uint8), kind)).shape[:2]
-                s = scale(h, w)
-            img = pair_image(ka, kb, name_a=result.file_a, name_b=result.file_b, path=pa, path_b=pb,
-                             depthwise=is_depthwise(va), scale=s)
-            yield pa, pb, img
+    if not todo or not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
+        return (), total
+    scale = file_scale if scale is None else scale
+    out = []
+    for pa, pb in todo:
+        va, vb = ca.variable(pa), cb.variable(pb)
+        ka, kb = ca.read(va), cb.read(vb)
+        s = scale
+        if callable(scale):
+            kind = layout_kind(va.shape, depthwise=is_depthwise(va))
+            h, w = _grid(tiles_of(np.zeros(va.shape, np.uint8), kind)).shape[:2]
+            s = scale(h, w)
+        img = pair_image(ka, kb, name_a=result.file_a, name_b=result.file_b, path=pa, path_b=pb,
+                         depthwise=is_depthwise(va), scale=s)
+        out.append(Picture(pa, pb, to_png(img), img.width, img.height))
+    return tuple(out), total
 
 
 def file_scale(height: int, width: int) -> int:
@@ -567,10 +568,9 @@ def file_scale(height: int, width: int) -> int:
 
 
 def write_diff_montages(result: DiffResult, directory: str | os.PathLike) -> list[str]:
-    """One A | B | B - A PNG per changed conv kernel of ``result`` into ``directory`` (created if
-    needed), named after the variable path (``kaudit.paths.safe_filename``), written atomically,
-    scaled by :func:`file_scale`. Returns the written paths. Nothing is written when a side is a
-    kaudit snapshot (no values)."""
+    """The montages of ``result.pictures`` (``kaudit.diff(..., pictures=None)`` draws them all)
+    as PNG files in ``directory`` (created if needed), named after the variable path
+    (``kaudit.paths.safe_filename``), written atomically. Returns the written paths."""
     from ._io import write_atomic
 
     directory = os.fspath(directory)
@@ -580,14 +580,14 @@ def write_diff_montages(result: DiffResult, directory: str | os.PathLike) -> lis
         raise KauditError(f"cannot create the montage directory: {exc.strerror or exc}", path=directory) from None
     written: list[str] = []
     used: set[str] = set()
-    for pa, _pb, img in iter_diff_montages(result, scale=file_scale):
-        name = paths.safe_filename(pa, ".png")
+    for pic in result.pictures:
+        name = paths.safe_filename(pic.path, ".png")
         stem, n = name[:-4], 2
         while name in used:
             name = f"{stem}-{n}.png"
             n += 1
         used.add(name)
         target = os.path.join(directory, name)
-        write_atomic(target, to_png(img))
+        write_atomic(target, pic.png)
         written.append(target)
     return written

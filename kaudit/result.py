@@ -7,49 +7,28 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from . import views
+from .schema import DIFF_COLUMNS, INSPECT_STAT_COLUMNS, STATUSES
+
 if TYPE_CHECKING:
     import pandas as pd
 
-#: The closed vocabulary of pair statuses (docs/metrics.md).
-STATUSES = ("identical", "close", "changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b")
-
-#: Columns of ``DiffResult.table``, in this order (docs/api.md documents each).
-DIFF_COLUMNS = (
-    "path",
-    "path_b",
-    "status",
-    "matched_by",
-    "kind",
-    "layer_class",
-    "shape_a",
-    "shape_b",
-    "dtype_a",
-    "dtype_b",
-    "trainable_a",
-    "trainable_b",
-    "trainable_changed",
-    "params",
-    "atol",
-    "rtol",
-    "max_abs",
-    "mean_abs",
-    "rms",
-    "max_rel",
-    "rel_l2",
-    "cosine",
-    "n_exceed",
-    "frac_exceed",
-    "nan_a",
-    "nan_b",
-    "inf_a",
-    "inf_b",
-    "argmax",
-    "passed",
-    "failures",
-)
+__all__ = ["DIFF_COLUMNS", "INSPECT_STAT_COLUMNS", "STATUSES", "DiffResult", "DiffRow", "InspectResult", "Picture"]
 
 #: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
 DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An A | B | B - A montage of one changed conv kernel, drawn while the diff had both files
+    open (``kaudit.diff(..., pictures=N)``): reports embed it without reopening any file."""
+
+    path: str
+    path_b: str
+    png: bytes = field(repr=False)
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -70,6 +49,10 @@ class DiffResult:
     notes: tuple[str, ...] = ()
     policy: dict = field(default_factory=dict)
     montages: tuple[str, ...] = ()
+    #: Montages of the first changed conv kernels (``pictures`` of :func:`kaudit.diff`), and how
+    #: many conv kernels changed in all.
+    pictures: tuple[Picture, ...] = field(default=(), repr=False)
+    pictures_total: int = 0
 
     @cached_property
     def _frame(self) -> pd.DataFrame:
@@ -100,14 +83,10 @@ class DiffResult:
         return [r for r in self.records if r.status != "identical" or r.matched_by != "path" or not r.passed]
 
     def to_dict(self) -> dict:
-        from .report.json import diff_dict
-
-        return diff_dict(self)
+        return views.render("diff_dict", self)
 
     def render(self, fmt: str = "table", **kw) -> str:
-        from .report import render_diff
-
-        return render_diff(self, fmt, **kw)
+        return views.render("diff", self, fmt, **kw)
 
     def __str__(self) -> str:
         return self.render("table")
@@ -115,9 +94,6 @@ class DiffResult:
     def _repr_html_(self) -> str:
         return self.render("html")
 
-
-#: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).
-INSPECT_STAT_COLUMNS = ("min", "max", "mean", "std", "nan", "inf")
 
 
 @dataclass(frozen=True)
@@ -148,14 +124,10 @@ class InspectResult:
         return [row(**r) for r in self.records]
 
     def to_dict(self) -> dict:
-        from .report.json import inspect_dict
-
-        return inspect_dict(self)
+        return views.render("inspect_dict", self)
 
     def render(self, fmt: str = "table", **kw) -> str:
-        from .report import render_inspect
-
-        return render_inspect(self, fmt, **kw)
+        return views.render("inspect", self, fmt, **kw)
 
     def __str__(self) -> str:
         return self.render("table")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._watchdog import beat
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint, Variable
+from .progress import beat
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,8 @@ def test_cli_diff_options_map_to_library_parameters():
     renamed = {"nan_unequal": "equal_nan", "no_structural": "structural"}
     for d in dests - cli_only:
         assert renamed.get(d, d) in params, f"--{d} has no library parameter"
-    for p in params - {"a", "b", "policy", "block_elems", "workers", "progress"}:
+    # pictures: the command line draws them for --format html and --montage-dir
+    for p in params - {"a", "b", "policy", "block_elems", "workers", "progress", "pictures"}:
         assert p in {renamed.get(d, d) for d in dests}, f"library parameter {p} has no option"
 
 

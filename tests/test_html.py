@@ -94,7 +94,8 @@ def test_diff_html_structure_finetune():
 
 def test_diff_html_embeds_montages(tmp_path):
     b = changed_convnet(tmp_path)
-    result = kaudit.diff(CONVNET, b)
+    result = kaudit.diff(CONVNET, b, pictures=24)
+    assert not images(kaudit.diff(CONVNET, b).render("html"))  # none drawn unless asked for
     doc = result.render("html")
     pngs = images(doc)
     assert len(pngs) == 2 and 'data-images="2"' in doc
@@ -108,19 +109,21 @@ def test_diff_html_embeds_montages(tmp_path):
     assert result._repr_html_().count("<img ") == 2
 
 
-def test_montages_skipped_when_files_are_gone(tmp_path):
+def test_report_never_reopens_the_files(tmp_path):
+    """The montages are drawn while the diff has both files open; the renderer takes data only."""
     b = changed_convnet(tmp_path)
     a = str(tmp_path / "a.h5")
     shutil.copy(CONVNET, a)
-    result = kaudit.diff(a, b)
+    result = kaudit.diff(a, b, pictures=1)
     os.unlink(a)
+    os.unlink(b)
     doc = diff_html(result)
-    assert not images(doc) and len(tbody_rows(doc)) == 15 and 'data-images="0"' in doc
+    assert len(images(doc)) == 1 and len(tbody_rows(doc)) == 15 and "first 1 of 2" in doc
 
 
 def test_escaping_untrusted_names(tmp_path):
     a, b = evil_pair(tmp_path)
-    result = kaudit.diff(a, b)
+    result = kaudit.diff(a, b, pictures=24)
     result = dataclasses.replace(result, notes=result.notes + (f"note with {EVIL}",))
     doc = diff_html(result)
     assert EVIL not in doc
@@ -181,7 +184,7 @@ def dump_dom(tmp_path, page: Path) -> str:
 def test_browser_renders_diff_report(tmp_path):
     b = changed_convnet(tmp_path)
     page = tmp_path / "report.html"
-    page.write_text(kaudit.diff(CONVNET, b).render("html"), encoding="utf-8")
+    page.write_text(kaudit.diff(CONVNET, b, pictures=24).render("html"), encoding="utf-8")
     dom = dump_dom(tmp_path, page)
     assert f"<title>kaudit diff: {CONVNET} vs {b}</title>" in dom
     assert len(re.findall(r'<tr class="st-', dom)) == 15

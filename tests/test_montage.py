@@ -382,7 +382,7 @@ def test_caption_text_with_threshold():
 def test_write_diff_montages(tmp_path):
     b = modified_copy(tmp_path, change={CONV1: lambda a: a.__setitem__((..., 0), a[..., 0] * 2),
                                         CONV2: lambda a: a.__imul__(1.1)})
-    result = kaudit.diff(CONVNET, b)
+    result = kaudit.diff(CONVNET, b, pictures=None)
     out = tmp_path / "new" / "dir"
     files = M.write_diff_montages(result, out)
     assert [os.path.basename(f) for f in files] == ["conv1__kernel.png", "conv2__kernel.png"]
@@ -393,7 +393,7 @@ def test_write_diff_montages(tmp_path):
         assert meta["path"] == "conv1/kernel" and len(meta["panels"]) == 3 and meta["scale"] == 8
     assert M.file_scale(21, 21) == 8 and M.file_scale(384, 384) == 2 and M.file_scale(1536, 1536) == 1
     # frozen backbone: nothing changed among the conv kernels, nothing written
-    assert M.write_diff_montages(kaudit.diff(BEFORE, AFTER), tmp_path / "none") == []
+    assert M.write_diff_montages(kaudit.diff(BEFORE, AFTER, pictures=None), tmp_path / "none") == []
     assert os.path.isdir(tmp_path / "none")
 
 

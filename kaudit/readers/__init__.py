@@ -27,9 +27,9 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from .._watchdog import status
 from ..checkpoint import Checkpoint
 from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError, UsageError
+from ..progress import status
 from ..storage import hdf5 as H
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError
-from ..storage import hdf5 as H
 from ..keras import layers as keras_layers
-from ..keras.naming import is_cell
 from ..keras.config import LayerNode, parse_model_config
+from ..keras.naming import is_cell
+from ..storage import hdf5 as H
 
 if TYPE_CHECKING:
     import h5py

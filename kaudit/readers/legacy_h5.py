@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError, UnsupportedFormatError
-from ..storage import hdf5 as H
-from ..keras.naming import Named, name_legacy_layer, strip_uniquifier
 from ..keras.config import LayerNode, ModelInfo
+from ..keras.naming import Named, name_legacy_layer, strip_uniquifier
+from ..storage import hdf5 as H
 
 if TYPE_CHECKING:
     import h5py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..checkpoint import Checkpoint, Variable
 from ..errors import CorruptFileError, KauditError
+from ..schema import SNAPSHOT_VERSION
 
 
 class SnapshotStore:
@@ -36,7 +37,6 @@ class SnapshotStore:
 
 
 def load(path: str, display: str, doc: dict) -> Checkpoint:
-    from ..baseline import SNAPSHOT_VERSION
 
     if doc.get("version") != SNAPSHOT_VERSION:
         raise CorruptFileError(f"snapshot version {doc.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})",

@@ -1064,8 +1064,8 @@ class _ObjectNamer:
         return f
 
     def _leaf_rows(self, leaf: _Leaf, prefix: list[str], lname: str, how: str) -> list[Variable]:
-        from ..keras.naming import from_file_name, name_legacy_layer
         from ..keras.config import LayerNode, plain_class_name, policy_var_dtype
+        from ..keras.naming import from_file_name, name_legacy_layer
 
         layer_path = paths.join(*prefix, lname)
         vars_ = sorted(leaf.vars, key=lambda v: v.order)

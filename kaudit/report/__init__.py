@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from .. import views
 from ..errors import UsageError
 
 DIFF_FORMATS = ("table", "markdown", "csv", "json", "junit", "html")
@@ -22,7 +23,7 @@ def render_diff(result, fmt: str = "table", **kw) -> str:
 
         return diff_markdown(result, **kw)
     if fmt == "csv":
-        from ..result import DIFF_COLUMNS
+        from ..schema import DIFF_COLUMNS
 
         return to_csv(DIFF_COLUMNS, [r._asdict() for r in result.records])
     if fmt == "json":
@@ -81,3 +82,36 @@ def to_csv(columns, records) -> str:
     for r in records:
         w.writerow([cell(r.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def _diff_dict(result) -> dict:
+    from .json import diff_dict
+
+    return diff_dict(result)
+
+
+def _inspect_dict(result) -> dict:
+    from .json import inspect_dict
+
+    return inspect_dict(result)
+
+
+def _checkpoint_html(ckpt) -> str:
+    from .html import checkpoint_html
+
+    return checkpoint_html(ckpt)
+
+
+
+def _render_audit(result, fmt: str = "table") -> str:
+    from .audit import render_audit
+
+    return render_audit(result, fmt)
+
+
+views.register("diff", render_diff)
+views.register("inspect", render_inspect)
+views.register("diff_dict", _diff_dict)
+views.register("inspect_dict", _inspect_dict)
+views.register("checkpoint_html", _checkpoint_html)
+views.register("audit", _render_audit)

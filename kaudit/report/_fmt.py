@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..schema import STATUSES
+
 
 def missing(x) -> bool:
     """None, or pandas' NaN standing for a missing value."""
@@ -54,7 +56,6 @@ def tri(x) -> str:
 
 def summary_line(result) -> str:
     s = result.summary
-    from ..result import STATUSES
 
     parts = [f"{s[k]} {k}" for k in STATUSES if s.get(k)]
     if s.get("trainable_changed"):

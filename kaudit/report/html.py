@@ -61,6 +61,7 @@ CSS = """
 .kaudit .st-shape_changed .st,.kaudit .st-dtype_changed .st{background:#fff1e5;color:#953800}
 .kaudit .st-only_in_a .st,.kaudit .st-only_in_b .st{background:#ddf4ff;color:#0550ae}
 .kaudit .montages{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+.kaudit .montages img{max-width:100%;height:auto}
 .kaudit figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px;background:#fff}
 .kaudit figure img{display:block;max-width:100%;height:auto;image-rendering:pixelated}
 .kaudit figcaption{font-size:12px;color:#57606a;margin-top:4px}
@@ -286,27 +287,16 @@ def _diff_table(result, all_rows: bool) -> str:
             + "</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div></div>")
 
 
-def _montage_scale(h: int, w: int) -> int:
-    return max(1, min(8, 240 // max(h, w, 1)))
-
-
-def _montage_figures(result, limit: int) -> tuple[list[str], int]:
-    """(figure html, number of changed conv kernels) computed by reopening the files; nothing
-    when they cannot be reopened (moved, deleted, a snapshot without values)."""
-    try:
-        from ..montages import changed_kernels, iter_diff_montages, to_png
-
-        total = len(changed_kernels(result))
-        figs = []
-        for pa, pb, img in iter_diff_montages(result, scale=_montage_scale, limit=limit):
-            data = base64.b64encode(to_png(img)).decode("ascii")
-            name = _e(pa) if pb == pa else f"{_e(pa)} &harr; {_e(pb)}"
-            figs.append(
-                f'<figure><img src="data:image/png;base64,{data}" width="{img.width}" height="{img.height}" '
-                f'alt="A | B | B - A montage of {_e(pa)}"><figcaption><code>{name}</code></figcaption></figure>')
-        return figs, total
-    except Exception:  # noqa: BLE001  (the report never fails for its pictures)
-        return [], 0
+def _montage_figures(result, limit: int) -> list[str]:
+    """The figures of the montages the diff drew (``DiffResult.pictures``), at most ``limit``."""
+    figs = []
+    for pic in result.pictures[:limit]:
+        data = base64.b64encode(pic.png).decode("ascii")
+        name = _e(pic.path) if pic.path_b == pic.path else f"{_e(pic.path)} &harr; {_e(pic.path_b)}"
+        figs.append(
+            f'<figure><img src="data:image/png;base64,{data}" width="{pic.width}" height="{pic.height}" '
+            f'alt="A | B | B - A montage of {_e(pic.path)}"><figcaption><code>{name}</code></figcaption></figure>')
+    return figs
 
 
 def diff_html(result, all_rows: bool = False, montages: bool = True, max_montages: int = MAX_MONTAGES,
@@ -332,7 +322,8 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
     if result.notes:
         out.append('<ul class="notes">' + "".join(f"<li>note: {_e(n)}</li>" for n in result.notes) + "</ul>")
     out.append(_diff_table(result, all_rows))
-    figs, total = _montage_figures(result, max_montages) if montages else ([], 0)
+    figs = _montage_figures(result, max_montages) if montages else []
+    total = max(result.pictures_total, len(figs))
     if figs:
         more = (f' <span class="muted">(first {len(figs)} of {total}; all of them with --montage-dir)</span>'
                 if total > len(figs) else "")

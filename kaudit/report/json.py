@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from .. import __version__
+from .._version import __version__
 
 
 def clean(x):

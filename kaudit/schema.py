@@ -1,0 +1,66 @@
+"""The vocabulary that producers and renderers share: the columns of every table kaudit
+computes, the closed set of pair statuses, the snapshot format's version. A leaf module: it
+imports nothing of kaudit, so the core that fills these tables and the reports that print them
+both depend on it and never on each other (docs/api.md documents each column)."""
+
+from __future__ import annotations
+
+#: Columns of ``Checkpoint.variables``, in this order (documented in docs/api.md).
+VARIABLE_COLUMNS = (
+    "path",
+    "layer",
+    "layer_class",
+    "name",
+    "shape",
+    "dtype",
+    "trainable",
+    "params",
+    "kind",
+    "location",
+)
+
+KINDS = ("model", "optimizer", "metric")
+
+#: The closed vocabulary of pair statuses (docs/metrics.md).
+STATUSES = ("identical", "close", "changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b")
+
+#: Columns of ``DiffResult.table``, in this order (docs/api.md documents each).
+DIFF_COLUMNS = (
+    "path",
+    "path_b",
+    "status",
+    "matched_by",
+    "kind",
+    "layer_class",
+    "shape_a",
+    "shape_b",
+    "dtype_a",
+    "dtype_b",
+    "trainable_a",
+    "trainable_b",
+    "trainable_changed",
+    "params",
+    "atol",
+    "rtol",
+    "max_abs",
+    "mean_abs",
+    "rms",
+    "max_rel",
+    "rel_l2",
+    "cosine",
+    "n_exceed",
+    "frac_exceed",
+    "nan_a",
+    "nan_b",
+    "inf_a",
+    "inf_b",
+    "argmax",
+    "passed",
+    "failures",
+)
+
+#: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).
+INSPECT_STAT_COLUMNS = ("min", "max", "mean", "std", "nan", "inf")
+
+#: Version of the ``kaudit snapshot`` JSON format (readers/snapshot.py reads it, baseline.py writes it).
+SNAPSHOT_VERSION = 1
