@@ -4,14 +4,16 @@ A canonical path is the chain of user layer names from the top model down, then 
 variable's short name: ``L3_dense/kernel``, ``Inner_model/L_in_0/kernel``. There is no ``:0``,
 no top-model name and no auto-generated builder prefix (see docs/formats.md).
 
-Globs: ``*`` matches within one path component, ``**`` matches any number of components
-(``backbone/**``), ``?`` one character, ``[abc]`` a set. A pattern without ``/`` that contains
+Globs: ``*`` matches within one path component, ``**`` as a whole component matches any number
+of components (``backbone/**``: one or more at the end), ``?`` one character, ``[abc]`` a set,
+``[!abc]`` its complement; each component is translated by ``fnmatch.translate``. A pattern without ``/`` that contains
 no ``**`` is also tried against every suffix of the path, so ``kernel`` or ``*bn*`` match
 where users would expect.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from functools import lru_cache
 
@@ -62,55 +64,97 @@ def short_name(path: str) -> str:
     return path.rsplit(SEP, 1)[-1]
 
 
-@lru_cache(maxsize=4096)
-def _compile(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
+def _pieces(component: str) -> list[str]:
+    """``component`` split at its ``*`` wildcards (not at a ``*`` inside a ``[...]`` set), by the
+    rule ``fnmatch`` itself scans sets with: ``]`` right after ``[`` or ``[!`` belongs to the
+    set, and a ``[`` with no closing ``]`` is a plain character."""
+    pieces, cur, i, n = [], "", 0, len(component)
+    while i < n:
+        ch = component[i]
+        if ch == "*":
+            pieces.append(cur)
+            cur = ""
+            i += 1
             continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 1)
-            if j == -1:
-                raise ValueError(f"unclosed '[' in pattern {pattern!r}")
-            body = pattern[i + 1 : j]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j + 1
-            continue
-        else:
-            out.append(re.escape(c))
+        if ch == "[":
+            j = i + 1
+            if j < n and component[j] == "!":
+                j += 1
+            if j < n and component[j] == "]":
+                j += 1
+            while j < n and component[j] != "]":
+                j += 1
+            if j < n:  # a whole set, kept for fnmatch
+                cur += component[i:j + 1]
+                i = j + 1
+                continue
+        cur += ch
         i += 1
-    return re.compile("".join(out) + r"\Z")
+    pieces.append(cur)
+    return pieces
+
+
+@lru_cache(maxsize=4096)
+def _compile(pattern: str) -> tuple[re.Pattern[str] | None, ...]:
+    """One regular expression per component of ``pattern`` (None for ``**``), each matching a
+    single path component and capturing what every ``*`` matched. The text between wildcards
+    is translated by the standard library (``fnmatch.translate``: ``?``, ``[abc]``, ``[!abc]``,
+    escapes); a component never contains ``/``, so nothing can match across components."""
+    if not pattern:
+        raise ValueError("empty pattern")
+    out: list[re.Pattern[str] | None] = []
+    for comp in pattern.split(SEP):
+        if comp == "**":
+            out.append(None)
+            continue
+        parts = [fnmatch.translate(p).removesuffix(r"\Z") for p in _pieces(comp.replace("**", "*"))]
+        out.append(re.compile("(.*)".join(parts) + r"\Z", re.DOTALL))
+    return tuple(out)
+
+
+def _match_parts(comps: tuple[re.Pattern[str] | None, ...], parts: list[str]) -> list[str] | None:
+    """What each wildcard captured when the path components ``parts`` match the compiled
+    pattern ``comps`` (``**`` spans zero or more components, one or more as the last one),
+    else None."""
+    failed: set[tuple[int, int]] = set()
+
+    def go(i: int, j: int) -> list[str] | None:
+        if i == len(comps):
+            return [] if j == len(parts) else None
+        if (i, j) in failed:
+            return None
+        rx = comps[i]
+        if rx is None:
+            least = 1 if i == len(comps) - 1 else 0
+            for k in range(len(parts), j + least - 1, -1):  # longest first, as ``.*`` did
+                rest = go(i + 1, k)
+                if rest is not None:
+                    return [SEP.join(parts[j:k]), *rest]
+        elif j < len(parts):
+            m = rx.match(parts[j])
+            if m:
+                rest = go(i + 1, j + 1)
+                if rest is not None:
+                    return [*m.groups(), *rest]
+        failed.add((i, j))
+        return None
+
+    return go(0, 0)
 
 
 def validate_pattern(pattern: str) -> None:
     """Raise ValueError for a pattern that cannot be compiled."""
-    if not pattern:
-        raise ValueError("empty pattern")
     _compile(pattern)
 
 
 def match(pattern: str, path: str) -> bool:
     """True when ``path`` matches the glob ``pattern`` (see module docstring)."""
-    rx = _compile(pattern)
-    if rx.match(path):
+    comps = _compile(pattern)
+    parts = path.split(SEP)
+    if _match_parts(comps, parts) is not None:
         return True
     if SEP not in pattern and "**" not in pattern:
-        parts = split(path)
-        return any(rx.match(SEP.join(parts[i:])) for i in range(1, len(parts)))
+        return any(_match_parts(comps, parts[i:]) is not None for i in range(1, len(parts)))
     return False
 
 
@@ -123,10 +167,9 @@ def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], pat
     """
     for old, new in rules:
         if any(ch in old for ch in "*?["):
-            rx = _compile_capture(old)
-            m = rx.match(path)
-            if m:
-                groups = iter(m.groups())
+            captured = _match_parts(_compile(old.strip(SEP)), path.split(SEP))
+            if captured is not None:
+                groups = iter(captured)
                 return re.sub(r"\*\*|\*", lambda _m: next(groups, ""), new)
         else:
             o = old.strip(SEP)
@@ -135,26 +178,6 @@ def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], pat
             if path.startswith(o + SEP):
                 return join(new, path[len(o) + 1 :])
     return path
-
-
-@lru_cache(maxsize=1024)
-def _compile_capture(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append("(.*)")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("([^/]*)")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 def safe_filename(path: str, suffix: str = "") -> str:
