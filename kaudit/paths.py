@@ -64,11 +64,12 @@ def short_name(path: str) -> str:
     return path.rsplit(SEP, 1)[-1]
 
 
-def _pieces(component: str) -> list[str]:
-    """``component`` split at its ``*`` wildcards (not at a ``*`` inside a ``[...]`` set), by the
-    rule ``fnmatch`` itself scans sets with: ``]`` right after ``[`` or ``[!`` belongs to the
-    set, and a ``[`` with no closing ``]`` is a plain character."""
-    pieces, cur, i, n = [], "", 0, len(component)
+def _scan(component: str) -> tuple[list[str], bool]:
+    """(``component`` split at its ``*`` wildcards, not at a ``*`` inside a ``[...]`` set;
+    whether a ``[`` opens no set), by the rule ``fnmatch`` itself scans sets with: ``]`` right
+    after ``[`` or ``[!`` belongs to the set, and a ``[`` with no closing ``]`` is a plain
+    character."""
+    pieces, cur, i, n, unclosed = [], "", 0, len(component), False
     while i < n:
         ch = component[i]
         if ch == "*":
@@ -88,10 +89,11 @@ def _pieces(component: str) -> list[str]:
                 cur += component[i:j + 1]
                 i = j + 1
                 continue
+            unclosed = True
         cur += ch
         i += 1
     pieces.append(cur)
-    return pieces
+    return pieces, unclosed
 
 
 @lru_cache(maxsize=4096)
@@ -107,7 +109,7 @@ def _compile(pattern: str) -> tuple[re.Pattern[str] | None, ...]:
         if comp == "**":
             out.append(None)
             continue
-        parts = [fnmatch.translate(p).removesuffix(r"\Z") for p in _pieces(comp.replace("**", "*"))]
+        parts = [fnmatch.translate(p).removesuffix(r"\Z") for p in _scan(comp.replace("**", "*"))[0]]
         out.append(re.compile("(.*)".join(parts) + r"\Z", re.DOTALL))
     return tuple(out)
 
@@ -143,8 +145,11 @@ def _match_parts(comps: tuple[re.Pattern[str] | None, ...], parts: list[str]) ->
 
 
 def validate_pattern(pattern: str) -> None:
-    """Raise ValueError for a pattern that cannot be compiled."""
+    """Raise ValueError for an empty pattern, or one with a ``[`` that opens no set (fnmatch
+    would take it as a plain ``[``; in a policy it is a typo far more often: write ``[[]``)."""
     _compile(pattern)
+    if any(_scan(comp)[1] for comp in pattern.split(SEP)):
+        raise ValueError("'[' opens no set; a literal '[' is written '[[]'")
 
 
 def match(pattern: str, path: str) -> bool:

@@ -54,16 +54,22 @@ def test_rename_captures_wildcards_in_order():
     assert P.apply_rename([("dense_3", "fc")], "dense_30/kernel") == "dense_30/kernel"
 
 
-def test_empty_pattern_is_refused():
+@pytest.mark.parametrize("pattern", ["", "a/[b", "a[]b", "x/[!]"])
+def test_patterns_a_policy_refuses(pattern):
+    """Empty, or a ``[`` that opens no set (fnmatch would read a plain ``[``: a typo, far more often)."""
     with pytest.raises(ValueError):
-        P.validate_pattern("")
+        P.validate_pattern(pattern)
+    P.validate_pattern("a[]b]")
+    P.validate_pattern("a/[[]b")
 
 
 def test_cli_takes_any_glob(cli):
     """``--ignore 'a[]b'`` was an internal error (exit 2, "this is a bug"); a set in ``--rename``
     never matched."""
     code, out, err = cli("diff", TUTORIAL, TUTORIAL, "--ignore", "a[]b")
-    assert code == 0 and "bug" not in err
+    assert code == 2 and "opens no set" in err and "bug" not in err and len(err.splitlines()) == 1
+    code, out, err = cli("diff", TUTORIAL, TUTORIAL, "--ignore", "a[]b]")
+    assert code == 0, err
     a, b = fixture("renamed/renamed_a.h5"), fixture("renamed/renamed_b.h5")
     args = ("diff", a, b, "--no-structural", "--format", "json", "--allow-added", "--allow-removed")
     code, out, err = cli(*args, "--rename", "dense_[1]/*=dense_4/*")
