@@ -25,7 +25,11 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         raise UsageError("output directory does not exist", path=directory, hint="create it first")
     fd, tmp = tempfile.mkstemp(prefix=".kaudit-", suffix=".tmp", dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
+        mode = 0o666 & ~_umask()  # mkstemp makes 0600; a report is an ordinary file
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        else:  # Windows: no fchmod (and only the read-only bit to set)
+            os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, target)

@@ -35,11 +35,14 @@ _ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplemented
 
 
 class SubFile(io.RawIOBase):
-    """A read-only, seekable window [start, start+size) of a file: an uncompressed zip member."""
+    """A read-only, seekable window [start, start+size) of a file: an uncompressed zip member.
+    Read with ``os.pread``, or with seek and read of a file of its own where the system has no
+    ``pread`` (Windows)."""
 
     def __init__(self, path: str, start: int, size: int):
         super().__init__()
-        self._fd = os.open(path, os.O_RDONLY)
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._file = None if hasattr(os, "pread") else os.fdopen(self._fd, "rb", buffering=0)
         self._start = start
         self._size = size
         self._pos = 0
@@ -67,14 +70,21 @@ class SubFile(io.RawIOBase):
         n = max(0, min(len(b), self._size - self._pos))
         if n == 0:
             return 0
-        data = os.pread(self._fd, n, self._start + self._pos)
+        if self._file is None:
+            data = os.pread(self._fd, n, self._start + self._pos)
+        else:
+            self._file.seek(self._start + self._pos)
+            data = self._file.read(n)
         b[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
     def close(self) -> None:
         if not self.closed:
-            os.close(self._fd)
+            if self._file is not None:
+                self._file.close()
+            else:
+                os.close(self._fd)
         super().close()
 
 
