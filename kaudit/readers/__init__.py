@@ -175,8 +175,8 @@ def _load_hdf5(path: str, display: str) -> Checkpoint:
         elif keras_v3.looks_like(f):
             variables, notes, has_config = keras_v3.read([f], [display], store, display, None)
             version, fmt = None, "keras3-weights"
-            notes = ["no model config in a bare .weights.h5: trainable flags are unknown and layer order "
-                     "is the file's"] + notes
+            notes = ["no model config in a bare .weights.h5: trainable flags are unknown; layers in the order "
+                     "Keras wrote them"] + notes
         else:
             raise UnsupportedFormatError(
                 "is HDF5 but not a Keras checkpoint (no 'model_weights', 'layer_names' or 'layers')",
@@ -287,9 +287,9 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
         return files
 
     def build(files, store) -> Checkpoint:
-        variables, notes, has_config = keras_v3.read(files, displays, store, display, None)
-        notes = ["no model config beside sharded weights: trainable flags are unknown and layer order is the "
-                 "file's"] + notes
+        variables, notes, has_config = keras_v3.read(files, displays, store, display, None, written=list(wmap))
+        notes = ["no model config beside sharded weights: trainable flags are unknown; layers in the index's "
+                 "weight_map order (Keras's)"] + notes
         return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
                           (display, *displays))
 
