@@ -62,6 +62,11 @@ class Variable:
     kind: str = "model"
     location: str = ""
     named: bool = True
+    #: What the variable is in a quantized layer (``kaudit.keras.quantized.QuantInfo``) or a LoRA
+    #: adapter (``kaudit.keras.lora.LoraInfo``); None for everything else. Readers set them after
+    #: building the row (``from_fields`` leaves them at these defaults).
+    quant: object = None
+    lora: object = None
 
     @classmethod
     def from_fields(cls, fields) -> Variable:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from . import quantdiff
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule
@@ -37,13 +38,16 @@ def diff(
     block_elems: int = DEFAULT_BLOCK_ELEMS,
     workers: int | None = None,
     progress: Progress | None = None,
+    dequantize: bool = False,
 ) -> DiffResult:
     """Compare checkpoints ``a`` and ``b`` (paths or :class:`Checkpoint`).
 
     Tolerances follow ``numpy.isclose``: an element is within tolerance when
     ``|a - b| <= atol + rtol * |b|``. Defaults are 0 and 0: any change counts. ``tol`` holds
     per-pattern overrides ``'PATTERN=ATOL[,RTOL]'`` (last match wins); ``policy`` a full
-    :class:`~kaudit.policy.Policy` (keyword options are applied on top of it).
+    :class:`~kaudit.policy.Policy` (keyword options are applied on top of it). A quantized weight
+    against a float one is compared dequantized (``kaudit.quantdiff``); two quantized ones as
+    stored, or dequantized with ``dequantize=True``.
     """
     rename = tuple(_rename_pair(r) for r in rename)
     pol = (policy or Policy()).with_options(
@@ -53,7 +57,7 @@ def diff(
     from .readers import opened
 
     with opened(a) as ca, opened(b) as cb:  # a, then b
-        return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
+        return _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
 
 
 def _rename_pair(r) -> tuple[str, str]:
@@ -66,7 +70,7 @@ def _rename_pair(r) -> tuple[str, str]:
 
 
 def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
-          workers: int | None, progress: Progress | None) -> DiffResult:
+          workers: int | None, progress: Progress | None, dequantize: bool = False) -> DiffResult:
     sa, sb = ca.select(optimizer), cb.select(optimizer)
     if pol.rules:
         va = [v for v in sa if not pol.ignored(v.path)]
@@ -74,8 +78,9 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     else:  # nothing can be ignored
         va, vb = list(sa), list(sb)
     n_ignored = len(sa) - len(va) + len(sb) - len(vb)
+    va, vb, qplan = quantdiff.prepare(va, vb, dequantize)
     pairs, notes = align(va, vb, rename=pol.rename, structural=structural, ckpt_a=ca, ckpt_b=cb)
-    notes = list(notes)
+    notes = list(notes) + qplan.notes
     if not ca.has_config or not cb.has_config:
         side = " and ".join(n for n, c in (("a", ca), ("b", cb)) if not c.has_config)
         notes.append(f"trainability of {side} is unknown (no model config in the file): trainable changes "
@@ -88,7 +93,7 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     lock = threading.Lock()
 
     def work(p: Pair) -> dict:
-        row = _row(ca, cb, p, pol, block_elems)
+        row = _row(ca, cb, p, pol, block_elems, qplan)
         if progress is not None and p.a is not None and p.b is not None:
             with lock:  # one progress line at a time, no lost counts
                 done[0] += p.a.params * 4
@@ -144,7 +149,8 @@ def _fmt(x: float | None) -> str:
 _EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
 
 
-def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int) -> dict:
+def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
+         qplan: quantdiff.Plan | None = None) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
     if pol.rules:
@@ -179,6 +185,10 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
         row["status"] = "only_in_a"
         if not pol.allow_removed:
             failures.append(f"structure: {a.path} only in a (removed; --allow-removed to accept)")
+    elif qplan is not None and qplan.applies(a, b):
+        _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, pol.equal_nan, block_elems, failures)
+        if not any(r.must_change is not None for r in rules) or (tol_rule is not None and tol_rule.frozen):
+            failures += _value_failures(row, path, tol_rule, atol, rtol)
     elif a.shape != b.shape:
         row["status"] = "shape_changed"
         failures.append(f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}")
@@ -203,13 +213,32 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
             row["trainable_changed"] = a.trainable != b.trainable
         else:
             row["trainable_changed"] = False
-        if row["trainable_changed"] and not pol.allow_trainable_change:
+        if row["trainable_changed"] and qplan is not None and qplan.applies(a, b) and (
+                (a.path in qplan.dequant[0] and a.trainable is False) or (b.path in qplan.dequant[1] and b.trainable is False)):
+            row["quant"] += " (quantized weights are not trainable, by design)"  # not a trainability change
+        elif row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
                             "(--allow-trainable-change to accept)")
         if rules:
             failures += _rule_failures(rules, row, path)
     row["failures"] = failures
     return row
+
+
+def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elems, failures) -> None:
+    """A weight compared dequantized (``kaudit.quantdiff``): the float shapes must agree; the
+    statistics are those of the float values; SQNR in dB."""
+    row["quant"] = quantdiff.describe(qplan, a, b)
+    if not quantdiff.same_shape(qplan, a, b):
+        row["status"] = "shape_changed"
+        failures.append(f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
+                        f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)")
+        return
+    st, sqnr = quantdiff.compare(ca, a, cb, b, qplan, atol=atol, rtol=rtol, equal_nan=equal_nan,
+                                 block_elems=block_elems)
+    _fill_stats(row, st, quantdiff.float_shape(a, qplan, 0))
+    row["sqnr_db"] = sqnr
+    row["status"] = "identical" if st.identical else "close" if st.n_exceed == 0 else "changed"
 
 
 def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .checkpoint import VARIABLE_COLUMNS
-from .result import INSPECT_STAT_COLUMNS, InspectResult
+from .result import ANNOTATION_COLUMNS, INSPECT_STAT_COLUMNS, InspectResult
 from .stats import summarize
 
 
@@ -16,6 +16,12 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
     with opened(source) as ckpt:
         records = [v.as_row() for v in ckpt.select(optimizer)]
         columns = list(VARIABLE_COLUMNS)
+        for col in ANNOTATION_COLUMNS:  # only for checkpoints that have such variables
+            if any(getattr(v, col) is not None for v in ckpt.select(optimizer)):
+                columns.append(col)
+                for rec, v in zip(records, ckpt.select(optimizer), strict=True):
+                    info = getattr(v, col)
+                    rec[col] = info.describe() if info is not None else None
         if stats:
             columns += INSPECT_STAT_COLUMNS
             has_values = getattr(ckpt.store, "has_values", True)

@@ -46,6 +46,8 @@ DIFF_COLUMNS = (
     "argmax",
     "passed",
     "failures",
+    "quant",
+    "sqnr_db",
 )
 
 #: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
@@ -118,6 +120,9 @@ class DiffResult:
 
 #: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).
 INSPECT_STAT_COLUMNS = ("min", "max", "mean", "std", "nan", "inf")
+#: Columns ``InspectResult.table`` has after ``VARIABLE_COLUMNS`` only when some variable is part
+#: of a quantized layer (``quant``) or a LoRA adapter (``lora``): one line saying what it is.
+ANNOTATION_COLUMNS = ("quant", "lora")
 
 
 @dataclass(frozen=True)

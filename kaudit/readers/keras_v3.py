@@ -19,6 +19,7 @@ from ..checkpoint import Variable
 from ..errors import CorruptFileError
 from ..storage import hdf5 as H
 from ..keras import layers as keras_layers
+from . import _annotate as annotated
 from ..keras.naming import is_cell
 from ..keras.config import LayerNode, parse_model_config
 
@@ -232,6 +233,7 @@ class _Reader:
         elif spec is None and node is not None and own:
             self.notes.append(f"{layer_path}: layer class {cls} is unknown to kaudit (custom layer?); "
                               "its variables are named by position (vars/<i>)")
+        start = len(self.out)
         for i, (key, fi, ds) in enumerate(own):
             if spec is not None:
                 vs = spec.variables[i]
@@ -241,6 +243,8 @@ class _Reader:
                 tr = None if eff is None or eff else False
                 self.add(paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint,
                          named=False)
+        if spec is not None:
+            annotated.quantized(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
         done = {"vars"}
         if spec is not None:
             for ch in spec.children:
