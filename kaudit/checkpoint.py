@@ -204,6 +204,8 @@ class Checkpoint:
     notes: tuple[str, ...] = ()
     #: Files that make up the checkpoint (shards, index + data...), for display.
     files: tuple[str, ...] = ()
+    #: Other files of a KerasHub preset (tokenizer, preprocessor, config): relative path -> sha256.
+    assets: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._by_path = {v.path: v for v in self.all_variables}

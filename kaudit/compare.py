@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from . import quantdiff
+from . import adapters, quantdiff
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule
@@ -112,7 +112,7 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     else:
         rows = [work(p) for p in pairs]
 
-    failures: list[str] = []
+    failures: list[str] = adapters.asset_failures(ca, cb)  # KerasHub presets: tokenizer, config... by hash
     for row in rows:
         failures.extend(row["failures"])
         row["passed"] = not row["failures"]

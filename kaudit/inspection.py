@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import adapters
 from .checkpoint import VARIABLE_COLUMNS
 from .result import ANNOTATION_COLUMNS, INSPECT_STAT_COLUMNS, InspectResult
 from .stats import summarize
@@ -33,5 +34,10 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
                 done += v.params * 4
                 if progress is not None:
                     progress(done, total, v.path)
+        notes = ckpt.notes + tuple(adapters.delta_notes(ckpt)) if has_adapters(ckpt) else ckpt.notes
         return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals,
-                             tuple(records), tuple(columns), ckpt.notes)
+                             tuple(records), tuple(columns), notes)
+
+
+def has_adapters(ckpt) -> bool:
+    return any(v.lora is not None and v.lora.role == "a" for v in ckpt.all_variables)

@@ -6,7 +6,25 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..checkpoint import Variable
+from ..keras import lora as LORA
 from ..keras import quantized as Q
+
+
+def layer(out: list[Variable], start: int, class_name: str | None, config: dict, trainable: list[bool]) -> None:
+    """Everything below for the variables ``out[start:]`` of one layer."""
+    quantized(out, start, class_name, config, trainable)
+    lora_merged(out, start, class_name, config)
+
+
+def lora_merged(out: list[Variable], start: int, class_name: str | None, config: dict) -> None:
+    """A layer saved with LoRA enabled stores its weight with the adapter added: say so."""
+    found = LORA.merged(class_name, config)
+    if found is None:
+        return
+    name, info = found
+    for i in range(start, len(out)):
+        if out[i].name == name:
+            out[i] = replace(out[i], lora=info)
 
 
 def quantized(out: list[Variable], start: int, class_name: str | None, config: dict,

@@ -244,7 +244,7 @@ class _Reader:
                 self.add(paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint,
                          named=False)
         if spec is not None:
-            annotated.quantized(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
+            annotated.layer(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
         done = {"vars"}
         if spec is not None:
             for ch in spec.children:
