@@ -48,6 +48,11 @@ class Variable:
     kind: str = "model"
     location: str = ""
     named: bool = True
+    #: What the variable is in a quantized layer (``kaudit.keras.quantized.QuantInfo``) or a LoRA
+    #: adapter (``kaudit.keras.lora.LoraInfo``); None for everything else. Readers set them after
+    #: building the row (``from_fields`` leaves them at these defaults).
+    quant: object = None
+    lora: object = None
 
     @classmethod
     def from_fields(cls, fields) -> Variable:
@@ -185,6 +190,8 @@ class Checkpoint:
     notes: tuple[str, ...] = ()
     #: Files that make up the checkpoint (shards, index + data...), for display.
     files: tuple[str, ...] = ()
+    #: Other files of a KerasHub preset (tokenizer, preprocessor, config): relative path -> sha256.
+    assets: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._by_path = {v.path: v for v in self.all_variables}

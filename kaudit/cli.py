@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
     g.add_argument("--no-structural", action="store_true", help="pair by path only, never by structure")
     g.add_argument("--optimizer", action="store_true", help="compare optimizer and metric state too")
+    g.add_argument("--dequantize", action="store_true",
+                   help="two quantized weights: compare the float values Keras computes from them, not the "
+                        "stored integers and scales (a quantized weight against a float one always is)")
     g = pd_.add_argument_group("policy")
     g.add_argument("--allow-added", action="store_true", help="variables only in B do not fail")
     g.add_argument("--allow-removed", action="store_true", help="variables only in A do not fail")
@@ -229,7 +232,7 @@ def cmd_diff(args) -> int:
             rename=[parse_rename(r) for r in args.rename], ignore=args.ignore,
             structural=not args.no_structural, optimizer=args.optimizer, allow_added=args.allow_added,
             allow_removed=args.allow_removed, allow_trainable_change=args.allow_trainable_change,
-            policy=policy, progress=progress, pictures=_pictures(args),
+            policy=policy, progress=progress, pictures=_pictures(args), dequantize=args.dequantize,
         )
     finally:
         progress.close()

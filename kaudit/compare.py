@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from . import adapters, quantdiff
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule
@@ -38,6 +39,7 @@ def diff(
     workers: int | None = None,
     progress: Progress | None = None,
     pictures: int | None = 0,
+    dequantize: bool = False,
 ) -> DiffResult:
     """Compare checkpoints ``a`` and ``b`` (paths or :class:`Checkpoint`).
 
@@ -48,6 +50,8 @@ def diff(
 
     ``pictures``: draw A | B | B - A montages of the first N changed conv kernels while both files
     are open (None: all of them), for reports to show (``DiffResult.pictures``); 0 draws none.
+    A quantized weight against a float one is compared dequantized (``kaudit.quantdiff``); two
+    quantized ones as stored, or dequantized with ``dequantize=True``.
     """
     rename = tuple(_rename_pair(r) for r in rename)
     pol = (policy or Policy()).with_options(
@@ -57,7 +61,7 @@ def diff(
     from .readers import opened
 
     with opened(a) as ca, opened(b) as cb:  # a, then b
-        result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress)
+        result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
         if pictures != 0:
             from dataclasses import replace
 
@@ -78,7 +82,7 @@ def _rename_pair(r) -> tuple[str, str]:
 
 
 def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
-          workers: int | None, progress: Progress | None) -> DiffResult:
+          workers: int | None, progress: Progress | None, dequantize: bool = False) -> DiffResult:
     sa, sb = ca.select(optimizer), cb.select(optimizer)
     if pol.rules:
         va = [v for v in sa if not pol.ignored(v.path)]
@@ -86,8 +90,9 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     else:  # nothing can be ignored
         va, vb = list(sa), list(sb)
     n_ignored = len(sa) - len(va) + len(sb) - len(vb)
+    va, vb, qplan = quantdiff.prepare(va, vb, dequantize)
     pairs, notes = align(va, vb, rename=pol.rename, structural=structural, ckpt_a=ca, ckpt_b=cb)
-    notes = list(notes)
+    notes = list(notes) + qplan.notes
     if not ca.has_config or not cb.has_config:
         side = " and ".join(n for n, c in (("a", ca), ("b", cb)) if not c.has_config)
         notes.append(f"trainability of {side} is unknown (no model config in the file): trainable changes "
@@ -100,7 +105,7 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     lock = threading.Lock()
 
     def work(p: Pair) -> dict:
-        row = _row(ca, cb, p, pol, block_elems)
+        row = _row(ca, cb, p, pol, block_elems, qplan)
         if progress is not None and p.a is not None and p.b is not None:
             with lock:  # one progress line at a time, no lost counts
                 done[0] += p.a.params * 4
@@ -119,7 +124,7 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     else:
         rows = [work(p) for p in pairs]
 
-    failures: list[str] = []
+    failures: list[str] = adapters.asset_failures(ca, cb)  # KerasHub presets: tokenizer, config... by hash
     for row in rows:
         failures.extend(row["failures"])
         row["passed"] = not row["failures"]
@@ -156,7 +161,8 @@ def _fmt(x: float | None) -> str:
 _EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
 
 
-def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int) -> dict:
+def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
+         qplan: quantdiff.Plan | None = None) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
     if pol.rules:
@@ -191,6 +197,10 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
         row["status"] = "only_in_a"
         if not pol.allow_removed:
             failures.append(f"structure: {a.path} only in a (removed; --allow-removed to accept)")
+    elif qplan is not None and qplan.applies(a, b):
+        _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, pol.equal_nan, block_elems, failures)
+        if not any(r.must_change is not None for r in rules) or (tol_rule is not None and tol_rule.frozen):
+            failures += _value_failures(row, path, tol_rule, atol, rtol)
     elif a.shape != b.shape:
         row["status"] = "shape_changed"
         failures.append(f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}")
@@ -215,13 +225,32 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int)
             row["trainable_changed"] = a.trainable != b.trainable
         else:
             row["trainable_changed"] = False
-        if row["trainable_changed"] and not pol.allow_trainable_change:
+        if row["trainable_changed"] and qplan is not None and qplan.applies(a, b) and (
+                (a.path in qplan.dequant[0] and a.trainable is False) or (b.path in qplan.dequant[1] and b.trainable is False)):
+            row["quant"] += " (quantized weights are not trainable, by design)"  # not a trainability change
+        elif row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
                             "(--allow-trainable-change to accept)")
         if rules:
             failures += _rule_failures(rules, row, path)
     row["failures"] = failures
     return row
+
+
+def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elems, failures) -> None:
+    """A weight compared dequantized (``kaudit.quantdiff``): the float shapes must agree; the
+    statistics are those of the float values; SQNR in dB."""
+    row["quant"] = quantdiff.describe(qplan, a, b)
+    if not quantdiff.same_shape(qplan, a, b):
+        row["status"] = "shape_changed"
+        failures.append(f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
+                        f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)")
+        return
+    st, sqnr = quantdiff.compare(ca, a, cb, b, qplan, atol=atol, rtol=rtol, equal_nan=equal_nan,
+                                 block_elems=block_elems)
+    _fill_stats(row, st, quantdiff.float_shape(a, qplan, 0))
+    row["sqnr_db"] = sqnr
+    row["status"] = "identical" if st.identical else "close" if st.n_exceed == 0 else "changed"
 
 
 def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:

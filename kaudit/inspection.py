@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from . import adapters
 from .result import InspectResult
-from .schema import INSPECT_STAT_COLUMNS, VARIABLE_COLUMNS
+from .schema import ANNOTATION_COLUMNS, INSPECT_STAT_COLUMNS, VARIABLE_COLUMNS
 from .stats import summarize
 
 
@@ -16,6 +17,12 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
     with opened(source) as ckpt:
         records = [v.as_row() for v in ckpt.select(optimizer)]
         columns = list(VARIABLE_COLUMNS)
+        for col in ANNOTATION_COLUMNS:  # only for checkpoints that have such variables
+            if any(getattr(v, col) is not None for v in ckpt.select(optimizer)):
+                columns.append(col)
+                for rec, v in zip(records, ckpt.select(optimizer), strict=True):
+                    info = getattr(v, col)
+                    rec[col] = info.describe() if info is not None else None
         if stats:
             columns += INSPECT_STAT_COLUMNS
             has_values = getattr(ckpt.store, "has_values", True)
@@ -27,5 +34,10 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
                 done += v.params * 4
                 if progress is not None:
                     progress(done, total, v.path)
+        notes = ckpt.notes + tuple(adapters.delta_notes(ckpt)) if has_adapters(ckpt) else ckpt.notes
         return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals,
-                             tuple(records), tuple(columns), ckpt.notes)
+                             tuple(records), tuple(columns), notes)
+
+
+def has_adapters(ckpt) -> bool:
+    return any(v.lora is not None and v.lora.role == "a" for v in ckpt.all_variables)

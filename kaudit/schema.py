@@ -57,10 +57,16 @@ DIFF_COLUMNS = (
     "argmax",
     "passed",
     "failures",
+    "quant",
+    "sqnr_db",
 )
 
 #: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).
 INSPECT_STAT_COLUMNS = ("min", "max", "mean", "std", "nan", "inf")
+
+#: Columns ``InspectResult.table`` has after ``VARIABLE_COLUMNS`` only when some variable is part
+#: of a quantized layer (``quant``) or a LoRA adapter (``lora``): one line saying what it is.
+ANNOTATION_COLUMNS = ("quant", "lora")
 
 #: Version of the ``kaudit snapshot`` JSON format (readers/snapshot.py reads it, baseline.py writes it).
 SNAPSHOT_VERSION = 1

@@ -861,6 +861,19 @@ def layer_spec(class_name: str, config: dict,
         return None
 
 
+def numbered_in_order(groups: list[str]) -> bool:
+    """True when Keras's numbering of same-named groups (``dense``, ``dense_1``, ``dense_2``:
+    saving_lib._get_unique_name, in the order the layers are saved) increases along ``groups``."""
+    last: dict[str, int] = {}
+    for g in groups:
+        m = re.fullmatch(r"(.*?)(?:_(\d+))?", g)
+        base, n = m.group(1), int(m.group(2) or 0)
+        if n <= last.get(base, -1):
+            return False
+        last[base] = n
+    return True
+
+
 def known_classes(keras_major: int = 3) -> frozenset[str]:
     """Class names (as written in configs, aliases excluded) that
     layer_spec() knows for this Keras major version, weightless ones

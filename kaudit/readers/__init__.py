@@ -49,6 +49,10 @@ def sniff(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise FileMissingError(f"cannot access ({exc.strerror})", path=display) from None
     if stat.S_ISDIR(st.st_mode):
+        from .keras_hub import is_preset
+
+        if is_preset(p):
+            return "preset"
         if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file() or (p / "checkpoint").is_file() \
                 or (p / ".index").is_file() or any(p.glob("*.index")) or any(p.glob("*.meta")):
             return "tf"
@@ -103,6 +107,8 @@ def _load(path: str | os.PathLike) -> Checkpoint:
         return _load_archive(str(path), display)
     if kind == "json":
         return _load_json(str(path), display)
+    if kind == "preset":
+        return _load_preset(Path(path), display)
     from . import tf_checkpoint  # the only place TensorFlow may be imported
 
     return tf_checkpoint.load(str(path), display)
@@ -165,18 +171,21 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
 
 
 def _load_hdf5(path: str, display: str) -> Checkpoint:
-    from . import keras_v3, legacy_h5
+    from . import keras_hub, keras_v3, legacy_h5
 
     def build(files, store) -> Checkpoint:
         f = files[0]
         if legacy_h5.looks_like(f):
             variables, notes, version, has_config = legacy_h5.read(f, store, display)
             fmt = "keras3-h5" if legacy_h5.keras_major(version) >= 3 else "keras2-h5"
+        elif keras_hub.looks_like_lora(f):
+            variables, notes = keras_hub.read_lora(f, store, display)
+            version, fmt, has_config = None, "keras-hub-lora", False
         elif keras_v3.looks_like(f):
             variables, notes, has_config = keras_v3.read([f], [display], store, display, None)
             version, fmt = None, "keras3-weights"
-            notes = ["no model config in a bare .weights.h5: trainable flags are unknown and layer order "
-                     "is the file's"] + notes
+            notes = ["no model config in a bare .weights.h5: trainable flags are unknown; layers in the order "
+                     "Keras wrote them"] + notes
         else:
             raise UnsupportedFormatError(
                 "is HDF5 but not a Keras checkpoint (no 'model_weights', 'layer_names' or 'layers')",
@@ -244,6 +253,33 @@ def _load_json(path: str, display: str) -> Checkpoint:
                                  path=display)
 
 
+def _load_preset(p: Path, display: str) -> Checkpoint:
+    """A KerasHub preset directory: its weights (``model.weights.h5`` or sharded), named by the
+    backbone's layer names, and the sha256 of every other file (``Checkpoint.assets``)."""
+    from dataclasses import replace
+
+    from . import keras_hub
+
+    weights = keras_hub.weights_file(p)
+    wdisplay = os.path.join(display, weights.name)
+    inner = _load(weights)
+    try:
+        skip = set(inner.files) | {weights.name}
+        skip = {os.path.relpath(f, str(p)).replace(os.sep, "/") if os.path.isabs(f) or os.sep in f else f
+                for f in skip} | {os.path.basename(f) for f in inner.files}
+        assets = keras_hub.asset_hashes(p, display, skip)
+        meta = keras_hub.metadata(p)
+    except BaseException:
+        inner.close()
+        raise
+    version = meta.get("keras_version") if isinstance(meta.get("keras_version"), str) else None
+    notes = [n for n in inner.notes if not n.startswith("no model config")]
+    notes.insert(0, f"KerasHub preset ({wdisplay}): config.json describes the backbone, not its layers; "
+                    "trainable flags are unknown; layers in the order Keras wrote them")
+    return replace(inner, file=display, format="keras-hub-preset", keras_version=version, notes=tuple(notes),
+                   files=(display, *inner.files), assets=assets)
+
+
 def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
     from ..errors import UnsafeInputError
     from . import keras_v3
@@ -287,9 +323,9 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
         return files
 
     def build(files, store) -> Checkpoint:
-        variables, notes, has_config = keras_v3.read(files, displays, store, display, None)
-        notes = ["no model config beside sharded weights: trainable flags are unknown and layer order is the "
-                 "file's"] + notes
+        variables, notes, has_config = keras_v3.read(files, displays, store, display, None, written=list(wmap))
+        notes = ["no model config beside sharded weights: trainable flags are unknown; layers in the index's "
+                 "weight_map order (Keras's)"] + notes
         return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
                           (display, *displays))
 

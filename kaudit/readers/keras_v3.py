@@ -21,6 +21,7 @@ from ..keras import layers as keras_layers
 from ..keras.config import LayerNode, parse_model_config
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
+from . import _annotate as annotated
 
 if TYPE_CHECKING:
     import h5py
@@ -43,9 +44,11 @@ def _natural(s: str):
 class Tree:
     """A read-only view of one or more HDF5 files (shards) as a single tree of groups."""
 
-    def __init__(self, files: list[h5py.File], displays: list[str]):
+    def __init__(self, files: list[h5py.File], displays: list[str], written: list[str] | None = None):
         self.files = files
         self.displays = displays
+        # a sharded index's weight_map keys ("/layers/dense/vars"), in the order Keras wrote them
+        self.written = _first_seen(written) if written is not None else None
         # the groups used last, per file: the reader asks for a layer's group, its vars, its
         # sub-groups... one after the other (see H.walk)
         self._groups = [H.GroupCache() for _ in files]
@@ -78,7 +81,29 @@ class Tree:
                 for k in H.keys(obj, self.displays[i]):
                     if k not in names and isinstance(self._child(i, obj, path, k), H.GROUPS):
                         names[k] = None
-        return sorted(names, key=_natural)
+        out = sorted(names, key=_natural)
+        if len(out) > 1 and path.rpartition("/")[2] == "layers":
+            return self._keras_order(path, out)
+        return out
+
+    def _keras_order(self, path: str, names: list[str]) -> list[str]:
+        """The layers of a model (``.../layers/<group>``) in Keras's order (``model.layers``, the
+        order saving walks them): the index's weight_map order for shards, else the order the
+        groups were written in (``H.write_order``), accepted only when it agrees with Keras's own
+        numbering of same-class groups (``dense`` before ``dense_1``...); else by name."""
+        if self.written is not None:
+            prefix = path.strip("/") + "/" if path.strip("/") else ""
+            big = len(self.written)
+            order = sorted(names, key=lambda g: self.written.get(prefix + g, big))
+        else:
+            order = None
+            for i, obj in self._objs(path):
+                if isinstance(obj, H.GROUPS) and all(k in H.keys(obj, self.displays[i]) for k in names):
+                    order = H.write_order(obj, names)
+                    break
+        if order is None or not keras_layers.numbered_in_order(order):
+            return names
+        return order
 
     def has(self, path: str) -> bool:
         return any(True for _ in self._objs(path))
@@ -100,6 +125,17 @@ class Tree:
                     if isinstance(ds, H.DATASETS) and k not in out:
                         out[k] = (i, ds)
         return [(k, *out[k]) for k in sorted(out, key=_natural)]
+
+
+def _first_seen(keys: list[str]) -> dict[str, int]:
+    """Every group path in ``keys`` (weight_map keys such as ``/layers/dense/vars``) -> the
+    index of the first key at or below it."""
+    rank: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        parts = [p for p in str(key).split("/") if p]
+        for n in range(1, len(parts) + 1):
+            rank.setdefault("/".join(parts[:n]), i)
+    return rank
 
 
 #: Option sets tried when a bare weights file has no config (see _Reader._infer).
@@ -197,6 +233,7 @@ class _Reader:
         elif spec is None and node is not None and own:
             self.notes.append(f"{layer_path}: layer class {cls} is unknown to kaudit (custom layer?); "
                               "its variables are named by position (vars/<i>)")
+        start = len(self.out)
         for i, (key, fi, ds) in enumerate(own):
             if spec is not None:
                 vs = spec.variables[i]
@@ -206,6 +243,8 @@ class _Reader:
                 tr = None if eff is None or eff else False
                 self.add(paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint,
                          named=False)
+        if spec is not None:
+            annotated.layer(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
         done = {"vars"}
         if spec is not None:
             for ch in spec.children:
@@ -286,10 +325,11 @@ def looks_like(f: h5py.File) -> bool:
 
 
 def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display: str, config,
-         member: str = "") -> tuple[list[Variable], list[str], bool]:
+         member: str = "", written: list[str] | None = None) -> tuple[list[Variable], list[str], bool]:
     """Variables of a Keras 3 weights file (or its shards), named with the help of ``config``
-    (``config.json`` of a .keras archive; None for a bare .weights.h5)."""
-    tree = Tree(files, displays)
+    (``config.json`` of a .keras archive; None for a bare .weights.h5). ``written``: a sharded
+    index's weight_map keys, in its order (Keras's)."""
+    tree = Tree(files, displays, written)
     r = _Reader(tree, store, display, member)
     root = parse_model_config(config) if config is not None else None
     if config is not None and root is None:

@@ -10,7 +10,7 @@ from . import _fmt as F
 MAX_FAILURES = 20
 
 
-def _diff_rows(result, all_rows: bool):
+def _diff_rows(result, all_rows: bool, quant: bool = False):
     rows = []
     for r in result.rows(all_rows):
         path = r.path if (F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path)) else f"{r.path} ↔ {r.path_b}"
@@ -25,7 +25,7 @@ def _diff_rows(result, all_rows: bool):
             F.num(r.rel_l2),
             F.num(r.cosine, 6),
             F.num(r.n_exceed),
-        ])
+        ] + ([F.num(r.sqnr_db)] if quant else []))
     return rows
 
 
@@ -34,9 +34,11 @@ DIFF_HEADERS = ["path", "status", "shape", "dtype", "trainable", "max_abs", "mea
 
 def diff_table(result, all_rows: bool = False, **_kw) -> str:
     out = [f"a: {result.file_a} ({result.format_a})", f"b: {result.file_b} ({result.format_b})", ""]
-    rows = _diff_rows(result, all_rows)
+    quant = any(getattr(r, "quant", None) for r in result.records)  # dequantized pairs: their SQNR too
+    rows = _diff_rows(result, all_rows, quant)
     if rows:
-        out.append(tabulate(rows, headers=DIFF_HEADERS, tablefmt="simple", disable_numparse=True))
+        out.append(tabulate(rows, headers=DIFF_HEADERS + (["sqnr_db"] if quant else []), tablefmt="simple",
+                            disable_numparse=True))
     else:
         out.append("all variables identical" if result.summary["pairs"] else "no variables to compare")
     out.append("")
@@ -56,6 +58,7 @@ def diff_table(result, all_rows: bool = False, **_kw) -> str:
 
 def inspect_table(result, **_kw) -> str:
     show_stats = "min" in result.columns
+    notes = [c for c in ("quant", "lora") if c in result.columns]  # what quantized / LoRA variables are
     rows = []
     for r in result.rows():
         row = [r.path, r.layer_class or "?", F.shape(r.shape), r.dtype, F.tri(r.trainable), F.num(int(r.params))]
@@ -63,8 +66,10 @@ def inspect_table(result, **_kw) -> str:
             row += [F.num(r.min), F.num(r.max), F.num(r.mean), F.num(r.std)]
             if r.nan or r.inf:
                 row[-1] += f" ({r.nan} nan, {r.inf} inf)"
+        row += [getattr(r, c) or "" for c in notes]
         rows.append(row)
     headers = ["path", "class", "shape", "dtype", "trainable", "params"] + (["min", "max", "mean", "std"] if show_stats else [])
+    headers += notes
     out = [f"{result.file} ({result.format}" + (f", Keras {result.keras_version}" if result.keras_version else "") + ")", ""]
     out.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) if rows else "no variables")
     out.append("")

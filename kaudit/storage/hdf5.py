@@ -300,6 +300,32 @@ def keys(group: h5py.Group, display: str) -> list[str]:
     return names
 
 
+def write_order(group: h5py.Group, names: list[str]) -> list[str] | None:
+    """``names`` (entries of ``group``) in the order they were written, when the file tells it:
+    by link creation order where the group tracks it, else by the addresses of their object
+    headers (HDF5 allocates a new file's objects one after the other). None when any address
+    cannot be had or two entries share one: the caller keeps its own order then."""
+    try:
+        if type(group) is P.Group:
+            table = group._table()
+            addrs = {n: table[n] for n in names}
+        else:
+            tracked = group.id.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+            if tracked:
+                raw: list[bytes] = []
+                group.id.links.iterate(raw.append, idx_type=h5py.h5.INDEX_CRT_ORDER, order=h5py.h5.ITER_INC)
+                rank = {b.decode("utf8"): i for i, b in enumerate(raw)}
+                addrs = {n: rank[n] for n in names}
+            else:
+                addrs = {n: h5py.h5g.get_objinfo(group.id, n.encode("utf8"), follow_link=False).objno[0]
+                         for n in names}
+    except Exception:  # noqa: BLE001 - no order then
+        return None
+    if len(set(addrs.values())) != len(addrs):
+        return None
+    return sorted(names, key=addrs.__getitem__)
+
+
 def _link_names(group: h5py.Group) -> list | None:
     """``list(group.keys())`` in one H5Literate pass (h5py asks H5Lget_name_by_idx for each
     index in turn: 3x the cost): the same names in the same order (by name, increasing),
