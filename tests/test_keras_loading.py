@@ -54,7 +54,9 @@ BUILD = textwrap.dedent(r'''
     def nested(seed):
         keras.utils.set_random_seed(seed)
         i = keras.Input((4,))
-        s = keras.Sequential([keras.Input((4,)), L.Dense(4, name="a1"), L.Dense(4, name="a2")], name="inner_seq")
+        # a legacy group lists trainable weights first: abn's gamma and beta, a2, then a1, abn's moving statistics
+        s = keras.Sequential([keras.Input((4,)), L.Dense(4, name="a1", trainable=False),
+                              L.BatchNormalization(name="abn"), L.Dense(4, name="a2")], name="inner_seq")
         fi = keras.Input((4,))
         f = keras.Model(fi, L.Dense(4, name="b1")(fi), name="inner_fun")
         return keras.Model(i, L.Dense(2, name="out")(f(s(i))), name="outer")
@@ -64,6 +66,10 @@ BUILD = textwrap.dedent(r'''
         for layer in m.layers:
             if isinstance(layer, L.BatchNormalization):
                 layer.set_weights([np.arange(4) + 1.0, np.arange(4) - 7.0, np.arange(4) * 0.5, np.arange(4) + 2.0])
+        return m
+
+    def nested_moments(m):
+        moments(m.get_layer("inner_seq"))
         return m
 
     def walk(model, prefix, trainable, out):
@@ -85,8 +91,9 @@ BUILD = textwrap.dedent(r'''
 
     def swap_list(obj, attr, x, y):
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in obj.attrs[attr]]
-        i = next(k for k, n in enumerate(names) if n == x or n.endswith("/" + x) or n.split("/")[-1].split(":")[0] == x)
-        j = next(k for k, n in enumerate(names) if n == y or n.endswith("/" + y) or n.split("/")[-1].split(":")[0] == y)
+        def at(x):
+            return next(k for k, n in enumerate(names) if n.split(":")[0] == x or n.split(":")[0].endswith("/" + x))
+        i, j = at(x), at(y)
         names[i], names[j] = names[j], names[i]
         obj.attrs[attr] = np.array([n.encode() for n in names])
 
@@ -156,8 +163,9 @@ BUILD = textwrap.dedent(r'''
         return os.path.join(out, name)
 
     if flavour == "k3":
-        moments(seq(1)).save(p("seq.keras")); moments(fun(1)).save(p("fun.keras")); nested(1).save(p("nested.keras"))
-        moments(seq(1)).save(p("seq_k3.h5")); moments(fun(1)).save(p("fun_k3.h5")); nested(1).save(p("nested_k3.h5"))
+        moments(seq(1)).save(p("seq.keras")); moments(fun(1)).save(p("fun.keras")); nested_moments(nested(1)).save(p("nested.keras"))
+        moments(seq(1)).save(p("seq_k3.h5")); moments(fun(1)).save(p("fun_k3.h5"))
+        nested_moments(nested(1)).save(p("nested_k3.h5"))
         # Keras 3 archives: groups are loaded by path, the 'name' attribute is never read
         edited_keras(p("seq.keras"), p("seq_attr_swap.keras"),
                      lambda f: swap_attr(f, "layers/dense/vars", "layers/dense_1/vars"))
@@ -183,12 +191,15 @@ BUILD = textwrap.dedent(r'''
         edited_h5(p("seq_k3.h5"), p("seq_k3_weight_names.h5"),
                   lambda f: swap_list(f["model_weights/bn"], "weight_names", "gamma", "beta"))
         case("k3_h5_weight_names_swapped", "seq_k3.h5", "seq_k3_weight_names.h5")
+        edited_h5(p("nested_k3.h5"), p("nested_k3_weight_names.h5"),
+                  lambda f: swap_list(f["model_weights/inner_seq"], "weight_names", "a1/kernel", "a2/kernel"))
+        case("k3_h5_nested_weight_names_swapped", "nested_k3.h5", "nested_k3_weight_names.h5")
         edited_h5(p("fun_k3.h5"), p("fun_k3_top_frozen.h5"), config_edit="top_frozen")
         case("k3_h5_functional_top_flag_off", "fun_k3.h5", "fun_k3_top_frozen.h5")
         edited_h5(p("nested_k3.h5"), p("nested_k3_frozen.h5"), config_edit="nested_frozen")
         case("k3_h5_nested_model_flags_off", "nested_k3.h5", "nested_k3_frozen.h5")
     else:
-        moments(seq(1)).save(p("seq_k2.h5")); moments(fun(1)).save(p("fun_k2.h5")); nested(1).save(p("nested_k2.h5"))
+        moments(seq(1)).save(p("seq_k2.h5")); moments(fun(1)).save(p("fun_k2.h5")); nested_moments(nested(1)).save(p("nested_k2.h5"))
         moments(seq(1)).save_weights(p("seq_k2_weights.h5"))
         edited_h5(p("seq_k2.h5"), p("seq_k2_layer_names.h5"), lambda f: swap_list(f["model_weights"], "layer_names", "d01", "d02"))
         case("k2_h5_layer_names_swapped", "seq_k2.h5", "seq_k2_layer_names.h5")
@@ -201,6 +212,9 @@ BUILD = textwrap.dedent(r'''
                   lambda f: swap_list(f["bn"], "weight_names", "gamma", "beta"))
         case("k2_weights_only_weight_names_swapped", "seq_k2_weights.h5", "seq_k2_weights_weight_names.h5",
              make=lambda s: moments(seq(s)))
+        edited_h5(p("nested_k2.h5"), p("nested_k2_weight_names.h5"),
+                  lambda f: swap_list(f["model_weights/inner_seq"], "weight_names", "a1/kernel", "a2/kernel"))
+        case("k2_h5_nested_weight_names_swapped", "nested_k2.h5", "nested_k2_weight_names.h5")
         edited_h5(p("fun_k2.h5"), p("fun_k2_top_frozen.h5"), config_edit="top_frozen")
         case("k2_h5_functional_top_flag_off", "fun_k2.h5", "fun_k2_top_frozen.h5")
         edited_h5(p("nested_k2.h5"), p("nested_k2_frozen.h5"), config_edit="nested_frozen")
@@ -220,12 +234,14 @@ EXPECT = {
     "k3_keras_nested_model_flags_off": "read",
     "k3_h5_layer_names_swapped": "refuse",
     "k3_h5_weight_names_swapped": "refuse",
+    "k3_h5_nested_weight_names_swapped": "refuse",
     "k3_h5_functional_top_flag_off": "read",
     "k3_h5_nested_model_flags_off": "read",
     "k2_h5_layer_names_swapped": "refuse",
     "k2_h5_weight_names_swapped": "refuse",
     "k2_h5_config_layers_reordered": "refuse",
     "k2_weights_only_weight_names_swapped": "refuse",
+    "k2_h5_nested_weight_names_swapped": "refuse",
     "k2_h5_functional_top_flag_off": "read",
     "k2_h5_nested_model_flags_off": "read",
 }

@@ -127,8 +127,9 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
 
     for i in range(len(names)):
         layer(i)
-    if root is not None:
-        _check_layer_order(root, weighted, major, display)
+    note = _check_layer_order(root, weighted, major, display) if root is not None else None
+    if note:
+        b.notes.append(note)
 
     top = H.child(wgroup, "top_level_model_weights", display)
     if isinstance(top, H.GROUPS):
@@ -162,12 +163,13 @@ def _has_weights(node: LayerNode, major: int) -> bool | None:
     return None if flat is None else bool(flat)
 
 
-def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display: str) -> None:
+def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display: str) -> str | None:
     """Keras loads the i-th group that lists weights into the i-th layer of ``model.layers`` that
     has weights, whatever the group's name (``load_weights_from_hdf5_group``), and kaudit names
     values by the group's name: the two must pick the same layer for every group, or the file is
     refused. Layers whose class kaudit does not know count as having weights when the file lists
-    some under their name."""
+    some under their name. When the counts differ Keras refuses the file without loading anything:
+    the values keep the file's names, and the returned note says so."""
     listed = set(weighted)
     expected = []
     for c in root.children or []:
@@ -175,15 +177,15 @@ def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display
         if has or (has is None and c.name in listed):
             expected.append(c.name)
     if expected == weighted:
-        return
-    for k, (got, want) in enumerate(zip(weighted, expected)):
-        if got != want:
-            raise CorruptFileError(
-                f"the file's layer order disagrees with its config: Keras would load group {got!r} (layer #{k} "
-                f"with weights in 'layer_names') into layer {want!r}", path=display,
-                hint="the file was edited; kaudit does not pick one of the two")
-    raise CorruptFileError(f"Keras refuses the file: its config has {len(expected)} layers with weights, "
-                           f"'layer_names' lists {len(weighted)}", path=display, hint="the file is truncated or was edited")
+        return None
+    if len(expected) != len(weighted):
+        return (f"Keras would refuse this file: its config has {len(expected)} layers with weights, 'layer_names' "
+                f"lists {len(weighted)}; values are named by the file's layer names")
+    k, got, want = next((k, g, w) for k, (g, w) in enumerate(zip(weighted, expected)) if g != w)
+    raise CorruptFileError(
+        f"the file's layer order disagrees with its config: Keras would load group {got!r} (the layer #{k} "
+        f"with weights in 'layer_names') into layer {want!r}", path=display,
+        hint="the file was edited; kaudit does not pick one of the two")
 
 
 def _names(value) -> list[str]:
@@ -232,6 +234,7 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
         by_name.setdefault(strip_uniquifier(leaf.name), []).append(i)
     assigned: dict[int, list[tuple[str, object]]] = {}
     unassigned = []
+    got: dict[str, tuple[int, str]] = {}  # weight name -> (leaf, variable name) as kaudit names it
     for w, ds in zip(wnames, datasets, strict=True):
         parts = paths.split(paths.strip_device_suffix(w))
         idx = None
@@ -251,12 +254,44 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
         names, known = _name_layer(leaf, leaf.name, [w for w, _ in items], major, b.display)
         if not known:
             b.notes.append(f"{path}: layer class {leaf.class_name} is not a Keras built-in; names taken from the file")
-        for n, (_w, ds) in zip(names, items, strict=True):
+        for n, (w, ds) in zip(names, items, strict=True):
+            got[w] = (i, n.name)
             b.add(paths.join(path, n.rel), paths.join(path, n.subpath), leaf, n.name, ds, _trainable(eff, n, True))
+    expected = _nested_order(node, major)
+    if expected is not None and not unassigned:
+        if len(expected) != len(wnames):
+            b.notes.append(f"{lname}: Keras would refuse this file: the nested model has {len(expected)} weights, "
+                           f"the file lists {len(wnames)}")
+        else:
+            for k, (w, want) in enumerate(zip(wnames, expected)):
+                if got.get(w) != want:
+                    raise CorruptFileError(
+                        f"the file's weight names disagree with their order: 'weight_names' of nested model {lname!r} "
+                        f"lists {w!r} at position {k}, where Keras loads the value into "
+                        f"{leaves[want[0]][0] + '/' + want[1]!r}", path=b.display,
+                        hint="the file was edited; kaudit does not pick one of the two")
     for w, ds in unassigned:
         short = paths.strip_device_suffix(w)
         b.notes.append(f"{lname}: weight {w!r} matches no layer of the nested model's config; kept under its file name")
         b.add(paths.join(lname, short), paths.join(lname, paths.layer_of(short)), None, paths.short_name(short), ds, None)
+
+
+def _nested_order(node: LayerNode, major: int) -> list[tuple[int, str]] | None:
+    """(leaf index, variable name) in the order Keras loads a nested model's group: its
+    ``trainable_weights + non_trainable_weights`` (``_legacy_weights``), leaves in
+    ``model.layers`` order; None when a leaf's class is unknown. The nested model's own flag
+    counts here where Keras keeps it on the object (Keras 3 Functional: then every weight comes
+    in walk order)."""
+    own = node.loaded_trainable(major, top=True)
+    first: list[tuple[int, str]] = []
+    rest: list[tuple[int, str]] = []
+    for i, (_path, leaf, eff) in enumerate(node.leaves()):
+        flat = spec_flat(leaf, major)
+        if flat is None:
+            return None
+        for n in flat:
+            (first if own and eff and n.trainable else rest).append((i, n.name))
+    return first + rest
 
 
 def _pick(cands: list[int], leaves: list, before: list[str]) -> int:
