@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _INPUT_CLASSES = {"InputLayer"}
+#: Built-in model classes, whose own ``trainable`` flag Keras mostly drops (LayerNode.loaded_trainable).
+_BUILTIN_MODELS = frozenset({"Sequential", "Functional", "Model"})
 _MAX_DEPTH = 200
 
 
@@ -23,16 +25,31 @@ class LayerNode:
     trainable: bool = True
     children: list[LayerNode] | None = None  # None for a leaf layer, a list for a nested model
     var_dtype: str | None = None  # the variable dtype its dtype policy implies, when known
+    built: bool = False  # the entry has a ``build_config``: Keras 3 builds it (creates its variables) on load
 
     @property
     def is_model(self) -> bool:
         return self.children is not None
 
+    def loaded_trainable(self, keras_major: int, top: bool = False) -> bool:
+        """Whether Keras ``keras_major``, rebuilding the model from this config, lets this layer's
+        weights be trainable as far as this node's own ``trainable`` flag goes (what
+        ``model.trainable_weights`` says after loading). A layer's flag counts. A built-in model's
+        own flag (as opposed to its layers' flags) is dropped: tf_keras's ``Sequential`` and
+        ``Functional`` ignore it, Keras 3's ``Sequential.from_config`` too, and Keras 3's
+        ``Functional`` keeps it without passing it on to its layers or their variables, so it
+        counts for the top-level model only (``trainable_weights`` is then empty). Checked by
+        tests/test_keras_loading.py. A model class kaudit does not know keeps its flag."""
+        if self.is_model and self.class_name in _BUILTIN_MODELS:
+            return self.trainable if top and keras_major >= 3 and self.class_name != "Sequential" else True
+        return self.trainable
+
     def leaves(self, prefix: str = "", enclosing_trainable: bool = True) -> Iterator[tuple[str, LayerNode, bool]]:
-        """(layer path, node, effective trainable) for every leaf below this model, in order."""
+        """(layer path, node, effective trainable) for every leaf below this model, in order; a
+        nested model's own flag counts as Keras reloads it (:meth:`loaded_trainable`)."""
         for c in self.children or []:
             path = f"{prefix}{c.name}"
-            eff = enclosing_trainable and c.trainable
+            eff = enclosing_trainable and c.loaded_trainable(3)  # (not top: the same in Keras 2 and 3)
             if c.is_model:
                 yield from c.leaves(path + "/", eff)
             else:
@@ -108,6 +125,7 @@ def _parse(entry, depth: int) -> LayerNode | None:
         config=cfg,
         trainable=bool(trainable) if isinstance(trainable, bool) else True,
         var_dtype=policy_var_dtype(cfg.get("dtype")),
+        built=isinstance(entry.get("build_config"), dict),
     )
     if layers is not None:
         node.children = []

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from .. import paths
+from ..errors import CorruptFileError
 from . import layers as keras_layers
 from .config import LayerNode
 
@@ -168,35 +169,83 @@ def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: lis
     from_file = [from_file_name(w, layer_name) for w in weight_names]
     key = _spec_key(node, keras_major) if node is not None else None
     if key is None:
-        return _name_legacy_layer(node, from_file, keras_major, None)
+        if node is None:
+            _check_builtin_order(layer_name, [short for _sub, short in from_file], keras_major)
+        return _name_legacy_layer(node, from_file, keras_major, None, layer_name)
     # the answer depends on nothing else: on the layer name only through from_file
     memo_key = (key, tuple(from_file))
     found = _NAMES_MEMO.get(memo_key)
     if found is None:
-        names, known = _name_legacy_layer(node, from_file, keras_major, key)
+        names, known = _name_legacy_layer(node, from_file, keras_major, key, layer_name)
         _remember(_NAMES_MEMO, memo_key, (tuple(names), known))
         return names, known
     return list(found[0]), found[1]
 
 
 def _name_legacy_layer(node: LayerNode | None, from_file: list[tuple[str, str]], keras_major: int,
-                       key: tuple | None) -> tuple[list[Named], bool]:
+                       key: tuple | None, layer_name: str) -> tuple[list[Named], bool]:
     spec = spec_flat(node, keras_major, key) if node is not None else None
     if spec is not None and len(spec) == len(from_file):
         if all(_compatible(f, s) for f, s in zip(from_file, spec, strict=True)):
             if any(s.subpath for s in spec):  # sub-layers: their names are the file's own
                 return [Named(f[0], s.name, s.trainable) for f, s in zip(from_file, spec, strict=True)], True
             return list(spec), True
-        # same count, other names: the file's names may be in another order; match by name
+        # same count, other names: the file's names in another order? Keras loads the values by
+        # position (the i-th listed into the layer's i-th weight), whatever their names say
         by_name = {}
         for s in spec:
             by_name.setdefault(s.name, s)
         picked = [by_name.get(short) or by_name.get(strip_uniquifier(short)) for _sub, short in from_file]
         if all(picked) and len({id(p) for p in picked}) == len(picked):
-            return picked, True
+            k = next(i for i, (p, s) in enumerate(zip(picked, spec, strict=True)) if p is not s)
+            raise CorruptFileError(
+                f"the file's weight names disagree with their order: 'weight_names' of layer {layer_name!r} lists "
+                f"{from_file[k][1]!r} at position {k}, where Keras loads the value into {spec[k].rel!r}",
+                hint="the file was edited; kaudit does not pick one of the two")
     # a class kaudit does not know: the names are the file's, and whether a variable is
     # trainable by design (a custom layer's moving statistics?) is unknown, not guessed
     return [Named(sub, short, None) for sub, short in from_file], spec is not None
+
+
+#: Option sets tried for a layer whose config the file does not have (weights-only files).
+OPTION_SETS = ({}, {"use_bias": False}, {"center": False}, {"scale": False}, {"center": False, "scale": False},
+               {"use_scale": True})
+
+#: Per Keras major version: sorted variable names -> the orders built-in layers list them in.
+_BUILTIN_ORDERS: dict[int, dict[tuple[str, ...], frozenset[tuple[str, ...]]]] = {}
+
+
+def _builtin_orders(keras_major: int) -> dict[tuple[str, ...], frozenset[tuple[str, ...]]]:
+    found = _BUILTIN_ORDERS.get(keras_major)
+    if found is None:
+        orders: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+        for cls in sorted(keras_layers.known_classes(keras_major)):
+            for cfg in OPTION_SETS:
+                for trainable in (True, False):
+                    node = LayerNode(name="x", class_name=cls, config=dict(cfg, name="x", trainable=trainable),
+                                     trainable=trainable)
+                    flat = _spec_flat(node, keras_major)
+                    if flat:
+                        order = tuple(n.name for n in flat)
+                        orders.setdefault(tuple(sorted(order)), set()).add(order)
+        found = _BUILTIN_ORDERS[keras_major] = {k: frozenset(v) for k, v in orders.items()}
+    return found
+
+
+def _check_builtin_order(layer_name: str, shorts: list[str], keras_major: int) -> None:
+    """A weights-only file does not say a layer's class, and Keras loads the values by position
+    into whatever model it is given. When the names the file lists are exactly those of a
+    built-in layer class, they must stand in that class's order, or the file's names and the
+    values Keras loads disagree: refused."""
+    names = tuple(strip_uniquifier(s) for s in shorts)
+    orders = _builtin_orders(keras_major).get(tuple(sorted(names)))
+    if orders and names not in orders:
+        want = min(orders)
+        k = next(i for i, (a, b) in enumerate(zip(names, want)) if a != b)
+        raise CorruptFileError(
+            f"the file's weight names disagree with their order: 'weight_names' of layer {layer_name!r} lists "
+            f"{shorts[k]!r} at position {k}, where every Keras layer with these weights has {want[k]!r} "
+            "(Keras loads the values by position)", hint="the file was edited; kaudit does not pick one of the two")
 
 
 def _compatible(from_file: tuple[str, str], spec: Named) -> bool:

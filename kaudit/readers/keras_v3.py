@@ -18,6 +18,7 @@ from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError
 from ..keras import layers as keras_layers
+from ..keras import naming
 from ..keras.config import LayerNode, parse_model_config
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
@@ -33,6 +34,21 @@ def to_snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _group_names(children: list[LayerNode]):
+    """(layer, its group name) for the layers of a model, in order: Keras loads a layer from the
+    group its class and rank give it (``dense``, ``dense_1``: saving_lib ``_load_container_state``
+    over ``model.layers``), never from the group whose ``vars`` attribute ``name`` says so."""
+    counters: dict[str, int] = {}
+    for ch in children:
+        snake = to_snake_case(ch.class_name)
+        if snake in counters:
+            counters[snake] += 1
+            yield ch, f"{snake}_{counters[snake]}"
+        else:
+            counters[snake] = 0
+            yield ch, snake
 
 
 def _natural(s: str):
@@ -138,11 +154,6 @@ def _first_seen(keys: list[str]) -> dict[str, int]:
     return rank
 
 
-#: Option sets tried when a bare weights file has no config (see _Reader._infer).
-_OPTION_SETS = ({}, {"use_bias": False}, {"center": False}, {"scale": False}, {"center": False, "scale": False},
-                {"use_scale": True})
-
-
 class _Reader:
     def __init__(self, tree: Tree, store: H.H5Store, display: str, member: str = ""):
         self.tree = tree
@@ -175,31 +186,25 @@ class _Reader:
         groups = self.tree.groups(lpath)
         used: set[str] = set()
         if node is not None and node.children is not None:
-            by_attr = {}
-            for g in groups:
-                n = self.tree.name_attr(paths.join(lpath, g, "vars"))
-                if n is not None:
-                    by_attr.setdefault(n, g)
-            counters: dict[str, int] = {}
+            present = set(groups)
             plan: list[tuple[LayerNode, str]] = []  # (layer, its group), in the config's order
-            for ch in node.children:
-                snake = to_snake_case(ch.class_name)
-                if snake in counters:
-                    counters[snake] += 1
-                    snake = f"{snake}_{counters[snake]}"
-                else:
-                    counters[snake] = 0
-                g = by_attr.get(ch.name)
-                if g is None and snake in groups and self.tree.name_attr(paths.join(lpath, snake, "vars")) in (None, ch.name):
-                    g = snake
-                if g is None or g in used:
+            for ch, snake in _group_names(node.children):
+                gp = paths.join(lpath, snake)
+                if snake not in present:
+                    self._no_group(ch, gp, prefix + ch.name)
                     continue
-                used.add(g)
-                plan.append((ch, g))
+                said = self.tree.name_attr(paths.join(gp, "vars"))
+                if said is not None and said != ch.name:
+                    raise CorruptFileError(
+                        f"the file's layer names disagree with its group paths: Keras would load group {gp!r} "
+                        f"into layer {prefix + ch.name!r}, the group's 'name' says it holds {said!r}",
+                        path=self.display, hint="the file was edited; kaudit does not pick one of the two")
+                used.add(snake)
+                plan.append((ch, snake))
 
             def one(i: int) -> None:
                 ch, g = plan[i]
-                ceff = None if eff is None else (eff and ch.trainable)
+                ceff = None if eff is None else (eff and ch.loaded_trainable(3))
                 if ch.is_model:
                     self.model(ch, paths.join(lpath, g), prefix + ch.name + "/", ceff)
                 else:
@@ -219,6 +224,23 @@ class _Reader:
             else:
                 guess = self._infer(g, gp, name) or self._infer(name, gp, name) if node is None else None
                 self.layer(guess, gp, prefix + name, None)
+
+    def _no_group(self, node: LayerNode, gpath: str, layer_path: str) -> None:
+        """A layer of the config has no group at ``gpath``: Keras loads nothing into it, and
+        fails when the layer has variables (``Layer._check_load_own_variables``)."""
+        if node.is_model:  # its layers' groups would be below this one: none is there
+            for ch, snake in _group_names(node.children or []):
+                self._no_group(ch, paths.join(gpath, "layers", snake), paths.join(layer_path, ch.name))
+            return
+        flat = naming.spec_flat(node, 3)
+        if flat is not None and not flat:
+            return  # no variables: nothing to load, Keras does not look
+        if node.built and flat:
+            raise CorruptFileError(f"layer {layer_path!r} ({node.class_name}) has variables but the file has no "
+                                   f"group {gpath!r} for them: Keras refuses to load it", path=self.display,
+                                   hint="the file is truncated or was edited")
+        self.notes.append(f"{layer_path}: no group {gpath!r} in the file; Keras loads no values into this layer "
+                          "(and fails if it has variables)")
 
     def layer(self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None,
               hint: str | None = None) -> None:
@@ -279,7 +301,7 @@ class _Reader:
         for cls in keras_layers.known_classes(3):
             if to_snake_case(cls) != base:
                 continue
-            for cfg in _OPTION_SETS:
+            for cfg in naming.OPTION_SETS:
                 spec = keras_layers.layer_spec(cls, dict(cfg, name=name), 3)
                 if spec is None or len(spec.variables) != n_own:
                     continue
@@ -334,7 +356,7 @@ def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display:
     root = parse_model_config(config) if config is not None else None
     if config is not None and root is None:
         r.notes.append("config.json could not be understood; variables named by position")
-    eff = (root.trainable if root is not None else None)
+    eff = (root.loaded_trainable(3, top=True) if root is not None else None)
     with H.steady_metadata_cache(files):
         r.model(root, "", "", eff)
         r.extras()

@@ -17,7 +17,7 @@ from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError, UnsupportedFormatError
 from ..keras.config import LayerNode, ModelInfo
-from ..keras.naming import Named, name_legacy_layer, strip_uniquifier
+from ..keras.naming import Named, name_legacy_layer, spec_flat, strip_uniquifier
 from ..storage import hdf5 as H
 
 if TYPE_CHECKING:
@@ -82,8 +82,11 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
     if config is not None and info.root is None:
         b.notes.append("model_config could not be understood; trainable flags are unknown")
     root = info.root
+    # the model's own flag, as Keras reloads it (Keras 3's Functional keeps it: then no weight is trainable)
+    top_eff = root.loaded_trainable(major, top=True) if root is not None else True
 
     names = [str(n) for n in layer_names]
+    weighted: list[str] = []  # the layers that list weights, in file order: Keras loads them by position
     repeated: set[int] = set()  # positions of a name listed before
     first: dict[str, int] = {}
     for i, lname in enumerate(names):
@@ -102,6 +105,7 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
         wnames = _names(H.attr(g, "weight_names", display))
         if not wnames:
             return
+        weighted.append(lname)
         datasets = []
         groups: dict = {}  # the layer's sub-groups, resolved once for all its weights
         for w in wnames:
@@ -111,10 +115,10 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
             datasets.append(ds)
         node = root.find(lname) if root is not None else None
         if node is not None and node.is_model:
-            _nested(b, node, lname, wnames, datasets, major)
+            _nested(b, node, lname, wnames, datasets, major, top_eff)
         else:
-            eff = node.trainable if node is not None else None
-            named, known = name_legacy_layer(node, lname, wnames, major)
+            eff = top_eff and node.loaded_trainable(major) if node is not None else None
+            named, known = _name_layer(node, lname, wnames, major, display)
             if node is not None and not known and node.class_name:
                 b.notes.append(f"{lname}: layer class {node.class_name} is not a Keras built-in; names taken from the file")
             for n, ds in zip(named, datasets, strict=True):
@@ -123,6 +127,9 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
 
     for i in range(len(names)):
         layer(i)
+    note = _check_layer_order(root, weighted, major, display) if root is not None else None
+    if note:
+        b.notes.append(note)
 
     top = H.child(wgroup, "top_level_model_weights", display)
     if isinstance(top, H.GROUPS):
@@ -131,10 +138,54 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
             if isinstance(ds, H.DATASETS):
                 short = paths.strip_device_suffix(w)
                 b.add(short, paths.layer_of(short), None, paths.short_name(short), ds,
-                      True if root is not None else None)
+                      top_eff if root is not None else None)
 
     _optimizer(b, f)
     return b.out, b.notes, version, config is not None and root is not None
+
+
+def _name_layer(node: LayerNode | None, lname: str, wnames: list[str], major: int, display: str):
+    """:func:`name_legacy_layer`, its refusals (weights listed in another order than Keras loads
+    them) naming the file."""
+    try:
+        return name_legacy_layer(node, lname, wnames, major)
+    except CorruptFileError as exc:
+        raise CorruptFileError(exc.message, path=display, hint=exc.hint) from None
+
+
+def _has_weights(node: LayerNode, major: int) -> bool | None:
+    """Whether Keras's rebuilt layer has weights (``_legacy_weights`` not empty); None when the
+    class is unknown."""
+    if node.is_model:
+        found = [_has_weights(leaf, major) for _p, leaf, _e in node.leaves()]
+        return True if any(found) else (None if None in found else False)
+    flat = spec_flat(node, major)
+    return None if flat is None else bool(flat)
+
+
+def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display: str) -> str | None:
+    """Keras loads the i-th group that lists weights into the i-th layer of ``model.layers`` that
+    has weights, whatever the group's name (``load_weights_from_hdf5_group``), and kaudit names
+    values by the group's name: the two must pick the same layer for every group, or the file is
+    refused. Layers whose class kaudit does not know count as having weights when the file lists
+    some under their name. When the counts differ Keras refuses the file without loading anything:
+    the values keep the file's names, and the returned note says so."""
+    listed = set(weighted)
+    expected = []
+    for c in root.children or []:
+        has = _has_weights(c, major)
+        if has or (has is None and c.name in listed):
+            expected.append(c.name)
+    if expected == weighted:
+        return None
+    if len(expected) != len(weighted):
+        return (f"Keras would refuse this file: its config has {len(expected)} layers with weights, 'layer_names' "
+                f"lists {len(weighted)}; values are named by the file's layer names")
+    k, got, want = next((k, g, w) for k, (g, w) in enumerate(zip(weighted, expected)) if g != w)
+    raise CorruptFileError(
+        f"the file's layer order disagrees with its config: Keras would load group {got!r} (the layer #{k} "
+        f"with weights in 'layer_names') into layer {want!r}", path=display,
+        hint="the file was edited; kaudit does not pick one of the two")
 
 
 def _names(value) -> list[str]:
@@ -172,16 +223,18 @@ def _trainable(enclosing: bool | None, n: Named, has_config: bool) -> bool | Non
     return None if n.trainable is None else bool(enclosing) and n.trainable
 
 
-def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int) -> None:
+def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int,
+            top_eff: bool) -> None:
     """Weights of a nested model saved in one group: assign each to its inner layer, then emit
     them in Keras's walk order (the file lists trainable weights first)."""
-    leaves = list(node.leaves(prefix=lname + "/", enclosing_trainable=node.trainable))
+    leaves = list(node.leaves(prefix=lname + "/", enclosing_trainable=top_eff and node.loaded_trainable(major)))
     by_name: dict[str, list[int]] = {}
     for i, (_path, leaf, _eff) in enumerate(leaves):
         by_name.setdefault(leaf.name, []).append(i)
         by_name.setdefault(strip_uniquifier(leaf.name), []).append(i)
     assigned: dict[int, list[tuple[str, object]]] = {}
     unassigned = []
+    got: dict[str, tuple[int, str]] = {}  # weight name -> (leaf, variable name) as kaudit names it
     for w, ds in zip(wnames, datasets, strict=True):
         parts = paths.split(paths.strip_device_suffix(w))
         idx = None
@@ -198,15 +251,47 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
         items = assigned.get(i)
         if not items:
             continue
-        names, known = name_legacy_layer(leaf, leaf.name, [w for w, _ in items], major)
+        names, known = _name_layer(leaf, leaf.name, [w for w, _ in items], major, b.display)
         if not known:
             b.notes.append(f"{path}: layer class {leaf.class_name} is not a Keras built-in; names taken from the file")
-        for n, (_w, ds) in zip(names, items, strict=True):
+        for n, (w, ds) in zip(names, items, strict=True):
+            got[w] = (i, n.name)
             b.add(paths.join(path, n.rel), paths.join(path, n.subpath), leaf, n.name, ds, _trainable(eff, n, True))
+    expected = _nested_order(node, major)
+    if expected is not None and not unassigned:
+        if len(expected) != len(wnames):
+            b.notes.append(f"{lname}: Keras would refuse this file: the nested model has {len(expected)} weights, "
+                           f"the file lists {len(wnames)}")
+        else:
+            for k, (w, want) in enumerate(zip(wnames, expected)):
+                if got.get(w) != want:
+                    raise CorruptFileError(
+                        f"the file's weight names disagree with their order: 'weight_names' of nested model {lname!r} "
+                        f"lists {w!r} at position {k}, where Keras loads the value into "
+                        f"{leaves[want[0]][0] + '/' + want[1]!r}", path=b.display,
+                        hint="the file was edited; kaudit does not pick one of the two")
     for w, ds in unassigned:
         short = paths.strip_device_suffix(w)
         b.notes.append(f"{lname}: weight {w!r} matches no layer of the nested model's config; kept under its file name")
         b.add(paths.join(lname, short), paths.join(lname, paths.layer_of(short)), None, paths.short_name(short), ds, None)
+
+
+def _nested_order(node: LayerNode, major: int) -> list[tuple[int, str]] | None:
+    """(leaf index, variable name) in the order Keras loads a nested model's group: its
+    ``trainable_weights + non_trainable_weights`` (``_legacy_weights``), leaves in
+    ``model.layers`` order; None when a leaf's class is unknown. The nested model's own flag
+    counts here where Keras keeps it on the object (Keras 3 Functional: then every weight comes
+    in walk order)."""
+    own = node.loaded_trainable(major, top=True)
+    first: list[tuple[int, str]] = []
+    rest: list[tuple[int, str]] = []
+    for i, (_path, leaf, eff) in enumerate(node.leaves()):
+        flat = spec_flat(leaf, major)
+        if flat is None:
+            return None
+        for n in flat:
+            (first if own and eff and n.trainable else rest).append((i, n.name))
+    return first + rest
 
 
 def _pick(cands: list[int], leaves: list, before: list[str]) -> int:
