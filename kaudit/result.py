@@ -36,6 +36,7 @@ DIFF_COLUMNS = (
     "rms",
     "max_rel",
     "rel_l2",
+    "rel_change",
     "cosine",
     "n_exceed",
     "frac_exceed",
@@ -45,8 +46,15 @@ DIFF_COLUMNS = (
     "inf_b",
     "argmax",
     "passed",
+    "rule",
     "failures",
 )
+
+#: The short names of the rules a pair can fail (``DiffRow.rule`` holds those it failed, in this
+#: order, comma-separated): ``structure`` (added, removed, shape or dtype), ``frozen`` (a policy
+#: rule: must stay bit-identical), ``tolerance`` (values over atol/rtol), ``must_change`` (a policy
+#: rule: did not move), ``trainability`` (the flag changed), ``trainable`` (a policy rule on b's flag).
+RULES = ("structure", "frozen", "tolerance", "must_change", "trainability", "trainable")
 
 #: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
 DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)
