@@ -42,7 +42,37 @@ run 'kaudit COMMAND --help' for the options of a command; docs: docs/cli.md
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors are KauditErrors: one line, exit 2
-        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        import re
+
+        hint = f"see '{self.prog} --help'"
+        m = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if m:
+            hint = _did_you_mean(m.group(1), re.findall(r"'(.*?)'", m.group(2))) + hint
+        raise UsageError(f"{self.prog}: {message}", hint=hint)
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but arguments no parser knows are blamed on the command they were given
+        to (``kaudit diff: unrecognized arguments: --atoll``), with a did-you-mean from its
+        options, and the hint names that command's help."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = self
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None):
+                    target = action.choices[getattr(ns, action.dest)]
+            options = [o for o in target._option_string_actions if o.startswith("--")]
+            guess = "".join(_did_you_mean(x.split("=", 1)[0], options) for x in extras if x.startswith("-"))
+            raise UsageError(f"{target.prog}: unrecognized arguments: {' '.join(extras)}",
+                             hint=f"{guess}see '{target.prog} --help'")
+        return ns
+
+
+def _did_you_mean(word: str, choices) -> str:
+    """``did you mean --atol? `` for a near miss among ``choices`` (difflib), else empty."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
 
 
 def _formatter(prog):
@@ -111,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", "-f", default="table", choices=("table", "markdown", "csv", "json", "junit", "html"))
     g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     g.add_argument("--all", action="store_true", help="list identical pairs too")
+    g.add_argument("--sort", choices=("change", "status", "path", "model"), default=None,
+                   help="row order: change (failures first, then the largest relative change; the default "
+                        "of table, markdown and html), status, path, or model (the file's order; the default "
+                        "of csv, json and junit)")
+    g.add_argument("--top", type=_count, default=None, metavar="N",
+                   help="show the first N rows (0: all; default all, markdown 50)")
+    g.add_argument("--wide", action="store_true",
+                   help="every table column at full width (default: fit the terminal, $COLUMNS)")
+    g.add_argument("--plot", metavar="PNG", help="also draw where the model moved: one bar per layer, "
+                                                  "its relative change on a log scale, coloured by verdict")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code says it")
     g.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per variable)")
     g.add_argument("--summary", action="store_true",
@@ -166,6 +206,26 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--config", metavar="FILE", help="policy file whose fail_on lists checks that fail")
     pa.add_argument("--no-config", action="store_true", help="ignore policy files")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
+def _width(args) -> int | None:
+    """The width a table must fit: None with --wide, else the terminal's ($COLUMNS first; 120
+    when the output is no terminal), never below 40."""
+    import shutil
+
+    if getattr(args, "wide", False):
+        return None
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
 def _float(text: str) -> float:
@@ -239,17 +299,27 @@ def cmd_diff(args) -> int:
 
         result = result.with_montages(write_diff_montages(result, args.montage_dir))
     # render everything first, then write: a failure leaves no partial set of outputs
-    outputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str | bytes]] = []
     if args.junit:
         outputs.append((args.junit, result.render("junit")))
+    if args.plot:
+        from .report.drift import drift_png
+
+        outputs.append((args.plot, drift_png(result)))
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY") if args.summary else None
     if not args.quiet:
-        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all)))
+        sort = args.sort or ("change" if args.format in ("table", "markdown", "html") else "model")
+        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all, sort=sort, top=args.top,
+                                                          width=_width(args))))
     for path, text in outputs:
         write_atomic(path, text)
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(result.render("markdown"))
+    if args.output and not args.quiet:  # the report went to a file: a CI log still shows the outcome
+        from .report._fmt import verdict_summary
+
+        print(verdict_summary(result), file=sys.stderr)
     return result.exit_code
 
 

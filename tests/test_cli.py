@@ -262,7 +262,7 @@ def test_cli_diff_options_map_to_library_parameters():
     sub = next(a for a in parser._actions if a.dest == "command").choices["diff"]
     dests = {a.dest for a in sub._actions} - {"help", "a", "b"}
     cli_only = {"config", "no_config", "format", "output", "all", "quiet", "junit", "summary", "montage_dir",
-                "progress"}
+                "progress", "sort", "top", "wide", "plot"}
     renamed = {"nan_unequal": "equal_nan", "no_structural": "structural"}
     for d in dests - cli_only:
         assert renamed.get(d, d) in params, f"--{d} has no library parameter"

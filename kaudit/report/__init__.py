@@ -23,8 +23,9 @@ def render_diff(result, fmt: str = "table", **kw) -> str:
         return diff_markdown(result, **kw)
     if fmt == "csv":
         from ..result import DIFF_COLUMNS
+        from ._fmt import order_rows
 
-        return to_csv(DIFF_COLUMNS, [r._asdict() for r in result.records])
+        return to_csv(DIFF_COLUMNS, [r._asdict() for r in order_rows(result.records, kw.get("sort") or "model")])
     if fmt == "json":
         from .json import diff_json
 
