@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from . import __version__
@@ -283,6 +284,9 @@ def cmd_diff(args) -> int:
         raise UsageError("-q/--quiet prints nothing; it cannot go with --format or -o")
     policy = _policy(args)
     progress = Progress("kaudit diff", enabled=args.progress)
+    progress.note(f"reading {args.a} and {args.b}")
+    started = time.monotonic()
+    result = None
     try:
         result = diff(
             args.a, args.b, atol=args.atol, rtol=args.rtol, tol=args.tol,
@@ -293,7 +297,8 @@ def cmd_diff(args) -> int:
             policy=policy, progress=progress,
         )
     finally:
-        progress.close()
+        progress.close(None if result is None else
+                       f"compared {result.summary['pairs']} pairs in {time.monotonic() - started:.2f} s")
     if args.montage_dir:
         from .montages import write_diff_montages
 

@@ -276,7 +276,8 @@ MERMAID_NAMES = 30
 def drift_mermaid(result, by: str = "layer") -> str:
     """The chart as a Mermaid ``xychart-beta`` bar chart (GitHub renders it in Markdown): log10 of
     each mark's relative change (the floor for identical marks, 0.3 = log10 2 for marks without a
-    figure); failing marks in a red series drawn over the rest."""
+    figure); three series, one per verdict (blue within policy, red failing, grey identical: a
+    stub just above the floor)."""
     marks = drift_marks(result, by)
     if not marks:
         return ""
@@ -295,18 +296,21 @@ def drift_mermaid(result, by: str = "layer") -> str:
     else:
         names = [str(i + 1) for i in range(len(marks))]
     labels = ", ".join('"' + n.replace('"', "'").replace("\\", "/") + '"' for n in names)
-    within = [level(m) if m.verdict != "fail" else lo for m in marks]
+    stub = round(lo + 0.03 * (math.log10(TOP) - lo), 2)  # identical: a stub, as in the other drawings
+    within = [level(m) if m.verdict == "changed" else lo for m in marks]
     failing = [level(m) if m.verdict == "fail" else lo for m in marks]
-    palette = f"{COLOURS['changed']}, {COLOURS['fail']}"
+    same = [stub if m.verdict == "identical" else lo for m in marks]
+    palette = f"{COLOURS['changed']}, {COLOURS['fail']}, {COLOURS['identical']}"
     lines = [
         "```mermaid",
         '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
         "xychart-beta",
-        f'    title "log10 relative change per {by} (red: fails the policy)"',
+        f'    title "log10 relative change per {by} (red: fails the policy, grey: identical)"',
         f"    x-axis [{labels}]",
         f'    y-axis "log10 rel_change" {lo:g} --> {math.log10(TOP):.2f}',
         "    bar [" + ", ".join(f"{v:g}" for v in within) + "]",
         "    bar [" + ", ".join(f"{v:g}" for v in failing) + "]",
+        "    bar [" + ", ".join(f"{v:g}" for v in same) + "]",
         "```",
     ]
     return "\n".join(lines)
