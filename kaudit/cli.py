@@ -36,6 +36,7 @@ examples:
   kaudit diff before.h5 after.h5 --atol 1e-6 --tol 'head/**=1e-2' --junit report.xml
   kaudit montage model.h5 --layer conv1_conv --bgr -o conv1.png
   kaudit snapshot model.h5 -o baseline.json && kaudit diff baseline.json model.h5
+  kaudit trend run/epoch_*.h5 --plot trend.png
 
 run 'kaudit COMMAND --help' for the options of a command; docs: docs/cli.md
 """
@@ -159,6 +160,44 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--montage-dir", metavar="DIR", help="write an A | B | difference PNG per changed conv kernel")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: on a terminal, for large files)")
+
+    # trend -------------------------------------------------------------------------------
+    pt = sub.add_parser(
+        "trend", help="a training run as one picture: every checkpoint against the previous one and the first",
+        description="Compare each checkpoint of a run with the previous one and with the first (as 'kaudit diff' "
+                    "aligns and measures them), and show the relative change ||b - a|| / max(||a||, ||b||) per "
+                    "layer and checkpoint, with each variable's norm. With a policy (a policy file, or --atol/"
+                    "--rtol/--tol) every step is gated: exit 1 when a checkpoint is outside it against the "
+                    "previous one or the first (a frozen layer must stay identical through the whole run); "
+                    "without one the trend only measures (exit 0).",
+        epilog="examples:\n"
+               "  kaudit trend run/epoch_*.h5                       # ordered by the numbers in the names\n"
+               "  kaudit trend checkpoints/ --plot trend.png\n"
+               "  kaudit trend e1.h5 e2.h5 e3.h5 --order given --format html -o trend.html\n"
+               "  kaudit trend run/*.h5 --config kaudit.toml       # gate: frozen layers stay identical",
+        formatter_class=_formatter)
+    pt.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                    help="checkpoints of one run: files, a glob, or one directory of checkpoints")
+    pt.add_argument("--order", choices=("natural", "given"), default="natural",
+                    help="natural: by the numbers in the names (epoch 51 before 110; default); given: as listed")
+    pt.add_argument("--by", choices=("layer", "variable"), default="layer",
+                    help="one row per layer (the largest change of its variables; default) or per variable")
+    g = pt.add_argument_group("policy")
+    g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance: gate every step")
+    g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance: gate every step")
+    g.add_argument("--tol", action="append", default=[], metavar="PATTERN=ATOL[,RTOL]",
+                   help="per-pattern tolerance, repeatable, last match wins")
+    g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
+    g.add_argument("--config", metavar="FILE", help="policy file (default: kaudit.toml or [tool.kaudit] in "
+                                                    "pyproject.toml, searched upward from here)")
+    g.add_argument("--no-config", action="store_true", help="ignore policy files")
+    g = pt.add_argument_group("output")
+    g.add_argument("--format", "-f", default="table", choices=("table", "csv", "json", "html"))
+    g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    g.add_argument("--plot", metavar="PNG", help="also draw the heatmap: layers down, checkpoints across")
+    g.add_argument("--wide", action="store_true", help="every column at full width (default: fit the terminal)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show each checkpoint as it is read (default: on a terminal)")
 
     # montage -----------------------------------------------------------------------------
     pm = sub.add_parser(
@@ -328,6 +367,37 @@ def cmd_diff(args) -> int:
     return result.exit_code
 
 
+def cmd_trend(args) -> int:
+    from ._io import write_atomic
+    from .policy import Policy
+    from .trend import trend
+
+    policy = _policy(args)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def opening(i: int, file: str) -> None:
+        if show:
+            print(f"kaudit trend: [{i + 1}] {file}", file=sys.stderr, flush=True)
+
+    result = trend(args.checkpoints, order=args.order, policy=policy, atol=args.atol, rtol=args.rtol,
+                   tol=args.tol, ignore=args.ignore, gate=(policy != Policy() or args.atol is not None
+                                                           or args.rtol is not None or bool(args.tol)),
+                   on_checkpoint=opening)
+    outputs: list[tuple[str, str | bytes]] = []
+    if args.plot:
+        from .report.trend import trend_png
+
+        outputs.append((args.plot, trend_png(result, by=args.by)))
+    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args))))
+    for path, data in outputs:
+        write_atomic(path, data)
+    if args.output:
+        from .report.trend import summary_line
+
+        print(summary_line(result), file=sys.stderr)
+    return result.exit_code
+
+
 def cmd_montage(args) -> int:
     from .montages import montage_png
 
@@ -358,8 +428,8 @@ def cmd_audit(args) -> int:
     return res.exit_code(strict=args.strict)
 
 
-COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "montage": cmd_montage, "snapshot": cmd_snapshot,
-            "audit": cmd_audit}
+COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "trend": cmd_trend, "montage": cmd_montage,
+            "snapshot": cmd_snapshot, "audit": cmd_audit}
 
 
 def _on_sigint(signum, frame):

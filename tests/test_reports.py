@@ -19,7 +19,8 @@ import kaudit
 from kaudit.inspection import inspect
 from kaudit.policy import policy_from_mapping
 from kaudit.report import _fmt as F
-from kaudit.report.drift import COLOURS, drift_marks, drift_mermaid, drift_png, drift_svg, layer_of, scale_floor
+from kaudit.paths import layer_of
+from kaudit.report.drift import COLOURS, drift_marks, drift_mermaid, drift_png, drift_svg, scale_floor
 from kaudit.result import RULES
 
 from .conftest import AFTER, BEFORE, real, run_cli

@@ -18,6 +18,7 @@ import io
 import math
 from dataclasses import dataclass
 
+from ..paths import layer_of
 from . import _fmt as F
 
 #: Colours by verdict (the HTML report's status palette).
@@ -73,18 +74,13 @@ class Mark:
 _SEVERITY = ("only_in_a", "only_in_b", "shape_changed", "dtype_changed", "changed", "close", "identical")
 
 
-def layer_of(path: str) -> str:
-    """The layer part of a variable path (``block1/conv/kernel`` -> ``block1/conv``)."""
-    return path.rsplit("/", 1)[0] if "/" in path else path
-
-
 def drift_marks(result, by: str = "layer") -> list[Mark]:
     """The chart's data: one :class:`Mark` per layer (``by="layer"``) or per variable
     (``by="variable"``), in the model order of ``result.records`` (a layer sits where its first
     variable does)."""
     groups: dict[str, list] = {}
     for r in result.records:
-        key = str(r.path) if by == "variable" else layer_of(str(r.path))
+        key = str(r.path) if by == "variable" else (layer_of(str(r.path)) or str(r.path))
         groups.setdefault(key, []).append(r)
     marks = []
     for name, rows in groups.items():
