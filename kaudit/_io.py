@@ -18,6 +18,11 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         sys.stdout.flush()
         return
     target = os.path.abspath(os.fspath(path))
+    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
+        # a device or a pipe (-o /dev/null, -o /dev/stderr, a FIFO): written to, never replaced
+        with open(target, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        return
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         from .errors import UsageError

@@ -355,3 +355,22 @@ def test_drift_mermaid():
         if m.verdict == "identical":
             assert s > min(same) - 1e-9 and w == f == math.log10(scale_floor(marks))
     assert text in res.render("markdown")
+
+
+def test_output_to_a_pipe_or_device_is_written_not_replaced(tmp_path):
+    """-o /dev/null (or a FIFO) is written to: the atomic rename must never replace a device or a
+    pipe with a regular file (as root, `-o /dev/null` replaced the machine's /dev/null)."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))  # noqa: SIM115
+    reader.start()
+    proc = run_cli("diff", BEFORE, AFTER, "-f", "json", "-o", str(fifo))
+    reader.join(30)
+    assert proc.returncode == 1
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert b'"verdict": "FAIL"' in got[0]
