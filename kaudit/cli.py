@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--grey", action="store_true", help="grey tiles per (input, output) channel even for RGB kernels")
     pm.add_argument("--scale", type=int, default=8, metavar="N", help="nearest-neighbour upscaling (default 8)")
     pm.add_argument("--sort-by-change", action="store_true", help="order tiles by how much each filter moved")
+    pm.add_argument("--no-gaps", action="store_true",
+                    help="no gaps between the tiles of a one-file montage (the tutorial's exact picture)")
 
     # snapshot ----------------------------------------------------------------------------
     ps = sub.add_parser(
@@ -402,7 +404,7 @@ def cmd_montage(args) -> int:
     from .montages import montage_png
 
     png = montage_png(args.a, args.b, layer=args.layer, bgr=args.bgr, grey=args.grey, scale=args.scale,
-                      sort_by_change=args.sort_by_change)
+                      sort_by_change=args.sort_by_change, gaps=not args.no_gaps)
     _emit(png, args.output)
     if args.output != "-":
         print(f"wrote {args.output}", file=sys.stderr)
