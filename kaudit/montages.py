@@ -570,8 +570,6 @@ def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: boo
     A | B | B - A side by side with a caption. Returns a ``PIL.Image.Image`` (RGB, or L for grey
     single-file montages); ``image.info['kaudit']`` describes it (path, scale, ranges, panels).
     ``gaps=False``: no gaps between the tiles of a single-file montage (the tutorial's picture)."""
-    from PIL import Image
-
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise UsageError(f"--scale must be an integer >= 1, got {scale!r}")
     scale = int(scale)

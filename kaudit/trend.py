@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from .checkpoint import DEFAULT_BLOCK_ELEMS
 from .compare import diff
 from .errors import UsageError
-from .policy import Policy
 from .paths import layer_of
+from .policy import Policy
 from .result import DiffResult
 
 if TYPE_CHECKING:

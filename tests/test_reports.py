@@ -17,9 +17,9 @@ from PIL import Image
 
 import kaudit
 from kaudit.inspection import inspect
+from kaudit.paths import layer_of
 from kaudit.policy import policy_from_mapping
 from kaudit.report import _fmt as F
-from kaudit.paths import layer_of
 from kaudit.report.drift import COLOURS, drift_marks, drift_mermaid, drift_png, drift_svg, scale_floor
 from kaudit.result import RULES
 
@@ -260,11 +260,11 @@ def test_progress_on_small_files():
 def test_markdown_cut_says_how_to_see_the_rest():
     a, b = real(OARRIAGA.format("00-0.47")), real(OARRIAGA.format("02-0.52"))
     md = kaudit.diff(a, b).render("markdown")
-    assert len(re.findall(r"^\| \S", md, re.M)) == 51                   # the header and 50 rows
+    assert len(re.findall(r"^\| \S", md, re.MULTILINE)) == 51                   # the header and 50 rows
     assert "… and 30 more rows: `kaudit diff A B --format markdown --top 0` shows all" in md
     assert "… and 70 more" in md                                         # failure lines: the first 10
     full = kaudit.diff(a, b).render("markdown", top=0)
-    assert len(re.findall(r"^\| \S", full, re.M)) == 81
+    assert len(re.findall(r"^\| \S", full, re.MULTILINE)) == 81
 
 
 # -- the drift chart: its numbers against numpy ----------------------------------------------------
@@ -346,7 +346,7 @@ def test_drift_mermaid():
     marks = drift_marks(res)
     text = drift_mermaid(res)
     assert text.startswith("```mermaid") and "xychart-beta" in text and text.endswith("```")
-    series = [[float(v) for v in s.split(", ")] for s in re.findall(r"^\s+bar \[(.*)\]$", text, re.M)]
+    series = [[float(v) for v in s.split(", ")] for s in re.findall(r"^\s+bar \[(.*)\]$", text, re.MULTILINE)]
     assert len(series) == 3 and all(len(s) == len(marks) for s in series)
     within, failing, same = series
     for m, w, f, s in zip(marks, within, failing, same, strict=True):

@@ -23,7 +23,7 @@ from kaudit.report.trend import trend_png
 from kaudit.trend import TREND_COLUMNS, labels_of, natural_key, run_members, trend
 
 from .conftest import AFTER, BEFORE, REAL, real, run_cli
-from .test_reports import backbone_moved, edited
+from .test_reports import backbone_moved
 
 OARRIAGA = [f"oarriaga/oarriaga_fer2013_mini_XCEPTION.{e}.hdf5" for e in
             ("00-0.47", "02-0.52", "51-0.63", "110-0.65", "119-0.65")]

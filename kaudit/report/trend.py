@@ -26,8 +26,8 @@ def render_trend(result, fmt: str = "table", **kw) -> str:
     if fmt == "table":
         return trend_table(result, **kw)
     if fmt == "csv":
-        from . import to_csv
         from ..trend import TREND_COLUMNS
+        from . import to_csv
 
         return to_csv(TREND_COLUMNS, result.records())
     if fmt == "json":
@@ -192,7 +192,7 @@ def colour_of(v: float | None, lo: float, hi: float) -> tuple[int, int, int]:
 
 
 def _hex(c) -> str:
-    return "#%02x%02x%02x" % c
+    return "#{:02x}{:02x}{:02x}".format(*c)
 
 
 # -- HTML --------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def trend_html(result, by: str = "layer", **_kw) -> str:
     against the first), layers down, checkpoints across, the figures on hover."""
     from .html import _page
 
-    e = lambda s: _html.escape(str(s), quote=True)  # noqa: E731
+    e = lambda s: _html.escape(str(s), quote=True)
     norms = dict(result.grid("norm", by))
     parts = [f'<h1><span class="verdict {"fail" if not result.passed else "pass"}">{e(result.verdict)}</span>'
              "kaudit trend</h1>",
