@@ -18,6 +18,11 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
         sys.stdout.flush()
         return
     target = os.path.abspath(os.fspath(path))
+    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
+        # a device or a pipe (-o /dev/null, -o /dev/stderr, a FIFO): written to, never replaced
+        with open(target, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        return
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         from .errors import UsageError
@@ -48,13 +53,23 @@ def _umask() -> int:
 
 
 class Progress:
-    """A one-line progress indicator on stderr, shown only on a terminal and for large jobs."""
+    """A one-line progress indicator on stderr: by default only on a terminal and for large jobs;
+    asked for (``enabled=True``, ``--progress``) for every job, with :meth:`note` lines (the files
+    being read) and a final line from :meth:`close`."""
 
     def __init__(self, label: str, enabled: bool | None = None, min_bytes: int = 256 << 20):
         self.label = label
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.min_bytes = min_bytes
+        self.min_bytes = 0 if enabled is True else min_bytes
+        self.asked = enabled is True
         self._shown = False
+
+    def note(self, text: str) -> None:
+        """A line of its own (``reading FILE``), when progress was asked for."""
+        if self.asked:
+            self._clear()
+            sys.stderr.write(f"{self.label}: {text}\n")
+            sys.stderr.flush()
 
     def __call__(self, done: int, total: int, what: str) -> None:
         if not self.enabled or total < self.min_bytes:
@@ -64,7 +79,15 @@ class Progress:
         sys.stderr.flush()
         self._shown = True
 
-    def close(self) -> None:
+    def _clear(self) -> None:
         if self._shown:
             sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.flush()
+            self._shown = False
+
+    def close(self, final: str | None = None) -> None:
+        """Clear the line; when progress was asked for, end with ``final``."""
+        self._clear()
+        if final and self.asked:
+            sys.stderr.write(f"{self.label}: {final}\n")
             sys.stderr.flush()

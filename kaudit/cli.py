@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from ._version import __version__
@@ -35,6 +36,7 @@ examples:
   kaudit diff before.h5 after.h5 --atol 1e-6 --tol 'head/**=1e-2' --junit report.xml
   kaudit montage model.h5 --layer conv1_conv --bgr -o conv1.png
   kaudit snapshot model.h5 -o baseline.json && kaudit diff baseline.json model.h5
+  kaudit trend run/epoch_*.h5 --plot trend.png
 
 run 'kaudit COMMAND --help' for the options of a command; docs: docs/cli.md
 """
@@ -42,7 +44,37 @@ run 'kaudit COMMAND --help' for the options of a command; docs: docs/cli.md
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors are KauditErrors: one line, exit 2
-        raise UsageError(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        import re
+
+        hint = f"see '{self.prog} --help'"
+        m = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if m:
+            hint = _did_you_mean(m.group(1), re.findall(r"'(.*?)'", m.group(2))) + hint
+        raise UsageError(f"{self.prog}: {message}", hint=hint)
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but arguments no parser knows are blamed on the command they were given
+        to (``kaudit diff: unrecognized arguments: --atoll``), with a did-you-mean from its
+        options, and the hint names that command's help."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            target = self
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None):
+                    target = action.choices[getattr(ns, action.dest)]
+            options = [o for o in target._option_string_actions if o.startswith("--")]
+            guess = "".join(_did_you_mean(x.split("=", 1)[0], options) for x in extras if x.startswith("-"))
+            raise UsageError(f"{target.prog}: unrecognized arguments: {' '.join(extras)}",
+                             hint=f"{guess}see '{target.prog} --help'")
+        return ns
+
+
+def _did_you_mean(word: str, choices) -> str:
+    """``did you mean --atol? `` for a near miss among ``choices`` (difflib), else empty."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}? " if close else ""
 
 
 def _formatter(prog):
@@ -114,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", "-f", default="table", choices=("table", "markdown", "csv", "json", "junit", "html"))
     g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     g.add_argument("--all", action="store_true", help="list identical pairs too")
+    g.add_argument("--sort", choices=("change", "status", "path", "model"), default=None,
+                   help="row order: change (failures first, then the largest relative change; the default "
+                        "of table, markdown and html), status, path, or model (the file's order; the default "
+                        "of csv, json and junit)")
+    g.add_argument("--top", type=_count, default=None, metavar="N",
+                   help="show the first N rows (0: all; default all, markdown 50)")
+    g.add_argument("--wide", action="store_true",
+                   help="every table column at full width (default: fit the terminal, $COLUMNS)")
+    g.add_argument("--plot", metavar="PNG", help="also draw where the model moved: one bar per layer, "
+                                                  "its relative change on a log scale, coloured by verdict")
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code says it")
     g.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per variable)")
     g.add_argument("--summary", action="store_true",
@@ -121,6 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--montage-dir", metavar="DIR", help="write an A | B | difference PNG per changed conv kernel")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress on stderr (default: on a terminal, for large files)")
+
+    # trend -------------------------------------------------------------------------------
+    pt = sub.add_parser(
+        "trend", help="a training run as one picture: every checkpoint against the previous one and the first",
+        description="Compare each checkpoint of a run with the previous one and with the first (as 'kaudit diff' "
+                    "aligns and measures them), and show the relative change ||b - a|| / max(||a||, ||b||) per "
+                    "layer and checkpoint, with each variable's norm. With a policy (a policy file, or --atol/"
+                    "--rtol/--tol) every step is gated: exit 1 when a checkpoint is outside it against the "
+                    "previous one or the first (a frozen layer must stay identical through the whole run); "
+                    "without one the trend only measures (exit 0).",
+        epilog="examples:\n"
+               "  kaudit trend run/epoch_*.h5                       # ordered by the numbers in the names\n"
+               "  kaudit trend checkpoints/ --plot trend.png\n"
+               "  kaudit trend e1.h5 e2.h5 e3.h5 --order given --format html -o trend.html\n"
+               "  kaudit trend run/*.h5 --config kaudit.toml       # gate: frozen layers stay identical",
+        formatter_class=_formatter)
+    pt.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                    help="checkpoints of one run: files, a glob, or one directory of checkpoints")
+    pt.add_argument("--order", choices=("natural", "given"), default="natural",
+                    help="natural: by the numbers in the names (epoch 51 before 110; default); given: as listed")
+    pt.add_argument("--by", choices=("layer", "variable"), default="layer",
+                    help="one row per layer (the largest change of its variables; default) or per variable")
+    g = pt.add_argument_group("policy")
+    g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance: gate every step")
+    g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance: gate every step")
+    g.add_argument("--tol", action="append", default=[], metavar="PATTERN=ATOL[,RTOL]",
+                   help="per-pattern tolerance, repeatable, last match wins")
+    g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
+    g.add_argument("--config", metavar="FILE", help="policy file (default: kaudit.toml or [tool.kaudit] in "
+                                                    "pyproject.toml, searched upward from here)")
+    g.add_argument("--no-config", action="store_true", help="ignore policy files")
+    g = pt.add_argument_group("output")
+    g.add_argument("--format", "-f", default="table", choices=("table", "csv", "json", "html"))
+    g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    g.add_argument("--plot", metavar="PNG", help="also draw the heatmap: layers down, checkpoints across")
+    g.add_argument("--wide", action="store_true", help="every column at full width (default: fit the terminal)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show each checkpoint as it is read (default: on a terminal)")
 
     # montage -----------------------------------------------------------------------------
     pm = sub.add_parser(
@@ -140,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--grey", action="store_true", help="grey tiles per (input, output) channel even for RGB kernels")
     pm.add_argument("--scale", type=int, default=8, metavar="N", help="nearest-neighbour upscaling (default 8)")
     pm.add_argument("--sort-by-change", action="store_true", help="order tiles by how much each filter moved")
+    pm.add_argument("--no-gaps", action="store_true",
+                    help="no gaps between the tiles of a one-file montage (the tutorial's exact picture)")
 
     # snapshot ----------------------------------------------------------------------------
     ps = sub.add_parser(
@@ -169,6 +251,26 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--config", metavar="FILE", help="policy file whose fail_on lists checks that fail")
     pa.add_argument("--no-config", action="store_true", help="ignore policy files")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
+def _width(args) -> int | None:
+    """The width a table must fit: None with --wide, else the terminal's ($COLUMNS first; 120
+    when the output is no terminal), never below 40."""
+    import shutil
+
+    if getattr(args, "wide", False):
+        return None
+    return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
 def _float(text: str) -> float:
@@ -225,6 +327,9 @@ def cmd_diff(args) -> int:
         raise UsageError("-q/--quiet prints nothing; it cannot go with --format or -o")
     policy = _policy(args)
     progress = Progress("kaudit diff", enabled=args.progress)
+    progress.note(f"reading {args.a} and {args.b}")
+    started = time.monotonic()
+    result = None
     try:
         result = diff(
             args.a, args.b, atol=args.atol, rtol=args.rtol, tol=args.tol,
@@ -235,23 +340,65 @@ def cmd_diff(args) -> int:
             policy=policy, progress=progress, pictures=_pictures(args), dequantize=args.dequantize,
         )
     finally:
-        progress.close()
+        progress.close(None if result is None else
+                       f"compared {result.summary['pairs']} pairs in {time.monotonic() - started:.2f} s")
     if args.montage_dir:
         from .montages import write_diff_montages
 
         result = result.with_montages(write_diff_montages(result, args.montage_dir))
     # render everything first, then write: a failure leaves no partial set of outputs
-    outputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str | bytes]] = []
     if args.junit:
         outputs.append((args.junit, result.render("junit")))
+    if args.plot:
+        from .report.drift import drift_png
+
+        outputs.append((args.plot, drift_png(result)))
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY") if args.summary else None
     if not args.quiet:
-        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all)))
+        sort = args.sort or ("change" if args.format in ("table", "markdown", "html") else "model")
+        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all, sort=sort, top=args.top,
+                                                          width=_width(args))))
     for path, text in outputs:
         write_atomic(path, text)
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as fh:
             fh.write(result.render("markdown"))
+    if args.output and not args.quiet:  # the report went to a file: a CI log still shows the outcome
+        from .report._fmt import verdict_summary
+
+        print(verdict_summary(result), file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_trend(args) -> int:
+    from ._io import write_atomic
+    from .policy import Policy
+    from .trend import trend
+
+    policy = _policy(args)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+
+    def opening(i: int, file: str) -> None:
+        if show:
+            print(f"kaudit trend: [{i + 1}] {file}", file=sys.stderr, flush=True)
+
+    result = trend(args.checkpoints, order=args.order, policy=policy, atol=args.atol, rtol=args.rtol,
+                   tol=args.tol, ignore=args.ignore, gate=(policy != Policy() or args.atol is not None
+                                                           or args.rtol is not None or bool(args.tol)),
+                   on_checkpoint=opening)
+    outputs: list[tuple[str, str | bytes]] = []
+    if args.plot:
+        from .report.trend import trend_png
+
+        outputs.append((args.plot, trend_png(result, by=args.by)))
+    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args))))
+    for path, data in outputs:
+        write_atomic(path, data)
+    if args.output:
+        from .report.trend import summary_line
+
+        print(summary_line(result), file=sys.stderr)
     return result.exit_code
 
 
@@ -270,7 +417,7 @@ def cmd_montage(args) -> int:
     from .montages import montage_png
 
     png = montage_png(args.a, args.b, layer=args.layer, bgr=args.bgr, grey=args.grey, scale=args.scale,
-                      sort_by_change=args.sort_by_change)
+                      sort_by_change=args.sort_by_change, gaps=not args.no_gaps)
     _emit(png, args.output)
     if args.output != "-":
         print(f"wrote {args.output}", file=sys.stderr)
@@ -296,8 +443,8 @@ def cmd_audit(args) -> int:
     return res.exit_code(strict=args.strict)
 
 
-COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "montage": cmd_montage, "snapshot": cmd_snapshot,
-            "audit": cmd_audit}
+COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "trend": cmd_trend, "montage": cmd_montage,
+            "snapshot": cmd_snapshot, "audit": cmd_audit}
 
 
 def _on_sigint(signum, frame):

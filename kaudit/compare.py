@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from . import adapters, quantdiff
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule
-from .result import DIFF_COLUMNS, STATUSES, DiffResult, DiffRow
+from .result import DIFF_COLUMNS, RULES, STATUSES, DiffResult, DiffRow
 from .stats import PairStats, compare_pair
 
 Progress = Callable[[int, int, str], None]
@@ -124,11 +125,15 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     else:
         rows = [work(p) for p in pairs]
 
-    failures: list[str] = adapters.asset_failures(ca, cb)  # KerasHub presets: tokenizer, config... by hash
+    failures: list[str] = []
     for row in rows:
-        failures.extend(row["failures"])
-        row["passed"] = not row["failures"]
-        row["failures"] = "; ".join(row["failures"])
+        kinds = {kind for kind, _msg in row["failures"]}
+        messages = [msg for _kind, msg in row["failures"]]
+        failures.extend(messages)
+        row["passed"] = not messages
+        row["rule"] = ",".join(k for k in RULES if k in kinds) or None
+        row["failures"] = "; ".join(messages)
+    failures += adapters.asset_failures(ca, cb)  # KerasHub presets: tokenizer, config... by hash
 
     make = DiffRow._make
     records = tuple(make(map(row.__getitem__, DIFF_COLUMNS)) for row in rows)
@@ -187,29 +192,30 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
     row["params"] = (b or a).params  # type: ignore[union-attr]
     row["atol"] = atol
     row["rtol"] = rtol
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []  # (rule of RULES, message)
     if a is None:
         row["status"] = "only_in_b"
         row["path"] = b.path  # type: ignore[union-attr]
         if not pol.allow_added:
-            failures.append(f"structure: {b.path} only in b (added; --allow-added to accept)")  # type: ignore[union-attr]
+            failures.append(("structure", f"structure: {b.path} only in b (added; --allow-added to accept)"))  # type: ignore[union-attr]
     elif b is None:
         row["status"] = "only_in_a"
         if not pol.allow_removed:
-            failures.append(f"structure: {a.path} only in a (removed; --allow-removed to accept)")
+            failures.append(("structure", f"structure: {a.path} only in a (removed; --allow-removed to accept)"))
     elif qplan is not None and qplan.applies(a, b):
         _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, pol.equal_nan, block_elems, failures)
         if not any(r.must_change is not None for r in rules) or (tol_rule is not None and tol_rule.frozen):
             failures += _value_failures(row, path, tol_rule, atol, rtol)
     elif a.shape != b.shape:
         row["status"] = "shape_changed"
-        failures.append(f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}")
+        failures.append(("structure", f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}"))
     else:
         st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
         _fill_stats(row, st, a.shape)
         if a.dtype != b.dtype:
             row["status"] = "dtype_changed"
-            failures.append(f"structure: {path} dtype {a.dtype} -> {b.dtype} (values max_abs {_fmt(st.max_abs)})")
+            failures.append(("structure",
+                             f"structure: {path} dtype {a.dtype} -> {b.dtype} (values max_abs {_fmt(st.max_abs)})"))
         elif st.identical:
             row["status"] = "identical"
         elif st.n_exceed == 0:
@@ -229,8 +235,8 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
                 (a.path in qplan.dequant[0] and a.trainable is False) or (b.path in qplan.dequant[1] and b.trainable is False)):
             row["quant"] += " (quantized weights are not trainable, by design)"  # not a trainability change
         elif row["trainable_changed"] and not pol.allow_trainable_change:
-            failures.append(f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
-                            "(--allow-trainable-change to accept)")
+            failures.append(("trainability", f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
+                             "(--allow-trainable-change to accept)"))
         if rules:
             failures += _rule_failures(rules, row, path)
     row["failures"] = failures
@@ -243,8 +249,8 @@ def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elem
     row["quant"] = quantdiff.describe(qplan, a, b)
     if not quantdiff.same_shape(qplan, a, b):
         row["status"] = "shape_changed"
-        failures.append(f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
-                        f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)")
+        failures.append(("structure", f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
+                         f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)"))
         return
     st, sqnr = quantdiff.compare(ca, a, cb, b, qplan, atol=atol, rtol=rtol, equal_nan=equal_nan,
                                  block_elems=block_elems)
@@ -263,8 +269,8 @@ def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
 
 #: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics
 #: are those of a PairStats with nothing accumulated.
-_IDENTICAL = dict(max_abs=0.0, mean_abs=0.0, rms=0.0, max_rel=0.0, rel_l2=0.0, cosine=1.0, n_exceed=0,
-                  frac_exceed=0.0, nan_a=0, nan_b=0, inf_a=0, inf_b=0, argmax=None)
+_IDENTICAL = dict(max_abs=0.0, mean_abs=0.0, rms=0.0, max_rel=0.0, rel_l2=0.0, rel_change=0.0, cosine=1.0,
+                  n_exceed=0, frac_exceed=0.0, nan_a=0, nan_b=0, inf_a=0, inf_b=0, argmax=None)
 
 
 def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
@@ -273,6 +279,7 @@ def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
         return
     if st.extra.get("no_values"):
         row.update(st.extra.get("row", {}))
+        row["rel_change"] = 0.0 if st.identical else None  # a snapshot has no values to subtract
         return
     row.update(
         max_abs=st.max_abs,
@@ -280,6 +287,7 @@ def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
         rms=st.rms,
         max_rel=st.max_rel,
         rel_l2=st.rel_l2,
+        rel_change=rel_change(st),
         cosine=st.cosine,
         n_exceed=st.n_exceed,
         frac_exceed=st.frac_exceed,
@@ -291,6 +299,22 @@ def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
     )
 
 
+def rel_change(st: PairStats) -> float:
+    """The relative change of a pair: ||b - a|| / max(||a||, ||b||) (docs/metrics.md).
+
+    Symmetric in a and b, scale-free, finite and within [0, 2] for finite values (the triangle
+    inequality): 0 for equal values, about ``rel_l2`` for small changes, 1 for a tensor that
+    starts (or ends) at zero, 2 for a sign flip. ``inf`` only where a NaN or Inf meets a
+    different value (``max_abs`` is then inf too)."""
+    if st.sum_sq == 0.0:
+        return 0.0
+    if not math.isfinite(st.sum_sq):
+        return math.inf
+    scale = math.sqrt(max(st.norm_a2, st.norm_b2))
+    # scale > 0 here: a non-zero finite difference needs a non-zero side
+    return min(2.0, math.sqrt(st.sum_sq) / scale) if scale > 0 else math.inf
+
+
 def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
     if not shape:
         return []
@@ -299,32 +323,34 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
     return [int(i) for i in np.unravel_index(flat, shape)]
 
 
-def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rtol: float) -> list[str]:
+def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float,
+                    rtol: float) -> list[tuple[str, str]]:
     status = row["status"]
     if tol_rule is not None and tol_rule.frozen:
         if status != "identical":
-            return [f"{tol_rule.label}: {path} changed, max_abs {_fmt(row['max_abs'])}"
-                    + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else "")]
+            return [("frozen", f"{tol_rule.label}: {path} changed, max_abs {_fmt(row['max_abs'])}"
+                     + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else ""))]
         return []
     if status == "changed":
         who = tol_rule.label if tol_rule is not None else f"tolerance atol={atol:g} rtol={rtol:g}"
-        return [f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of {row['params']} "
-                f"element(s) over tolerance"]
+        return [("tolerance", f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of "
+                 f"{row['params']} element(s) over tolerance")]
     return []
 
 
-def _rule_failures(rules: list[Rule], row: dict, path: str) -> list[str]:
+def _rule_failures(rules: list[Rule], row: dict, path: str) -> list[tuple[str, str]]:
     out = []
     for r in rules:
         if r.must_change is not None and row["status"] in ("identical", "close", "changed", "dtype_changed"):
             m = row["max_abs"]
             if row["status"] == "identical" or (m is not None and m <= r.must_change):
-                out.append(f"{r.label}: {path} did not change (max_abs {_fmt(m if m is not None else 0.0)}"
-                           + (f" <= {r.must_change:g}" if r.must_change else "") + ")")
+                out.append(("must_change", f"{r.label}: {path} did not change (max_abs "
+                            f"{_fmt(m if m is not None else 0.0)}"
+                            + (f" <= {r.must_change:g}" if r.must_change else "") + ")"))
         if r.trainable is not None:
             tb = row["trainable_b"]
             if tb is None:
-                out.append(f"{r.label}: {path} trainability in b is unknown (no model config)")
+                out.append(("trainable", f"{r.label}: {path} trainability in b is unknown (no model config)"))
             elif tb != r.trainable:
-                out.append(f"{r.label}: {path} is trainable={str(tb).lower()} in b")
+                out.append(("trainable", f"{r.label}: {path} is trainable={str(tb).lower()} in b"))
     return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +38,11 @@ DEFAULT_SCALE = 8
 #: The scale is lowered (down to 1) so that one image stays under this many pixels; a kernel
 #: whose unscaled montage is larger still is refused.
 MAX_PIXELS = 40_000_000
+#: No side of a drawn montage grows past about this many pixels: the scale is lowered first, then
+#: tiles (or a matrix's rows and columns) beyond it are left out and the caption says so.
+MAX_SIDE = 2000
+#: From this scale on, single-file montages leave a gap between tiles (scale // 4 pixels).
+GAP_FROM_SCALE = 4
 
 #: The difference colormap: B - A < 0 towards blue, 0 white, > 0 towards red (ColorBrewer RdBu ends).
 NEGATIVE = (33, 102, 172)
@@ -101,9 +107,12 @@ def to_uint8(w, lo=None, hi=None) -> np.ndarray:
 
 def layout_kind(shape: tuple[int, ...], *, grey: bool = False, depthwise: bool = False) -> str:
     """How a kernel of ``shape`` is cut into tiles: ``rgb`` (h, w, 3, c_out), ``grey`` (4-D, one
-    tile per (c_in, c_out) pair), ``conv1d`` (k, c_in, c_out: one c_in x k tile per filter) or
-    ``dense`` (2-D: the matrix itself, one tile)."""
+    tile per (c_in, c_out) pair), ``pointwise`` (1, 1, c_in, c_out: the c_in x c_out matrix as one
+    tile, rows the input channels, as a Dense kernel), ``conv1d`` (k, c_in, c_out: one c_in x k
+    tile per filter) or ``dense`` (2-D: the matrix itself, one tile)."""
     nd = len(shape)
+    if nd == 4 and shape[0] == 1 and shape[1] == 1 and not depthwise and not grey:
+        return "pointwise"  # 1x1 tiles are unreadable: the channel-mixing matrix instead
     if nd == 4:
         return "rgb" if (shape[2] == 3 and not grey and not depthwise) else "grey"
     if nd == 3:
@@ -123,6 +132,8 @@ def tiles_of(arr: np.ndarray, kind: str, bgr: bool = False) -> np.ndarray:
     if kind == "grey":
         h, w, ci, co = arr.shape
         return arr.reshape(h, w, ci * co).transpose(2, 0, 1)
+    if kind == "pointwise":  # (1, 1, c_in, c_out) -> one (c_in, c_out) tile
+        return arr.reshape(arr.shape[2], arr.shape[3])[np.newaxis]
     if kind == "conv1d":  # (k, c_in, c_out) -> (c_out, c_in, k): rows are input channels
         return arr.transpose(2, 1, 0)
     if kind == "dense":
@@ -150,6 +161,30 @@ def kernel_tiles(kernel, bgr: bool = False, grey: bool = False, *, depthwise: bo
     if k.size == 0:
         raise UsageError(f"an empty kernel {k.shape} cannot be drawn")
     return _grid(tiles_of(to_uint8(k), kind, bgr))
+
+
+def limit_tiles(tiles: np.ndarray, side: int) -> tuple[np.ndarray, str | None]:
+    """Tiles whose grid fits ``side`` pixels at scale 1: a single tile (a matrix) cut to its first
+    ``side`` rows and columns, else the first k x k tiles that fit; and a note saying what was left
+    out (None when nothing was)."""
+    n, th, tw = tiles.shape[:3]
+    if n == 1:
+        if th <= side and tw <= side:
+            return tiles, None
+        return tiles[:, :side, :side], (f"first {min(th, side)} of {th} rows and {min(tw, side)} of {tw} "
+                                         "columns shown")
+    per = max(1, side // max(th, tw, 1))
+    if math.ceil(math.sqrt(n)) <= per:
+        return tiles, None
+    k = per * per
+    return tiles[:k], f"first {k} of {n} tiles shown"
+
+
+def side_scale(height: int, width: int, scale: int, max_side: int = MAX_SIDE) -> int:
+    """``scale`` lowered (down to 1) so that a height x width picture stays within ``max_side``."""
+    while scale > 1 and max(height, width) * scale > max_side:
+        scale -= 1
+    return scale
 
 
 def upscale(img: np.ndarray, scale: int) -> np.ndarray:
@@ -203,6 +238,12 @@ class PairPanels:
     kind: str
     order: np.ndarray
     tile_change: np.ndarray = field(repr=False)
+    #: What was left out to keep the picture within MAX_SIDE (None: nothing).
+    note: str | None = None
+
+
+#: The side of one panel of a pair montage at scale 1 (three panels share MAX_SIDE).
+PANEL_SIDE = (MAX_SIDE - 40) // 3
 
 
 def _tile_norms(d_tiles: np.ndarray) -> np.ndarray:
@@ -249,9 +290,12 @@ def pair_panels(ka, kb, *, bgr: bool = False, grey: bool = False, depthwise: boo
         tb = np.repeat(tb[..., np.newaxis], 3, axis=-1)
     order = np.argsort(-norms, kind="stable") if sort_by_change else np.arange(len(norms))
     ta, tb, cd = ta[order], tb[order], cd[order]
+    ta, note = limit_tiles(ta, PANEL_SIDE)
+    tb, _ = limit_tiles(tb, PANEL_SIDE)
+    cd, _ = limit_tiles(cd, PANEL_SIDE)
     fill = tuple(EMPTY)
     return PairPanels(_grid(ta, fill), _grid(tb, fill), _grid(cd, fill), float(lo), float(hi), dmax, kind,
-                      order, norms)
+                      order, norms, note)
 
 
 def _font(size: int = 12):
@@ -277,7 +321,7 @@ def compose(panels: PairPanels, scale: int, caption: list[str]) -> PILImage.Imag
     from PIL import Image, ImageDraw
 
     ph, pw = panels.a.shape[:2]
-    scale = fit_scale(ph, pw, scale, panels=3)
+    scale = side_scale(ph, 3 * pw, fit_scale(ph, pw, scale, panels=3))
     sep = max(2, scale // 2)
     margin = 8
     font = _font(12)
@@ -324,14 +368,75 @@ def pair_image(ka, kb, *, name_a: str = "A", name_b: str = "B", path: str = "", 
         _short(f"A: {name_a}"),
         _short(f"B: {name_b}"),
         _short(f"{where}  {shape}  {p.kind} tiles" + ("  (BGR -> RGB)" if bgr and p.kind == "rgb" else "")
-               + ("  sorted by change" if sort_by_change else "")),
+               + ("  sorted by change" if sort_by_change else "") + (f"  ({p.note})" if p.note else "")),
         f"A, B: [{_num(p.lo)}, {_num(p.hi)}] -> 0..255 (one scale)    "
         + (f"B - A: -{_num(p.delta_max)} blue .. 0 white .. +{_num(p.delta_max)} red" if p.delta_max > 0
            else "B - A: all zero"),
     ]
     img = compose(p, scale, caption)
     img.info["kaudit"].update(path=path, path_b=path_b or path, file_a=name_a, file_b=name_b,
-                              order=[int(i) for i in p.order])
+                              order=[int(i) for i in p.order], note=p.note)
+    return img
+
+
+def single_image(kernel, *, name: str = "", path: str = "", bgr: bool = False, grey: bool = False,
+                 depthwise: bool = False, scale: int = DEFAULT_SCALE, gaps: bool = True) -> PILImage.Image:
+    """One kernel drawn the tutorial's way, with a caption strip (file, variable, shape, layout,
+    value range) as the pair montages have, a gap between tiles from scale GAP_FROM_SCALE on
+    (empty grid slots then EMPTY, as in the pair montages; below it, or with ``gaps=False``, the
+    tutorial's picture exactly, empty slots the mean colour), and no side much past MAX_SIDE (tiles left out, said in the
+    caption). The grid's box is ``image.info['kaudit']['panels'][0]``; RGB, or L for grey tiles."""
+    from PIL import Image, ImageDraw
+
+    k = np.asarray(kernel)
+    kind = layout_kind(k.shape, grey=grey, depthwise=depthwise)
+    if k.size == 0:
+        raise UsageError(f"an empty kernel {k.shape} cannot be drawn")
+    tiles = tiles_of(to_uint8(k), kind, bgr)
+    tiles, note = limit_tiles(tiles, MAX_SIDE)
+    plain = _grid(tiles)
+    per = math.ceil(math.sqrt(len(tiles)))  # tiles per side of the grid
+
+    def gap_of(scale_: int) -> int:
+        return scale_ // 4 if gaps and scale_ >= GAP_FROM_SCALE and len(tiles) > 1 else 0
+
+    s = fit_scale(plain.shape[0], plain.shape[1], scale)
+    while s > 1 and max(plain.shape[:2]) * s + (per - 1) * gap_of(s) > MAX_SIDE:
+        s -= 1
+    gap = gap_of(s)
+    if gap:
+        import skimage.util
+
+        big_tiles = np.repeat(np.repeat(tiles, s, axis=1), s, axis=2)
+        fill = EMPTY if big_tiles.ndim == 4 else EMPTY[0]
+        body = skimage.util.montage(big_tiles, fill=fill, padding_width=gap,
+                                    channel_axis=-1 if big_tiles.ndim == 4 else None)
+        body = body[gap:-gap, gap:-gap] if body.shape[0] > 2 * gap and body.shape[1] > 2 * gap else body
+    else:
+        body = upscale(plain, s)
+    lo, hi = value_range(k)
+    shape = "(" + ", ".join(str(d) for d in k.shape) + ")"
+    caption = [_short(f"{name}") if name else "",
+               _short(f"{path}  {shape}  {kind} tiles" + ("  (BGR -> RGB)" if bgr and kind == "rgb" else "")
+                      + (f"  ({note})" if note else "")),
+               f"[{_num(lo)}, {_num(hi)}] -> 0..255" + (f"    x{s}" if s > 1 else "")]
+    caption = [c for c in caption if c]
+    mode = "RGB" if body.ndim == 3 else "L"
+    font = _font(12)
+    margin, line_h = 8, 16
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max((int(probe.textlength(line, font=font)) for line in caption), default=0)
+    bh, bw = body.shape[:2]
+    top = margin + line_h * len(caption) + 4
+    img = Image.new(mode, (max(bw, text_w) + 2 * margin, top + bh + margin),
+                    BACKGROUND if mode == "RGB" else BACKGROUND[0])
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(caption):
+        draw.text((margin, margin + i * line_h), line, fill=TEXT if mode == "RGB" else TEXT[0], font=font)
+    img.paste(Image.fromarray(body, mode), (margin, top))
+    img.info["kaudit"] = {"file_a": name, "path": path, "shape": list(k.shape), "scale": s, "gap": gap,
+                          "lo": float(lo), "hi": float(hi), "kind": kind, "note": note,
+                          "panels": [(margin, top, margin + bw, top + bh)]}
     return img
 
 
@@ -459,12 +564,11 @@ def _resolve_pair(ca: Checkpoint, cb: Checkpoint, layer: str | None) -> tuple[Va
 
 
 def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: bool = False,
-            scale: int = DEFAULT_SCALE, sort_by_change: bool = False) -> PILImage.Image:
+            scale: int = DEFAULT_SCALE, sort_by_change: bool = False, gaps: bool = True) -> PILImage.Image:
     """Draw a kernel of checkpoint ``a`` (path or Checkpoint) the tutorial's way, or, with ``b``,
     A | B | B - A side by side with a caption. Returns a ``PIL.Image.Image`` (RGB, or L for grey
-    single-file montages); ``image.info['kaudit']`` describes it (path, scale, ranges, panels)."""
-    from PIL import Image
-
+    single-file montages); ``image.info['kaudit']`` describes it (path, scale, ranges, panels).
+    ``gaps=False``: no gaps between the tiles of a single-file montage (the tutorial's picture)."""
     if not isinstance(scale, (int, np.integer)) or isinstance(scale, bool) or scale < 1:
         raise UsageError(f"--scale must be an integer >= 1, got {scale!r}")
     scale = int(scale)
@@ -476,14 +580,8 @@ def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: boo
             v = resolve(ca, layer)
             kernel = ca.read(v)
             file_a = ca.file
-        tiles = kernel_tiles(kernel, bgr=bgr, grey=grey, depthwise=is_depthwise(v))
-        s = fit_scale(tiles.shape[0], tiles.shape[1], scale)
-        img = Image.fromarray(upscale(tiles, s))
-        lo, hi = value_range(kernel)
-        img.info["kaudit"] = {"file_a": file_a, "path": v.path, "shape": list(v.shape), "scale": s,
-                              "lo": float(lo), "hi": float(hi),
-                              "kind": layout_kind(v.shape, grey=grey, depthwise=is_depthwise(v))}
-        return img
+        return single_image(kernel, name=file_a, path=v.path, bgr=bgr, grey=grey, depthwise=is_depthwise(v),
+                            scale=scale, gaps=gaps)
     with opened(a) as ca, opened(b) as cb:
         _has_values(ca)
         _has_values(cb)

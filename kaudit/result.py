@@ -8,12 +8,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from . import views
-from .schema import ANNOTATION_COLUMNS, DIFF_COLUMNS, INSPECT_STAT_COLUMNS, STATUSES
+from .schema import ANNOTATION_COLUMNS, DIFF_COLUMNS, INSPECT_STAT_COLUMNS, RULES, STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DIFF_COLUMNS", "INSPECT_STAT_COLUMNS", "STATUSES", "DiffResult", "DiffRow", "InspectResult", "Picture", "ANNOTATION_COLUMNS"]
+__all__ = ["DIFF_COLUMNS", "INSPECT_STAT_COLUMNS", "STATUSES", "DiffResult", "DiffRow", "InspectResult", "Picture", "ANNOTATION_COLUMNS", "RULES"]
 
 #: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
 DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)

@@ -24,6 +24,12 @@ KINDS = ("model", "optimizer", "metric")
 #: The closed vocabulary of pair statuses (docs/metrics.md).
 STATUSES = ("identical", "close", "changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b")
 
+#: The short names of the rules a pair can fail (``DiffRow.rule`` holds those it failed, in this
+#: order, comma-separated): ``structure`` (added, removed, shape or dtype), ``frozen`` (a policy
+#: rule: must stay bit-identical), ``tolerance`` (values over atol/rtol), ``must_change`` (a policy
+#: rule: did not move), ``trainability`` (the flag changed), ``trainable`` (a policy rule on b's flag).
+RULES = ("structure", "frozen", "tolerance", "must_change", "trainability", "trainable")
+
 #: Columns of ``DiffResult.table``, in this order (docs/api.md documents each).
 DIFF_COLUMNS = (
     "path",
@@ -47,6 +53,7 @@ DIFF_COLUMNS = (
     "rms",
     "max_rel",
     "rel_l2",
+    "rel_change",
     "cosine",
     "n_exceed",
     "frac_exceed",
@@ -56,6 +63,7 @@ DIFF_COLUMNS = (
     "inf_b",
     "argmax",
     "passed",
+    "rule",
     "failures",
     "quant",
     "sqnr_db",
@@ -70,3 +78,7 @@ ANNOTATION_COLUMNS = ("quant", "lora")
 
 #: Version of the ``kaudit snapshot`` JSON format (readers/snapshot.py reads it, baseline.py writes it).
 SNAPSHOT_VERSION = 1
+
+#: Columns of ``TrendResult.table`` (one row per variable and checkpoint), docs/api.md.
+TREND_COLUMNS = ("step", "checkpoint", "file", "path", "layer", "norm", "rel_change_prev", "rel_change_first",
+                 "max_abs_prev", "max_abs_first", "status_prev", "status_first", "passed")

@@ -262,7 +262,7 @@ def test_cli_diff_options_map_to_library_parameters():
     sub = next(a for a in parser._actions if a.dest == "command").choices["diff"]
     dests = {a.dest for a in sub._actions} - {"help", "a", "b"}
     cli_only = {"config", "no_config", "format", "output", "all", "quiet", "junit", "summary", "montage_dir",
-                "progress"}
+                "progress", "sort", "top", "wide", "plot"}
     renamed = {"nan_unequal": "equal_nan", "no_structural": "structural"}
     for d in dests - cli_only:
         assert renamed.get(d, d) in params, f"--{d} has no library parameter"
@@ -299,8 +299,13 @@ def test_progress_line_only_when_enabled_and_large(capsys):
     p.close()
     err = capsys.readouterr().err
     assert "kaudit diff:  25.0% dense/kernel" in err and err.endswith("\r")
-    quiet = Progress("kaudit diff", enabled=True, min_bytes=1000)
-    quiet(5, 20, "x")
+    asked = Progress("kaudit diff", enabled=True, min_bytes=1000)   # --progress: small jobs too
+    asked(5, 20, "x")
+    asked.close("compared 1 pairs")
+    assert capsys.readouterr().err.endswith("kaudit diff: compared 1 pairs\n")
+    default = Progress("kaudit diff", enabled=None, min_bytes=1000)  # not a terminal here: nothing
+    default(5, 20, "x")
+    default.close("done")
     off = Progress("kaudit diff", enabled=False, min_bytes=0)
     off(5, 20, "x")
     assert capsys.readouterr().err == ""

@@ -39,8 +39,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kaudit import readers
-from kaudit.storage import hdf5_parse as P
 from kaudit.storage import hdf5 as H
+from kaudit.storage import hdf5_parse as P
 
 from .conftest import FIXTURES, REAL
 

@@ -237,3 +237,56 @@ def test_browser_renders_inspect_report(tmp_path):
     dom = dump_dom(tmp_path, page)
     assert f"<title>kaudit inspect: {CONVNET}</title>" in dom
     assert "15 of 15 rows shown" in dom
+
+
+@pytest.mark.browser
+@browser
+def test_browser_drift_chart(tmp_path):
+    """The drift chart in Chromium: present above the table, one mark per layer, bars coloured by
+    verdict (frozen backbone identical: grey stubs; a changed head layer that passes: blue; one
+    that fails: red), taller for larger changes."""
+    from kaudit.policy import policy_from_mapping
+    from kaudit.report.drift import COLOURS, drift_marks
+
+    pol = policy_from_mapping({"rules": [{"path": "head_dense/**", "atol": 1.0}]})
+    result = kaudit.diff(BEFORE, AFTER, policy=pol)
+    marks = drift_marks(result)
+    probe = """<script>
+    window.addEventListener('load', function () {
+      var svg = document.querySelector('#kaudit-drift svg.drift');
+      var table = document.getElementById('kaudit-table');
+      var out = [];
+      Array.prototype.forEach.call(svg.querySelectorAll('g.mark'), function (g) {
+        var bar = g.querySelector('rect.bar'), box = bar.getBBox();
+        out.push([g.getAttribute('data-name'), g.getAttribute('data-verdict'), getComputedStyle(bar).fill,
+                  Math.round(box.height * 100) / 100, g.querySelector('title').textContent].join('|'));
+      });
+      var above = svg.compareDocumentPosition(table) & Node.DOCUMENT_POSITION_FOLLOWING;
+      document.body.setAttribute('data-marks', out.join(';;'));
+      document.body.setAttribute('data-above', above ? 'yes' : 'no');
+      document.body.setAttribute('data-svgw', String(Math.round(svg.getBoundingClientRect().width)));
+    });
+    </script></body>"""
+    page = tmp_path / "drift.html"
+    page.write_text(diff_html(result).replace("</body>", probe), encoding="utf-8")
+    dom = dump_dom(tmp_path, page)
+    import html as _html
+
+    got = [m.split("|") for m in _html.unescape(re.search(r'data-marks="([^"]*)"', dom).group(1)).split(";;")]
+    assert 'data-above="yes"' in dom
+    assert int(re.search(r'data-svgw="(\d+)"', dom).group(1)) > 300
+    assert [g[0] for g in got] == [m.name for m in marks]                 # one mark per layer, model order
+    assert len(got) == 6 and len({layer for layer in (p.rsplit("/", 1)[0] for p in result.table.path)}) == 6
+
+    def rgb(hex_colour):
+        return "rgb({}, {}, {})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+    verdicts = {g[0]: g[1] for g in got}
+    assert verdicts == {"backbone/bb_conv1": "identical", "backbone/bb_bn1": "identical",
+                        "backbone/bb_conv2": "identical", "backbone/bb_bn2": "identical",
+                        "head_dense": "changed", "head_out": "fail"}
+    for name, verdict, fill, height, title in got:
+        assert fill == rgb(COLOURS[verdict]), (name, fill)
+        assert name in title
+    heights = {g[0]: float(g[3]) for g in got}
+    assert heights["head_out"] > heights["head_dense"] > heights["backbone/bb_conv1"] > 0  # identical: a stub

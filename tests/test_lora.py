@@ -57,8 +57,9 @@ def test_merged_lora_diff_is_keras_delta():
 
 
 def test_corrupt_adapter_rank_is_an_error(tmp_path):
-    import h5py
     import shutil
+
+    import h5py
 
     bad = tmp_path / "bad.lora.h5"
     shutil.copy(LORA_FILE, bad)

@@ -27,7 +27,6 @@ from kaudit.errors import InputError, KauditError, UsageError, VariableNotFoundE
 from .conftest import AFTER, BEFORE, CONVNET, CONVNET_K3
 from .conftest import FIXTURES as FIX
 
-
 # -- helpers ------------------------------------------------------------------------------------
 
 
@@ -133,23 +132,32 @@ def test_resnet50_shapes_as_in_the_tutorial(tmp_path):
     expected = skimage.util.montage(tutorial_scale(conv1).transpose(3, 0, 1, 2)[..., ::-1], channel_axis=-1)
     assert expected.shape == (56, 56, 3)
     img = kaudit.montage(path, layer="conv1_conv", bgr=True, scale=1)
-    assert img.size == (56, 56) and img.mode == "RGB"
-    np.testing.assert_array_equal(np.asarray(img), expected)
-    # the tutorial's Pillow resize x8 (nearest) is what --scale 8 gives
-    big = kaudit.montage(path, layer="conv1_conv", bgr=True)
-    assert big.size == (448, 448)
+    assert img.mode == "RGB"
+    np.testing.assert_array_equal(panels_of(img)[0], expected)
+    # the tutorial's Pillow resize x8 (nearest) is what --scale 8 --no-gaps gives
+    big = kaudit.montage(path, layer="conv1_conv", bgr=True, gaps=False)
     ref = Image.fromarray(expected).resize((56 * 8, 56 * 8), Image.NEAREST)
-    np.testing.assert_array_equal(np.asarray(big), np.asarray(ref))
-    # deeper layer: grey 384 x 384
+    np.testing.assert_array_equal(panels_of(big)[0], np.asarray(ref))
+    # with gaps (the default): the same tiles, 2 px apart, empty slots grey
+    gapped = panels_of(kaudit.montage(path, layer="conv1_conv", bgr=True))[0]
+    assert gapped.shape == (8 * 56 + 7 * 2, 8 * 56 + 7 * 2, 3)
+    for k in (0, 9, 63):
+        r, c = divmod(k, 8)
+        np.testing.assert_array_equal(gapped[r * 58:r * 58 + 56, c * 58:c * 58 + 56], tile(np.asarray(ref), k, 56, 56, 8))
+    assert (gapped[56:58] == M.EMPTY).all()
+    # deeper layer: grey 384 x 384 at scale 1
     expected = skimage.util.montage(tutorial_scale(block).reshape(3, 3, 128 * 128).transpose(2, 0, 1))
     img = kaudit.montage(path, layer="conv3_block1_2_conv", scale=1)
-    assert img.size == (384, 384) and img.mode == "L"
-    np.testing.assert_array_equal(np.asarray(img), expected)
+    assert img.mode == "L"
+    np.testing.assert_array_equal(panels_of(img)[0], expected)
+    # at the default scale no side grows past MAX_SIDE: x4 (1 px gaps) instead of x8
+    img = kaudit.montage(path, layer="conv3_block1_2_conv")
+    assert img.info["kaudit"]["scale"] == 4 and max(panels_of(img)[0].shape) <= M.MAX_SIDE
 
 
 def test_scale_repeats_every_pixel():
-    m1 = np.asarray(kaudit.montage(CONVNET, scale=1))
-    m3 = np.asarray(kaudit.montage(CONVNET, scale=3))
+    m1 = panels_of(kaudit.montage(CONVNET, scale=1))[0]
+    m3 = panels_of(kaudit.montage(CONVNET, scale=3))[0]
     assert m1.shape == (21, 21, 3) and m3.shape == (63, 63, 3)
     for dy in range(3):
         for dx in range(3):
@@ -161,10 +169,11 @@ def test_scale_repeats_every_pixel():
 def test_fixture_first_layer_both_formats_draw_the_same():
     a = kaudit.montage(CONVNET)           # default: the first conv kernel
     b = kaudit.montage(CONVNET_K3)
-    assert a.info["kaudit"]["path"] == "conv1/kernel" and a.size == (168, 168)  # 8 tiles: 3x3 grid of 7x7, x8
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert a.info["kaudit"]["path"] == "conv1/kernel"
+    assert panels_of(a)[0].shape == (3 * 56 + 2 * 2, 3 * 56 + 2 * 2, 3)  # 8 tiles: 3x3 grid of 7x7, x8, 2 px gaps
+    np.testing.assert_array_equal(panels_of(a)[0], panels_of(b)[0])
     w = kaudit.load(CONVNET)["conv1/kernel"]
-    np.testing.assert_array_equal(np.asarray(kaudit.montage(CONVNET, scale=1)),
+    np.testing.assert_array_equal(panels_of(kaudit.montage(CONVNET, scale=1))[0],
                                   skimage.util.montage(tutorial_scale(w).transpose(3, 0, 1, 2), channel_axis=-1))
 
 
@@ -180,9 +189,9 @@ def test_conv1d_depthwise_dense():
     d = distinct((16, 4))  # Dense: the matrix as one grey heatmap
     np.testing.assert_array_equal(M.kernel_tiles(d), tutorial_scale(d))
     img = kaudit.montage(CONVNET, layer="dwconv", scale=2)
-    assert img.info["kaudit"]["kind"] == "grey" and img.size == (24, 24)  # 16 tiles of 3x3
+    assert img.info["kaudit"]["kind"] == "grey" and panels_of(img)[0].shape == (24, 24)  # 16 tiles of 3x3
     img = kaudit.montage(CONVNET, layer="head", scale=1)
-    assert img.size == (4, 16) and img.mode == "L"
+    assert panels_of(img)[0].shape == (16, 4) and img.mode == "L"
 
 
 def test_constant_and_nonfinite_kernels():
@@ -248,7 +257,7 @@ def test_package_functions_survive_submodule_imports():
     import kaudit.montages  # noqa: F401
 
     assert callable(kaudit.montage) and callable(kaudit.audit)
-    assert kaudit.montage(CONVNET, scale=1).size == (21, 21)
+    assert panels_of(kaudit.montage(CONVNET, scale=1))[0].shape == (21, 21, 3)
 
 
 # -- two checkpoints: A | B | B - A -----------------------------------------------------------------------
@@ -272,7 +281,7 @@ def test_identical_files_give_a_white_difference():
     for k in range(n):
         assert (tile(d, k, 56, 56, 3) == 255).all()
     # A's tiles are the tutorial's tiles (one scale over A and B = A's own range here)
-    single = np.asarray(kaudit.montage(CONVNET))
+    single = panels_of(kaudit.montage(CONVNET, gaps=False))[0]
     for k in range(n):
         np.testing.assert_array_equal(tile(a, k, 56, 56, 3), tile(single, k, 56, 56, 3))
     assert img.info["kaudit"]["delta_max"] == 0.0
@@ -404,8 +413,9 @@ def test_cli_single_and_pair(tmp_path, capsys):
     out = tmp_path / "conv1.png"
     assert main(["montage", CONVNET, "--layer", "conv1", "--bgr", "--scale", "4", "-o", str(out)]) == 0
     with Image.open(out) as im:
-        assert im.size == (84, 84)
-        np.testing.assert_array_equal(np.asarray(im), np.asarray(kaudit.montage(CONVNET, bgr=True, scale=4)))
+        lib = kaudit.montage(CONVNET, bgr=True, scale=4)
+        assert panels_of(lib)[0].shape == (3 * 28 + 2, 3 * 28 + 2, 3)  # x4: 1 px gaps
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(lib))
     assert "wrote" in capsys.readouterr().err
     out2 = tmp_path / "pair.png"
     assert main(["montage", BEFORE, AFTER, "--layer", "head_dense", "--sort-by-change", "-o", str(out2)]) == 0
@@ -444,3 +454,38 @@ def test_cli_subprocess(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "kaudit", "montage", CONVNET, "--layer", "missing", "-o",
                            str(tmp_path / "no.png")], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pointwise_and_large_kernels_stay_readable(tmp_path):
+    """A 1x1 pointwise kernel is drawn as its c_in x c_out matrix (1x1 tiles are unreadable), and
+    no montage grows past MAX_SIDE per side: large matrices and tile grids are cut, with a note."""
+    pw = distinct((1, 1, 24, 40), seed=5)
+    np.testing.assert_array_equal(M.kernel_tiles(pw), tutorial_scale(pw).reshape(24, 40))
+    assert M.layout_kind((1, 1, 24, 40)) == "pointwise" and M.layout_kind((1, 1, 3, 8), depthwise=True) == "grey"
+    big_dense = distinct((3000, 700), seed=6)
+    wide = distinct((1, 1, 512, 2600), seed=7)
+    path = write_h5(tmp_path / "big.h5", {"dense": {"kernel": big_dense}, "pw": {"kernel": wide}})
+    img = kaudit.montage(path, layer="dense")
+    panel = panels_of(img)[0]
+    assert max(img.size) <= M.MAX_SIDE + 100 and panel.shape == (M.MAX_SIDE, 700)
+    assert img.info["kaudit"]["note"] == "first 2000 of 3000 rows and 700 of 700 columns shown"
+    np.testing.assert_array_equal(panel, tutorial_scale(big_dense)[:M.MAX_SIDE])
+    img = kaudit.montage(path, layer="pw")
+    assert img.info["kaudit"]["kind"] == "pointwise" and max(img.size) <= M.MAX_SIDE + 100
+    assert "columns shown" in img.info["kaudit"]["note"]
+    # the pair of a large matrix: three panels within MAX_SIDE, the note in the caption
+    b = write_h5(tmp_path / "big_b.h5", {"dense": {"kernel": big_dense * 1.01}, "pw": {"kernel": wide}})
+    pair = kaudit.montage(path, b, layer="dense")
+    assert max(pair.size) <= M.MAX_SIDE + 100 and pair.info["kaudit"]["note"].startswith("first 653 of 3000 rows")
+    # many small tiles: the first k x k that fit
+    tiles, note = M.limit_tiles(np.zeros((300_000, 3, 3), np.uint8), 600)
+    assert tiles.shape == (40_000, 3, 3) and note == "first 40000 of 300000 tiles shown"
+
+
+def test_single_file_caption():
+    img = kaudit.montage(CONVNET)
+    info = img.info["kaudit"]
+    x0, y0, _x1, _y1 = info["panels"][0]
+    strip = np.asarray(img.convert("L"))[:y0 - 2]
+    assert (strip < 128).sum() > 200                                    # text in the caption strip
+    assert info["gap"] == 2 and info["scale"] == 8 and info["note"] is None

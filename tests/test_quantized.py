@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import math
-import shutil
 import zipfile
 
 import h5py
@@ -16,8 +15,8 @@ import numpy as np
 import pytest
 
 import kaudit
-from kaudit.inspection import inspect as kinspect
 from kaudit import quantdiff
+from kaudit.inspection import inspect as kinspect
 from kaudit.keras import quantized as Q
 
 from .conftest import FIXTURES, run_cli

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import views
 from ..errors import UsageError
+from .delimited import to_csv
 
 DIFF_FORMATS = ("table", "markdown", "csv", "json", "junit", "html")
 INSPECT_FORMATS = ("table", "markdown", "csv", "json", "html")
@@ -24,8 +25,9 @@ def render_diff(result, fmt: str = "table", **kw) -> str:
         return diff_markdown(result, **kw)
     if fmt == "csv":
         from ..schema import DIFF_COLUMNS
+        from ._fmt import order_rows
 
-        return to_csv(DIFF_COLUMNS, [r._asdict() for r in result.records])
+        return to_csv(DIFF_COLUMNS, [r._asdict() for r in order_rows(result.records, kw.get("sort") or "model")])
     if fmt == "json":
         from .json import diff_json
 
@@ -63,27 +65,6 @@ def render_inspect(result, fmt: str = "table", **kw) -> str:
     raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(INSPECT_FORMATS)}")
 
 
-def to_csv(columns, records) -> str:
-    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``)."""
-    import csv
-    import io
-    import math
-
-    def cell(v):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, (list, tuple)):
-            return "(" + ", ".join(str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-        return v
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in records:
-        w.writerow([cell(r.get(c)) for c in columns])
-    return buf.getvalue()
-
-
 def _diff_dict(result) -> dict:
     from .json import diff_dict
 
@@ -109,9 +90,24 @@ def _render_audit(result, fmt: str = "table") -> str:
     return render_audit(result, fmt)
 
 
+
+def _render_trend(result, fmt: str = "table", **kw) -> str:
+    from .trend import render_trend
+
+    return render_trend(result, fmt, **kw)
+
+
+def _trend_dict(result) -> dict:
+    from .trend import trend_dict
+
+    return trend_dict(result)
+
+
 views.register("diff", render_diff)
 views.register("inspect", render_inspect)
 views.register("diff_dict", _diff_dict)
 views.register("inspect_dict", _inspect_dict)
 views.register("checkpoint_html", _checkpoint_html)
 views.register("audit", _render_audit)
+views.register("trend", _render_trend)
+views.register("trend_dict", _trend_dict)

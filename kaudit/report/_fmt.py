@@ -67,3 +67,110 @@ def summary_line(result) -> str:
     if s.get("ignored"):
         text += f"; {s['ignored']} ignored"
     return f"{text}. {result.verdict}"
+
+
+# -- row order, verdict cells and widths (diff reports) --------------------------------------------
+
+#: Row orders of the diff reports (``--sort``): ``change`` failures first, then by relative change,
+#: largest first; ``status`` failures first, then by status (changed, structural, close,
+#: identical), then by change; ``path`` by path; ``model`` the checkpoint's own (Keras) order.
+SORTS = ("change", "status", "path", "model")
+_STATUS_RANK = {s: i for i, s in enumerate(
+    ("changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b", "close", "identical"))}
+
+
+def change_size(r) -> float:
+    """The sort key of a row's size: its ``rel_change``; a pair without one (added, removed,
+    reshaped, or a snapshot that differs) ranks as the largest change."""
+    x = getattr(r, "rel_change", None)
+    return math.inf if missing(x) else float(x)
+
+
+def order_rows(rows, sort: str = "change") -> list:
+    """The rows in the order ``sort`` names (one of :data:`SORTS`); ties keep the model order."""
+    rows = list(rows)
+    if sort == "model":
+        return rows
+    if sort == "path":
+        return sorted(rows, key=lambda r: (str(r.path), "" if missing(r.path_b) else str(r.path_b)))
+    if sort == "status":
+        return sorted(rows, key=lambda r: (bool(r.passed), _STATUS_RANK.get(r.status, 99), -change_size(r)))
+    if sort == "change":
+        return sorted(rows, key=lambda r: (bool(r.passed), -change_size(r)))
+    from ..errors import UsageError
+
+    raise UsageError(f"unknown sort {sort!r}", hint=f"choose one of {', '.join(SORTS)}")
+
+
+def verdict_cell(r) -> str:
+    """``ok``, or ``FAIL`` and the rules the row failed (``FAIL frozen``, ``FAIL structure``)."""
+    if r.passed:
+        return "ok"
+    rule = getattr(r, "rule", None)
+    return "FAIL" + ("" if missing(rule) or not rule else f" {rule}")
+
+
+def trainable_cell(r) -> str:
+    """b's trainable flag against a's, ``?`` where a side's flag is unknown (as ``inspect``
+    shows it), ``-`` for a side the pair lacks, `` !`` when it changed."""
+    ta = None if missing(r.shape_a) else tri(r.trainable_a)
+    tb = None if missing(r.shape_b) else tri(r.trainable_b)
+    text = arrow(ta, tb)
+    return text + (" !" if r.trainable_changed is True else "")
+
+
+def verdict_summary(result) -> str:
+    """:func:`summary_line`, saying that changed params of a passing diff are within policy (a
+    PASS line that only says "N params changed" reads as a contradiction)."""
+    line = summary_line(result)
+    if result.passed and result.summary.get("params_changed"):
+        line = line.replace(" params changed", " params changed, within policy", 1)
+    return line
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle (``conv2d_1/…/kernel``): the start
+    and, longer, the end (the variable's own name) stay."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width == 1:
+        return "…"
+    head = (width - 1) // 3
+    tail = width - 1 - head
+    return text[:head] + "…" + text[len(text) - tail:]
+
+
+def row_messages(result) -> tuple[list[tuple], list[str]]:
+    """((row, its failure messages) for every failing row in the model order, the messages that
+    belong to no row): ``result.failures`` cut back into the rows they came from (a row's
+    ``failures`` is its messages joined by "; "; the messages about the files as a whole, such as
+    a preset's assets, come after the rows')."""
+    out = []
+    msgs = list(result.failures)
+    k = 0
+    for r in result.records:
+        if r.passed:
+            continue
+        mine: list[str] = []
+        while k < len(msgs) and "; ".join(mine) != r.failures:
+            mine.append(msgs[k])
+            k += 1
+        out.append((r, mine))
+    return out, msgs[k:]
+
+
+def failure_report(result, sort: str) -> tuple[list, list[str], dict[str, int]]:
+    """(the failing rows, every failure message: the rows' in ``sort`` order, then those about the
+    files as a whole, failing rows per rule) for the failure lists of the reports."""
+    by_row, general = row_messages(result)
+    rank = {id(r): i for i, r in enumerate(order_rows([r for r, _m in by_row], sort))}
+    messages = [m for _r, ms in sorted(by_row, key=lambda rm: rank[id(rm[0])]) for m in ms] + general
+    counts: dict[str, int] = {}
+    for r, _m in by_row:
+        for rule in (r.rule or "?").split(","):
+            counts[rule] = counts.get(rule, 0) + 1
+    if general:
+        counts["files"] = len(general)
+    return [r for r, _m in by_row], messages, counts

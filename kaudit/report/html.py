@@ -14,11 +14,14 @@ import html
 import math
 
 from . import _fmt as F
+from .drift import drift_marks, drift_svg
 
 #: At most this many montages are embedded in one report (the rest: ``--montage-dir``).
 MAX_MONTAGES = 24
 #: At most this many failure lines are listed (all are in JSON/JUnit).
 MAX_FAILURES = 200
+#: Failure lines shown before the rest fold into a <details> (the verdict column names each row's rule).
+FAILURES_OPEN = 10
 #: Rows of a notebook checkpoint table before it is cut.
 MAX_CHECKPOINT_ROWS = 2000
 
@@ -51,6 +54,9 @@ CSS = """
 .kaudit table.kd th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
 .kaudit table.kd tbody tr:hover{background:#f6f8fa}
 .kaudit table.kd tr.failed td:first-child{box-shadow:inset 3px 0 #cf222e}
+.kaudit table.kd tr.failed td.vd{color:#a40e26;font-weight:600}
+.kaudit .driftbox{overflow-x:auto;margin:4px 0 2px}.kaudit svg.drift{display:block;max-width:none}
+.kaudit svg.drift g.mark:hover rect.hit{fill:#f6f8fa}
 .kaudit table.kd .x{display:none}.kaudit table.kd.allcols .x{display:table-cell}
 .kaudit table.kd.hide-identical tr.st-identical{display:none}
 .kaudit table.kd tr.nomatch{display:none}
@@ -207,13 +213,14 @@ def _controls(identical: bool | None, allcols: bool, n_rows: int) -> str:
 
 #: (header, extra?) of the diff table; "extra" columns show with "all columns".
 _DIFF_HEADS = [
-    ("path", False), ("status", False), ("matched by", True), ("class", False), ("shape", False),
-    ("dtype", False), ("trainable", False), ("params", False), ("max_abs", False), ("mean_abs", False),
+    ("path", False), ("status", False), ("verdict", False), ("matched by", True), ("class", False),
+    ("shape", False), ("dtype", False), ("trainable", False), ("params", False), ("rel_change", False),
+    ("max_abs", False), ("mean_abs", False),
     ("rms", True), ("max_rel", True), ("rel_l2", False), ("cosine", False), ("n_exceed", False),
     ("frac_exceed", True), ("atol", True), ("rtol", True), ("nan a/b", True), ("inf a/b", True),
     ("argmax", True), ("kind", True), ("passed", True), ("failures", True),
 ]
-_NUM_HEADS = {"params", "max_abs", "mean_abs", "rms", "max_rel", "rel_l2", "cosine", "n_exceed", "frac_exceed",
+_NUM_HEADS = {"params", "rel_change", "max_abs", "mean_abs", "rms", "max_rel", "rel_l2", "cosine", "n_exceed", "frac_exceed",
               "atol", "rtol"}
 
 
@@ -231,16 +238,14 @@ def _diff_row(r) -> str:
     tr_cls = f"st-{_e(r.status)}" + ("" if r.passed else " failed")
     shape_a = None if _missing(r.shape_a) else r.shape_a
     shape_b = None if _missing(r.shape_b) else r.shape_b
-    tri_change = F.arrow(None if _missing(r.trainable_a) else r.trainable_a,
-                         None if _missing(r.trainable_b) else r.trainable_b, F.tri)
-    if r.trainable_changed is True:
-        tri_change += " !"
+    tri_change = F.trainable_cell(r)
     nan = "" if _missing(r.nan_a) and _missing(r.nan_b) else f"{_count(r.nan_a) or '-'} / {_count(r.nan_b) or '-'}"
     inf = "" if _missing(r.inf_a) and _missing(r.inf_b) else f"{_count(r.inf_a) or '-'} / {_count(r.inf_b) or '-'}"
     argmax = "" if _missing(r.argmax) else "[" + ", ".join(str(int(i)) for i in r.argmax) + "]"
     cells = [  # (html, sort key or None, css class), in _DIFF_HEADS order
         (path, r.path, "mono"),
         (f'<span class="st">{_e(r.status)}</span>', r.status, ""),
+        (_e(F.verdict_cell(r)), F.verdict_cell(r), "vd"),
         (_e(r.matched_by or ""), None, ""),
         (_e(r.layer_class or ""), None, ""),
         (_e(F.arrow(shape_a, shape_b, F.shape)), _numv(r.params), ""),
@@ -248,6 +253,7 @@ def _diff_row(r) -> str:
          None, ""),
         (_e(tri_change), None, ""),
         (_count(r.params), _numv(r.params), "num"),
+        (_real(r.rel_change), _numv(r.rel_change), "num"),
         (_real(r.max_abs), _numv(r.max_abs), "num"),
         (_real(r.mean_abs), _numv(r.mean_abs), "num"),
         (_real(r.rms), _numv(r.rms), "num"),
@@ -270,8 +276,8 @@ def _diff_row(r) -> str:
     return f'<tr class="{tr_cls}">' + "".join(out) + "</tr>"
 
 
-def _diff_table(result, all_rows: bool) -> str:
-    t = result.records
+def _diff_table(result, all_rows: bool, sort: str = "change") -> str:
+    t = F.order_rows(result.records, sort)
     heads = []
     for head, extra in _DIFF_HEADS:
         cls = " ".join(c for c in ("x" if extra else "", "num" if head in _NUM_HEADS else "") if c)
@@ -300,9 +306,10 @@ def _montage_figures(result, limit: int) -> list[str]:
 
 
 def diff_html(result, all_rows: bool = False, montages: bool = True, max_montages: int = MAX_MONTAGES,
-              **_kw) -> str:
-    """The diff as one self-contained HTML page: verdict, summary, failures, the sortable and
-    filterable variable table, and A | B | B - A montages of the changed conv kernels."""
+              sort: str = "change", **_kw) -> str:
+    """The diff as one self-contained HTML page: verdict, summary, failures, the drift chart
+    (where the model moved), the sortable and filterable variable table (first in ``sort``
+    order), and A | B | B - A montages of the changed conv kernels."""
     title = f"kaudit diff: {result.file_a} vs {result.file_b}"
     verdict = "pass" if result.passed else "fail"
     out = [
@@ -311,17 +318,29 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
          f'<tr><td>a</td><td><code>{_e(result.file_a)}</code></td><td class="muted">{_e(result.format_a)}</td></tr>'
          f'<tr><td>b</td><td><code>{_e(result.file_b)}</code></td><td class="muted">{_e(result.format_b)}</td></tr>'
          "</table>"),
-        f'<p class="summary" id="kaudit-summary">{_e(F.summary_line(result))}</p>',
+        f'<p class="summary" id="kaudit-summary">{_e(F.verdict_summary(result))}</p>',
     ]
+    if result.records:
+        n_layers = len(drift_marks(result))
+        out.append(f'<h2>Where the model moved <span class="muted">({n_layers} layer(s) in model order; '
+                   "hover a bar for its figures)</span></h2>")
+        out.append(f'<div class="driftbox" id="kaudit-drift">{drift_svg(result)}</div>')
     if result.failures:
-        out.append(f"<h2>Failures ({len(result.failures)})</h2>")
-        items = [f"<li>{_e(f)}</li>" for f in result.failures[:MAX_FAILURES]]
-        if len(result.failures) > MAX_FAILURES:
-            items.append(f"<li>… and {len(result.failures) - MAX_FAILURES} more (see --format json)</li>")
-        out.append('<ul class="failures">' + "".join(items) + "</ul>")
+        failed, messages, counts = F.failure_report(result, sort)
+        by_rule = ", ".join(f"{_e(k)} {v}" for k, v in counts.items())
+        out.append(f'<h2>Failures ({len(result.failures)}) <span class="muted">in {len(failed)} row(s): '
+                   f"{by_rule}</span></h2>")
+        items = [f"<li>{_e(f)}</li>" for f in messages[:MAX_FAILURES]]
+        if len(messages) > MAX_FAILURES:
+            items.append(f"<li>… and {len(messages) - MAX_FAILURES} more (see --format json)</li>")
+        head, rest = items[:FAILURES_OPEN], items[FAILURES_OPEN:]
+        out.append('<ul class="failures">' + "".join(head) + "</ul>")
+        if rest:
+            out.append(f'<details><summary class="muted">{len(rest)} more failure line(s)</summary>'
+                       '<ul class="failures">' + "".join(rest) + "</ul></details>")
     if result.notes:
         out.append('<ul class="notes">' + "".join(f"<li>note: {_e(n)}</li>" for n in result.notes) + "</ul>")
-    out.append(_diff_table(result, all_rows))
+    out.append(_diff_table(result, all_rows, sort))
     figs = _montage_figures(result, max_montages) if montages else []
     total = max(result.pictures_total, len(figs))
     if figs:

@@ -23,8 +23,8 @@ def diff_junit(result) -> str:
     for r in t:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": str(r.path), "time": "0"})
         if not r.passed:
-            fail = ET.SubElement(case, "failure", {"message": str(r.failures)[:1000], "type": str(r.status)})
-            fail.text = (f"status={r.status} max_abs={F.num(r.max_abs)} mean_abs={F.num(r.mean_abs)} "
+            fail = ET.SubElement(case, "failure", {"message": str(r.failures)[:1000], "type": str(r.rule or r.status)})
+            fail.text = (f"rule={r.rule} status={r.status} rel_change={F.num(r.rel_change)} max_abs={F.num(r.max_abs)} mean_abs={F.num(r.mean_abs)} "
                          f"rel_l2={F.num(r.rel_l2)} n_exceed={F.num(r.n_exceed)} shape={F.arrow(r.shape_a, r.shape_b, F.shape)} "
                          f"dtype={F.arrow(r.dtype_a, r.dtype_b)} trainable={F.arrow(r.trainable_a, r.trainable_b, F.tri)}\n"
                          f"{r.failures}")

@@ -6,53 +6,152 @@ from tabulate import tabulate
 
 from . import _fmt as F
 
-#: At most this many failure lines are printed under the table (all are in JSON/JUnit).
-MAX_FAILURES = 20
+#: At most this many failure messages are printed under the table (the verdict column names the
+#: rule of every row; all messages are in JSON and JUnit).
+MAX_FAILURES = 10
+#: The narrowest a path column is cut to before columns are dropped instead.
+MIN_PATH = 24
+#: Space between two columns.
+GAP = "  "
+
+#: The diff table's columns: (header, priority, right-aligned). Lower priority numbers are kept
+#: first when the table must fit a width; the path, status and verdict are always shown.
+DIFF_COLUMNS = (
+    ("path", 0, False), ("status", 0, False), ("verdict", 0, False), ("rel_change", 1, True),
+    ("max_abs", 2, True), ("shape", 3, False), ("trainable", 4, False), ("n_exceed", 5, True),
+    ("dtype", 6, False), ("mean_abs", 7, True), ("rel_l2", 8, True), ("cosine", 9, True),
+)
+DIFF_HEADERS = [h for h, _p, _r in DIFF_COLUMNS]
 
 
-def _diff_rows(result, all_rows: bool, quant: bool = False):
-    rows = []
-    for r in result.rows(all_rows):
-        path = r.path if (F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path)) else f"{r.path} ↔ {r.path_b}"
-        rows.append([
-            path,
-            r.status + (" (structure)" if r.matched_by == "structure" else " (rule)" if r.matched_by == "rule" else ""),
-            F.arrow(r.shape_a, r.shape_b, F.shape),
-            F.arrow(r.dtype_a, r.dtype_b),
-            F.arrow(r.trainable_a, r.trainable_b, F.tri) + (" !" if not F.missing(r.trainable_changed) and bool(r.trainable_changed) else ""),
-            F.num(r.max_abs),
-            F.num(r.mean_abs),
-            F.num(r.rel_l2),
-            F.num(r.cosine, 6),
-            F.num(r.n_exceed),
-        ] + ([F.num(r.sqnr_db)] if quant else []))
-    return rows
+def _path_cell(r) -> str:
+    if F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path):
+        return str(r.path)
+    return f"{r.path} ↔ {r.path_b}"
 
 
-DIFF_HEADERS = ["path", "status", "shape", "dtype", "trainable", "max_abs", "mean_abs", "rel_l2", "cosine", "n_exceed"]
+def _diff_cells(r) -> list[str]:
+    """One row's cells in DIFF_COLUMNS order."""
+    return [
+        _path_cell(r),
+        r.status + (" (structure)" if r.matched_by == "structure" else " (rule)" if r.matched_by == "rule" else ""),
+        F.verdict_cell(r),
+        F.num(r.rel_change),
+        F.num(r.max_abs),
+        F.arrow(r.shape_a, r.shape_b, F.shape),
+        F.trainable_cell(r),
+        F.num(r.n_exceed),
+        F.arrow(r.dtype_a, r.dtype_b),
+        F.num(r.mean_abs),
+        F.num(r.rel_l2),
+        F.num(r.cosine, 6),
+    ]
 
 
-def diff_table(result, all_rows: bool = False, **_kw) -> str:
-    out = [f"a: {result.file_a} ({result.format_a})", f"b: {result.file_b} ({result.format_b})", ""]
-    quant = any(getattr(r, "quant", None) for r in result.records)  # dequantized pairs: their SQNR too
-    rows = _diff_rows(result, all_rows, quant)
-    if rows:
-        out.append(tabulate(rows, headers=DIFF_HEADERS + (["sqnr_db"] if quant else []), tablefmt="simple",
-                            disable_numparse=True))
+def _diff_rows(result, all_rows: bool, sort: str = "change"):
+    """The rows worth showing (all with ``all_rows``), ordered, as cells in DIFF_COLUMNS order."""
+    return [_diff_cells(r) for r in F.order_rows(result.rows(all_rows), sort)]
+
+
+def fit_table(columns, rows: list[list[str]], width: int | None) -> str:
+    """A plain table (header, dashes, rows; columns two spaces apart) no wider than ``width``.
+
+    ``columns`` are (header, priority, right-aligned) with the path first: columns are added in
+    priority order, up to the first that does not fit beside a path column of two fifths of the width (at least
+    MIN_PATH characters, at most the longest path); the path
+    is then cut in the middle to the room left; a cell is never wrapped. ``width=None``: every
+    column at full width."""
+    natural = [max([len(h)] + [len(r[i]) for r in rows]) for i, (h, _p, _r) in enumerate(columns)]
+    keep = set(range(len(columns)))
+    if width is not None:
+        keep = {i for i, (_h, p, _r) in enumerate(columns) if p == 0}
+
+        def used(cols) -> int:
+            return sum(natural[i] for i in cols if i != 0) + len(GAP) * (len(cols) - 1)
+
+        reserve = min(natural[0], max(MIN_PATH, width * 2 // 5))  # room kept for the path
+        for i in sorted((i for i, c in enumerate(columns) if c[1] > 0), key=lambda i: columns[i][1]):
+            if used(keep | {i}) + reserve > width:
+                break  # the rest are less important: the room goes to the path
+            keep.add(i)
+    order = sorted(keep)
+    widths = {i: natural[i] for i in order}
+    if width is not None:
+        widths[0] = max(1, min(natural[0], width - (sum(widths[i] for i in order if i != 0)
+                                                    + len(GAP) * (len(order) - 1))))
+        over = sum(widths.values()) + len(GAP) * (len(order) - 1) - width
+        # still too wide (a very narrow width): cut the widest other cells at their end
+        while over > 0:
+            j = max((i for i in order if i != 0), key=lambda i: widths[i])
+            if widths[j] <= 4:
+                break
+            widths[j] -= 1
+            over -= 1
+
+    def line(cells) -> str:
+        out = []
+        for i in order:
+            text = cells[i]
+            w = widths[i]
+            if len(text) > w:
+                text = F.elide(text, w) if i == 0 else text[:w - 1] + "…"
+            out.append(text.rjust(w) if columns[i][2] else text.ljust(w))
+        return GAP.join(out).rstrip()
+
+    lines = [line([h for h, _p, _r in columns]), GAP.join("-" * widths[i] for i in order)]
+    lines += [line(r) for r in rows]
+    return "\n".join(lines)
+
+
+def _wrapped(text: str, width: int | None, indent: str = "") -> list[str]:
+    """Prose (a failure message, a note, the summary) wrapped to ``width`` at spaces."""
+    if width is None:
+        return [indent + text]
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=True, break_on_hyphens=False) or [indent]
+
+
+def _file_line(label: str, file: str, fmt: str, width: int | None) -> str:
+    tail = f" ({fmt})"
+    room = None if width is None else max(8, width - len(label) - len(tail))
+    return label + (file if room is None else F.elide(file, room)) + tail
+
+
+def diff_table(result, all_rows: bool = False, sort: str = "change", top: int | None = None,
+               width: int | None = None, **_kw) -> str:
+    """The diff for a terminal: failures first, then the largest relative changes (``sort``),
+    the first ``top`` rows (None or 0: all), no line wider than ``width`` (None: no limit)."""
+    out = [_file_line("a: ", result.file_a, result.format_a, width),
+           _file_line("b: ", result.file_b, result.format_b, width), ""]
+    rows = F.order_rows(result.rows(all_rows), sort)
+    shown = rows[:top] if top else rows
+    if shown:
+        columns, cells = DIFF_COLUMNS, [_diff_cells(r) for r in shown]
+        if any(getattr(r, "quant", None) for r in result.records):  # dequantized pairs: their SQNR too
+            columns = (*DIFF_COLUMNS, ("sqnr_db", 3, True))
+            cells = [c + [F.num(r.sqnr_db)] for c, r in zip(cells, shown, strict=True)]
+        out.append(fit_table(columns, cells, width))
+        if len(shown) < len(rows):
+            out += _wrapped(f"... and {len(rows) - len(shown)} more rows (--top 0 shows all)", width)
     else:
         out.append("all variables identical" if result.summary["pairs"] else "no variables to compare")
     out.append("")
     if result.failures:
-        out.append("Failures:")
-        for f in result.failures[:MAX_FAILURES]:
-            out.append(f"  - {f}")
-        if len(result.failures) > MAX_FAILURES:
-            out.append(f"  ... and {len(result.failures) - MAX_FAILURES} more (see --format json or --junit)")
+        failed, messages, counts = F.failure_report(result, sort)
+        out += _wrapped(f"Failures: {len(failed)} row{'' if len(failed) == 1 else 's'} ("
+                        + ", ".join(f"{k} {v}" for k, v in counts.items()) + "):", width)
+        for f in messages[:MAX_FAILURES]:
+            out += _wrapped(f"- {f}", width, "  ")
+        if len(messages) > MAX_FAILURES:
+            out += _wrapped(f"... and {len(messages) - MAX_FAILURES} more (the verdict column names the rule "
+                            "of each row; every message: --format json or --junit)", width, "  ")
     for n in result.notes:
-        out.append(f"note: {n}")
+        out += _wrapped(f"note: {n}", width)
     for m in result.montages:
-        out.append(f"montage: {m}")
-    out.append(F.summary_line(result))
+        out += _wrapped(f"montage: {m}", width)
+    out += _wrapped(F.verdict_summary(result), width)
     return "\n".join(out) + "\n"
 
 
