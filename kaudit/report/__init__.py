@@ -1,7 +1,8 @@
 """Renderers: each turns a computed result into text (or bytes). They never compute.
 
 ``render_diff(result, fmt)`` and ``render_inspect(result, fmt)`` dispatch on
-``table | markdown | csv | json | junit | html``.
+``table | markdown | csv | json | junit | html``; ``render_audit(result, fmt)`` on
+``table | markdown | json``. Text from a file is escaped by the helper of each target (``_fmt``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from ..errors import UsageError
 
 DIFF_FORMATS = ("table", "markdown", "csv", "json", "junit", "html")
 INSPECT_FORMATS = ("table", "markdown", "csv", "json", "html")
+AUDIT_FORMATS = ("table", "markdown", "json")
 
 
 def render_diff(result, fmt: str = "table", **kw) -> str:
@@ -62,17 +64,34 @@ def render_inspect(result, fmt: str = "table", **kw) -> str:
     raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(INSPECT_FORMATS)}")
 
 
+def render_audit(result, fmt: str = "table") -> str:
+    from . import audit
+
+    if fmt == "table":
+        return audit.audit_text(result)
+    if fmt == "markdown":
+        return audit.audit_markdown(result)
+    if fmt == "json":
+        return audit.audit_json(result)
+    raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(AUDIT_FORMATS)}")
+
+
 def to_csv(columns, records) -> str:
-    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``)."""
+    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``), text
+    cells with non-printable characters escaped (``_fmt.text``)."""
     import csv
     import io
     import math
+
+    from ._fmt import text
 
     def cell(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, (list, tuple)):
             return "(" + ", ".join(str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        if isinstance(v, str):
+            return text(v)
         return v
 
     buf = io.StringIO()
