@@ -9,9 +9,10 @@ never by the variable. Accumulators are float64. Definitions (docs/metrics.md):
 * an element "exceeds" when not isclose(a, b): |a - b| > atol + rtol * |b| (numpy's rule, b from
   the second file); NaN equals NaN at the same place unless ``equal_nan=False``; -0.0 == 0.0;
   +inf == +inf.
-* integer and bool pairs compare exactly, in integer arithmetic: ``max_abs`` is an exact Python
-  int (|int64 min - int64 max| = 2**64 - 1 included) and an element exceeds when
-  |a - b| > floor(atol + rtol * |b|); their sums, norms and ratios are float statistics.
+* integer and bool pairs compare exactly: ``max_abs`` is an exact Python int (|int64 min - int64
+  max| = 2**64 - 1 included) and an element exceeds when |a - b| > floor(atol + rtol * |b|); with
+  a 64-bit side in integer arithmetic, else in float64, which holds those values exactly. Their
+  sums, norms and ratios are float statistics.
 * one NaN rule on every path: with ``equal_nan=False`` a NaN fails even where the two files hold
   the same bytes (the byte-identity shortcut is taken only when no NaN can be at stake).
 
@@ -180,10 +181,12 @@ def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: f
     """Fold one pair of flat blocks (same length) into ``st``."""
     with np.errstate(all="ignore"):
         n = a.size
-        exact = a.dtype.kind in "biu" and b.dtype.kind in "biu"
+        ints = a.dtype.kind in "biu" and b.dtype.kind in "biu"
+        # up to 32 bits, float64 holds every value and difference exactly: the float path is exact
+        wide = ints and max(a.dtype.itemsize, b.dtype.itemsize) > 4
         for s in range(0, n, CHUNK_ELEMS) if n > CHUNK_ELEMS else (0,):
             ca, cb = (a[s:s + CHUNK_ELEMS], b[s:s + CHUNK_ELEMS]) if n > CHUNK_ELEMS else (a, b)
-            if exact:
+            if wide:
                 _accumulate_int(st, ca, cb, offset + s, atol, rtol)
                 continue
             a64 = _as_f64(ca)
@@ -191,6 +194,8 @@ def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: f
             if ca.size and _accumulate_finite(st, a64, b64, offset + s, atol, rtol):
                 continue
             _accumulate_general(st, a64, b64, offset + s, atol, rtol, equal_nan)
+        if ints:
+            st.max_abs = int(st.max_abs)  # exact: an integer below 2**64 (or 2**33 on the float path)
 
 
 def _exact_ints(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +214,8 @@ def _exact_ints(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float) -> None:
-    """An integer or bool chunk, exactly: |a - b| without float rounding or integer overflow."""
+    """An integer or bool chunk with a 64-bit side, exactly: |a - b| without float rounding or
+    integer overflow (float64 would call 2**53 and 2**53 + 1 equal)."""
     a, b = _exact_ints(a, b)
     n = a.size
     st.size += n
@@ -224,8 +230,8 @@ def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, at
     if a.dtype == object:
         d = np.abs(a - b)
     else:  # |a - b| < 2**64: the difference modulo 2**64 of the larger minus the smaller is exact
-        ua, ub = a.view(np.uint64), b.view(np.uint64)
-        d = np.where(a >= b, ua - ub, ub - ua)
+        d = np.subtract(a.view(np.uint64), b.view(np.uint64))
+        np.negative(d, out=d, where=a < b)  # modulo 2**64: b - a
     n_diff = int(np.count_nonzero(d))
     st.n_unequal += n_diff
     if n_diff == 0:
