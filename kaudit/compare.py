@@ -151,7 +151,7 @@ def summarize_rows(records, ignored: int) -> dict:
     return summary
 
 
-def _fmt(x: float | int) -> str:
+def _fmt(x: float) -> str:
     """A figure in a failure line: integers exactly, floats to 4 significant digits."""
     return str(x) if isinstance(x, int) else f"{x:.4g}"
 
@@ -291,11 +291,11 @@ def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rt
             return [f"{who}: {path} changed (its sha256 differs from the snapshot's"
                     + (f"; max_abs >= {_fmt(lb)}" if lb else "") + ")"]
         if known["over"]:
-            return [f"{who}: {path} changed, max_abs >= {_fmt(lb)} (from the snapshot's statistics), over "
-                    "tolerance; element counts need a snapshot with --values"]
-        return [f"{who}: {path} differs from the snapshot (sha256); closeness unverifiable against a snapshot "
-                "without values" + (f" (max_abs >= {_fmt(lb)})" if lb else "")
-                + "; compare against the file or a snapshot with --values"]
+            return [(f"{who}: {path} changed, max_abs >= {_fmt(lb)} (from the snapshot's statistics), over "
+                     "tolerance; element counts need a snapshot with --values")]
+        bound = f" (max_abs >= {_fmt(lb)})" if lb else ""
+        return [(f"{who}: {path} differs from the snapshot (sha256); closeness unverifiable against a snapshot "
+                 f"without values{bound}; compare against the file or a snapshot with --values")]
     if frozen:
         return [f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}"
                 + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else "")]

@@ -229,9 +229,8 @@ def find_config(start: str | os.PathLike = ".") -> Path | None:
             return k
         pp = d / "pyproject.toml"
         if pp.is_file():
-            with _reading(pp):
-                with open(pp, "rb") as fh:
-                    tool = tomllib.load(fh).get("tool", {})
+            with _reading(pp), open(pp, "rb") as fh:
+                tool = tomllib.load(fh).get("tool", {})
             if isinstance(tool, dict) and "kaudit" in tool:
                 return pp
         if (d / ".git").exists():
@@ -280,9 +279,8 @@ def _reading(path):
 def load_policy(path: str | os.PathLike) -> Policy:
     """Read a policy from a kaudit.toml (top level or [tool.kaudit]) or pyproject.toml."""
     src = str(path)
-    with _reading(src):
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+    with _reading(src), open(path, "rb") as fh:
+        doc = tomllib.load(fh)
     tool = doc.get("tool", {})
     table = tool.get("kaudit") if isinstance(tool, dict) else None
     if table is None:

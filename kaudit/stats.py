@@ -258,9 +258,7 @@ def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, at
         st.n_exceed += int(np.count_nonzero(over))
     mask = d != 0
     rel = df[mask] / np.abs(b64[mask])  # inf where b == 0
-    r = float(np.fmax.reduce(rel))
-    if r > st.max_rel:
-        st.max_rel = r
+    st.max_rel = max(st.max_rel, float(np.fmax.reduce(rel)))
 
 
 def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,

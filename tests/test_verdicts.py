@@ -37,7 +37,7 @@ from kaudit.health import audit
 from kaudit.inspection import inspect
 from kaudit.testing import assert_checkpoints_match
 
-from .conftest import BEFORE, AFTER, CONVNET, fixture
+from .conftest import AFTER, BEFORE, CONVNET, fixture
 
 TUT_FULL = fixture("tutorial/k2_full.h5")
 TUT_WEIGHTS = fixture("tutorial/k2_weights.h5")
@@ -91,7 +91,7 @@ def snap(cli, src: str, out: Path, *extra: str) -> str:
 def test_snapshot_without_values_never_calls_a_permutation_close(tmp_path, cli):
     s = snap(cli, CONVNET, tmp_path / "s.json")
     for b, opts in ((swapped(tmp_path), ()), (bgr(tmp_path), ("--atol", "1e-3")), (bgr(tmp_path), ("--atol", "10"))):
-        code, out, err = cli("diff", s, b, *opts)
+        code, out, _ = cli("diff", s, b, *opts)
         assert code == 1, (b, opts, out)
         res = kaudit.diff(s, b, atol=float(opts[1]) if opts else None, policy=False)
         assert not res.passed
@@ -196,9 +196,8 @@ def test_snapshot_values_are_checked_and_bounded(tmp_path, cli):
         code, out, err = cli("diff", bad, CONVNET)
         assert code == 2 and out == "", (name, out)
         assert words in err and "\n" not in err.strip(), (name, err)
-        with pytest.raises(CorruptFileError):
-            with kaudit.load(bad) as ck:
-                ck.read("conv1/kernel")
+        with pytest.raises(CorruptFileError), kaudit.load(bad) as ck:
+            ck.read("conv1/kernel")
     assert raw is not None and raw < (2 << 20)
 
 
@@ -206,7 +205,7 @@ def test_snapshot_values_size_is_capped_when_written(tmp_path, cli, monkeypatch)
     from kaudit import baseline
 
     monkeypatch.setattr(baseline, "MAX_BYTES", 4096)
-    code, out, err = cli("snapshot", CONVNET, "-o", str(tmp_path / "big.json"), "--values")
+    code, _, err = cli("snapshot", CONVNET, "-o", str(tmp_path / "big.json"), "--values")
     assert code == 2 and not (tmp_path / "big.json").exists() and "--values" in err
 
 
@@ -544,7 +543,7 @@ atol = 1
 
 def _policy_names(cli, args, expect):
     for fmt in ("table", "markdown", "html", "json", "junit"):
-        code, out, _ = cli(*args, "--format", fmt)
+        _, out, _ = cli(*args, "--format", fmt)
         if fmt == "json":
             assert json.loads(out)["policy"]["description"].startswith(expect), out
         else:
@@ -559,7 +558,9 @@ def test_every_report_names_the_policy(tmp_path, cli):
     _policy_names(cli, ("diff", BEFORE, AFTER, "--no-config", "--tol", "head_*/**=1"), "none + 1 rule from options")
     for fmt in ("table", "markdown", "json"):
         code, out, _ = cli("audit", TUT_FULL, "--config", str(cfg), "--format", fmt)
-        assert str(cfg) in (md_plain(out) if fmt == "markdown" else out), fmt
+        assert code == 0 and str(cfg) in (md_plain(out) if fmt == "markdown" else out), fmt
+    code, out, err = cli("diff", BEFORE, AFTER, "--config", str(cfg), "--no-config")
+    assert code == 2 and out == "" and "exclude each other" in err
 
 
 def test_cli_and_api_apply_the_same_policy(tmp_path, cli, monkeypatch):
