@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import os
 import zlib
@@ -51,8 +52,9 @@ def snapshot(source, *, optimizer: bool = False, values: bool = False) -> dict:
             }
             if values:
                 row["sha256"], row["data"] = _packed(ckpt, v)
-                size += len(row["data"])
-                if size > MAX_BYTES:
+                # the whole document counts: this row as `kaudit snapshot` writes it (indented less) and more
+                size += len(json.dumps(row, indent=2, default=str)) + 16
+                if size > MAX_BYTES - 4096:
                     raise UsageError(f"--values: the values of {ckpt.file} take more than {MAX_BYTES >> 20} MiB, "
                                      "the most a snapshot may hold",
                                      hint="diff against the checkpoint itself, or snapshot without --values")
