@@ -7,6 +7,8 @@ import os
 import sys
 import tempfile
 
+from .errors import printable
+
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write ``data`` to ``path`` (``-`` is standard output)."""
@@ -75,7 +77,7 @@ class Progress:
         if not self.enabled or total < self.min_bytes:
             return
         pct = 100.0 * done / total if total else 100.0
-        sys.stderr.write(f"\r{self.label}: {pct:5.1f}% {what[-50:]:<50}")
+        sys.stderr.write(f"\r{self.label}: {pct:5.1f}% {printable(what)[-50:]:<50}")
         sys.stderr.flush()
         self._shown = True
 

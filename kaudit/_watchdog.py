@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from . import progress
+from .errors import printable
 
 STALL_ENV = "KAUDIT_STALL_TIMEOUT"
 DEFAULT_STALL_SECONDS = 120.0
@@ -172,6 +173,6 @@ def _kill(pid: int, what: str, timeout: float, interrupted: list[int]) -> int:
     if interrupted:
         print("kaudit: interrupted", file=sys.stderr)
         return 130
-    print(f"kaudit: error: {what}: no progress for {timeout:g} s while reading it, stopped (HDF5 loops "
+    print(f"kaudit: error: {printable(what)}: no progress for {timeout:g} s while reading it, stopped (HDF5 loops "
           f"forever on some corrupted files; set {STALL_ENV} to wait longer)", file=sys.stderr)
     return 2

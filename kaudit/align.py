@@ -7,9 +7,9 @@ Order of evidence, each step only among what the previous steps left unpaired:
    as DepthwiseConv2D's ``depthwise_kernel``/``kernel``, count as the same);
 3. ``structure`` (unless ``structural=False``): a sequence alignment of the remaining variables
    in Keras order on (variable name, shape, layer class), so an inserted or removed layer does
-   not shift everything after it; then unique (name, shape) pairs regardless of order; then
-   variables whose values are bit-identical and unique on both sides (a TF checkpoint of the same
-   weights under other layer names).
+   not shift everything after it; then unique (name, shape) pairs regardless of order;
+4. ``values`` (with ``structural``): variables whose values are bit-identical and unique on both
+   sides (a TF checkpoint of the same weights under other layer names).
 
 What is left is ``only_in_a`` / ``only_in_b``.
 """
@@ -25,7 +25,7 @@ from . import paths
 from .checkpoint import Checkpoint, Variable
 from .stats import digest
 
-MATCHED_BY = ("path", "rule", "structure")
+MATCHED_BY = ("path", "rule", "structure", "values")
 
 
 
@@ -128,14 +128,16 @@ def align(
                 j = first_b[t]
                 pair_of_a[i] = (j, "structure", False)
                 used_b.add(j)
-        # (3) identical content, unique on both sides
+        # (3) identical content, unique on both sides: matched_by "values"
         left_a = [i for i in left_a if i not in pair_of_a]
         left_b = [j for j in left_b if j not in used_b]
+        n_c = 0
         if content and left_a and left_b and ckpt_a is not None and ckpt_b is not None:
             n_c = _by_content(a, b, left_a, left_b, ckpt_a, ckpt_b, pair_of_a, used_b)
             if n_c:
-                notes.append(f"{n_c} variable(s) paired by identical values (same shape, unique on both sides)")
-        n_struct = len(pair_of_a) - n_before
+                notes.append(f"{n_c} variable(s) paired by identical values (same shape, unique on both sides), "
+                             "see matched_by")
+        n_struct = len(pair_of_a) - n_before - n_c
         if n_struct:
             notes.append(
                 f"names differ: {n_struct} variable(s) were paired by structure (layer order, class, variable "
@@ -181,7 +183,7 @@ def _by_content(a, b, left_a, left_b, ckpt_a, ckpt_b, pair_of_a, used_b) -> int:
     for i, k in ha:
         if ca[k] == 1 and cb.get(k) == 1:
             j = jb[k]
-            pair_of_a[i] = (j, "structure", True)
+            pair_of_a[i] = (j, "values", True)
             used_b.add(j)
             n += 1
     return n

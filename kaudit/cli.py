@@ -17,7 +17,7 @@ import time
 import traceback
 
 from ._version import __version__
-from .errors import EXIT_ERROR, EXIT_INTERRUPTED, KauditError, UsageError
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, KauditError, UsageError, printable
 
 PROG = "kaudit"
 
@@ -227,12 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
     ps = sub.add_parser(
         "snapshot", help="write a baseline (hash + statistics per variable) to diff against later",
         description="Record per variable the path, shape, dtype, trainable flag, a sha256 of the values and "
-                    "min/max/mean/std/L2: a few KB that can live in git instead of the checkpoint.",
-        epilog="examples:\n  kaudit snapshot model.h5 -o baseline.json\n  kaudit diff baseline.json model.h5",
+                    "min/max/mean/std/L2: a few KB that can live in git instead of the checkpoint. A diff "
+                    "against it proves identity (sha256) and difference, never closeness: a variable whose "
+                    "hash differs fails. With --values the values are stored too (zlib, at most 64 MiB in all) "
+                    "and the snapshot compares element by element, like the file.",
+        epilog="examples:\n  kaudit snapshot model.h5 -o baseline.json\n  kaudit diff baseline.json model.h5\n"
+               "  kaudit snapshot model.h5 --values -o baseline.json   # tolerances work against it",
         formatter_class=_formatter)
     ps.add_argument("file")
     ps.add_argument("-o", "--output", metavar="FILE", required=True, help="JSON file to write ('-' for stdout)")
     ps.add_argument("--optimizer", action="store_true", help="include optimizer and metric state")
+    ps.add_argument("--values", action="store_true",
+                    help="store the values too (compressed), so closeness within a tolerance can be proven")
 
     # audit -------------------------------------------------------------------------------
     pa = sub.add_parser(
@@ -273,6 +279,15 @@ def _width(args) -> int | None:
     return max(40, shutil.get_terminal_size((120, 24)).columns)
 
 
+def _wrap(args) -> bool:
+    """Whether prose is wrapped to the table's width: on a terminal (or with $COLUMNS set); in a
+    CI log or a file each message stays on one line."""
+    import sys
+
+    return not getattr(args, "wide", False) and (
+        "COLUMNS" in os.environ or (not getattr(args, "output", None) and sys.stdout.isatty()))
+
+
 def _float(text: str) -> float:
     import math
 
@@ -308,14 +323,13 @@ def cmd_inspect(args) -> int:
 
 
 def _policy(args):
-    from .policy import Policy, find_config, load_policy
+    """The policy, resolved as the Python API resolves it (``kaudit.policy.resolve``): --config
+    FILE, --no-config (none), else discovered from the working directory. Reports name it."""
+    from .policy import resolve
 
-    if args.no_config:
-        return Policy()
-    if args.config:
-        return load_policy(args.config)
-    found = find_config(os.getcwd())
-    return load_policy(found) if found else Policy()
+    if args.no_config and args.config:
+        raise UsageError("--config and --no-config exclude each other")
+    return resolve(False if args.no_config else args.config)
 
 
 def cmd_diff(args) -> int:
@@ -358,7 +372,7 @@ def cmd_diff(args) -> int:
     if not args.quiet:
         sort = args.sort or ("change" if args.format in ("table", "markdown", "html") else "model")
         outputs.append((args.output or "-", result.render(args.format, all_rows=args.all, sort=sort, top=args.top,
-                                                          width=_width(args))))
+                                                          width=_width(args), wrap=_wrap(args))))
     for path, text in outputs:
         write_atomic(path, text)
     if summary_path:
@@ -392,7 +406,8 @@ def cmd_trend(args) -> int:
         from .report.trend import trend_png
 
         outputs.append((args.plot, trend_png(result, by=args.by)))
-    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args))))
+    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args),
+                                                               wrap=_wrap(args))))
     for path, data in outputs:
         write_atomic(path, data)
     if args.output:
@@ -420,7 +435,7 @@ def cmd_montage(args) -> int:
                       sort_by_change=args.sort_by_change, gaps=not args.no_gaps)
     _emit(png, args.output)
     if args.output != "-":
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {printable(args.output)}", file=sys.stderr)
     return 0
 
 
@@ -430,7 +445,7 @@ def cmd_snapshot(args) -> int:
     from .baseline import snapshot
     from .report.json import clean
 
-    doc = snapshot(args.file, optimizer=args.optimizer)
+    doc = snapshot(args.file, optimizer=args.optimizer, values=args.values)
     _emit(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n", args.output)
     return 0
 
@@ -438,9 +453,9 @@ def cmd_snapshot(args) -> int:
 def cmd_audit(args) -> int:
     from .health import audit
 
-    res = audit(args.file, max_abs=args.max_abs, fail_on=_policy(args).fail_on)
+    res = audit(args.file, max_abs=args.max_abs, policy=_policy(args), strict=args.strict)
     _emit(res.render(args.format), args.output)
-    return res.exit_code(strict=args.strict)
+    return res.exit_code
 
 
 COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "trend": cmd_trend, "montage": cmd_montage,
@@ -498,7 +513,7 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # a bug: still one line and exit 2, traceback with --debug
         if debug:
             traceback.print_exc()
-        print(f"kaudit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        print(f"kaudit: internal error: {type(exc).__name__}: {printable(' '.join(str(exc).split())[:300])} "
               "(this is a bug; run with --debug and report it)", file=sys.stderr)
         return EXIT_ERROR
 

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import adapters, quantdiff
 from .align import Pair, align
+from .baseline import compare_without_values
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
-from .policy import Policy, Rule
+from .policy import Policy, Rule, parse_rename, resolve
 from .result import DIFF_COLUMNS, RULES, STATUSES, DiffResult, DiffRow
 from .stats import PairStats, compare_pair
 
@@ -35,7 +36,7 @@ def diff(
     allow_added: bool = False,
     allow_removed: bool = False,
     allow_trainable_change: bool = False,
-    policy: Policy | None = None,
+    policy=None,
     block_elems: int = DEFAULT_BLOCK_ELEMS,
     workers: int | None = None,
     progress: Progress | None = None,
@@ -46,8 +47,14 @@ def diff(
 
     Tolerances follow ``numpy.isclose``: an element is within tolerance when
     ``|a - b| <= atol + rtol * |b|``. Defaults are 0 and 0: any change counts. ``tol`` holds
-    per-pattern overrides ``'PATTERN=ATOL[,RTOL]'`` (last match wins); ``policy`` a full
-    :class:`~kaudit.policy.Policy` (keyword options are applied on top of it).
+    per-pattern overrides ``'PATTERN=ATOL[,RTOL]'`` (last match wins).
+
+    ``policy`` is the policy applied, as on the command line (:func:`kaudit.policy.resolve`):
+    ``None`` (the default) discovers ``kaudit.toml`` / ``[tool.kaudit]`` from the working directory
+    up to the repository root, like ``kaudit diff``; ``False`` applies none (``--no-config``); a
+    :class:`~kaudit.policy.Policy`, a mapping shaped like ``[tool.kaudit]`` or a path to a TOML
+    file applies that one (``--config FILE``). Keyword options are applied on top of it. The
+    result names it (``result.policy["description"]``).
 
     ``pictures``: draw A | B | B - A montages of the first N changed conv kernels while both files
     are open (None: all of them), for reports to show (``DiffResult.pictures``); 0 draws none.
@@ -55,7 +62,7 @@ def diff(
     quantized ones as stored, or dequantized with ``dequantize=True``.
     """
     rename = tuple(_rename_pair(r) for r in rename)
-    pol = (policy or Policy()).with_options(
+    pol = resolve(policy).with_options(
         atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
         allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
         rename=rename)
@@ -75,8 +82,6 @@ def diff(
 
 def _rename_pair(r) -> tuple[str, str]:
     if isinstance(r, str):
-        from .policy import parse_rename
-
         return parse_rename(r)
     old, new = r
     return str(old), str(new)
@@ -85,12 +90,15 @@ def _rename_pair(r) -> tuple[str, str]:
 def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
           workers: int | None, progress: Progress | None, dequantize: bool = False) -> DiffResult:
     sa, sb = ca.select(optimizer), cb.select(optimizer)
+    ignored_paths: set[str] = set()
     if pol.rules:
-        va = [v for v in sa if not pol.ignored(v.path)]
-        vb = [v for v in sb if not pol.ignored(v.path)]
+        skip_a = {v.path for v in sa if pol.ignored(v.path)}
+        skip_b = {v.path for v in sb if pol.ignored(v.path)}
+        va = [v for v in sa if v.path not in skip_a]
+        vb = [v for v in sb if v.path not in skip_b]
+        ignored_paths = skip_a | skip_b  # a path ignored in a and in b counts once
     else:  # nothing can be ignored
         va, vb = list(sa), list(sb)
-    n_ignored = len(sa) - len(va) + len(sb) - len(vb)
     va, vb, qplan = quantdiff.prepare(va, vb, dequantize)
     pairs, notes = align(va, vb, rename=pol.rename, structural=structural, ckpt_a=ca, ckpt_b=cb)
     notes = list(notes) + qplan.notes
@@ -137,30 +145,37 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
 
     make = DiffRow._make
     records = tuple(make(map(row.__getitem__, DIFF_COLUMNS)) for row in rows)
+    return DiffResult(
+        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, records=records,
+        passed=not failures, summary=summarize_rows(records, len(ignored_paths)), failures=tuple(failures),
+        notes=tuple(notes), policy=pol.as_dict(),
+    )
+
+
+def summarize_rows(records, ignored: int) -> dict:
+    """The summary figures of a diff, each exactly what its name says (docs/metrics.md): counts
+    of rows by status and by how they were paired, the elements over tolerance summed over the
+    rows that know theirs, and ``ignored``: distinct variable paths left out by ignore rules."""
     statuses = Counter(r.status for r in records)
     matched = Counter(r.matched_by for r in records)
     summary = {s: statuses.get(s, 0) for s in STATUSES}
     summary.update(
         pairs=len(records),
+        failed=sum(not r.passed for r in records),
         trainable_changed=sum(r.trainable_changed is True for r in records),
-        params_changed=sum(r.params for r in records
-                           if r.status in ("close", "changed", "shape_changed", "dtype_changed")),
+        elements_over_tolerance=sum(int(r.n_exceed) for r in records if r.n_exceed is not None),
+        unverified=sum(r.n_exceed is None and r.status in ("changed", "dtype_changed") for r in records),
         structural=matched.get("structure", 0),
         renamed=matched.get("rule", 0),
-        ignored=n_ignored,
-        failed=sum(not r.passed for r in records),
+        by_values=matched.get("values", 0),
+        ignored=ignored,
     )
-    return DiffResult(
-        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, records=records,
-        passed=not failures, summary=summary, failures=tuple(failures), notes=tuple(notes),
-        policy=pol.as_dict(),
-    )
+    return summary
 
 
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.4g}"
+def _fmt(x: float) -> str:
+    """A figure in a failure line: integers exactly, floats to 4 significant digits."""
+    return str(x) if isinstance(x, int) else f"{x:.4g}"
 
 
 _EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
@@ -193,6 +208,7 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
     row["atol"] = atol
     row["rtol"] = rtol
     failures: list[tuple[str, str]] = []  # (rule of RULES, message)
+    known = None
     if a is None:
         row["status"] = "only_in_b"
         row["path"] = b.path  # type: ignore[union-attr]
@@ -205,27 +221,29 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
     elif qplan is not None and qplan.applies(a, b):
         _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, pol.equal_nan, block_elems, failures)
         if not any(r.must_change is not None for r in rules) or (tol_rule is not None and tol_rule.frozen):
-            failures += _value_failures(row, path, tol_rule, atol, rtol)
+            failures += _value_failures(row, path, tol_rule, atol, rtol, None)
     elif a.shape != b.shape:
         row["status"] = "shape_changed"
         failures.append(("structure", f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}"))
     else:
         st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
         _fill_stats(row, st, a.shape)
+        known = st.extra if st.extra.get("no_values") else None  # against a snapshot without values
         if a.dtype != b.dtype:
             row["status"] = "dtype_changed"
-            failures.append(("structure",
-                             f"structure: {path} dtype {a.dtype} -> {b.dtype} (values max_abs {_fmt(st.max_abs)})"))
+            values = ("values not compared against a snapshot without values" if known is not None
+                      else f"values max_abs {_fmt(st.max_abs)}")
+            failures.append(("structure", f"structure: {path} dtype {a.dtype} -> {b.dtype} ({values})"))
         elif st.identical:
             row["status"] = "identical"
-        elif st.n_exceed == 0:
+        elif st.n_exceed == 0 and known is None:
             row["status"] = "close"
-        else:
+        else:  # over tolerance; or differing from a snapshot, where closeness cannot be proven
             row["status"] = "changed"
         if not any(r.must_change is not None for r in rules):
-            failures += _value_failures(row, path, tol_rule, atol, rtol)
+            failures += _value_failures(row, path, tol_rule, atol, rtol, known)
         elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
-            failures += _value_failures(row, path, tol_rule, atol, rtol)
+            failures += _value_failures(row, path, tol_rule, atol, rtol, known)
     if a is not None and b is not None:
         if a.trainable is not None and b.trainable is not None:
             row["trainable_changed"] = a.trainable != b.trainable
@@ -238,7 +256,7 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
             failures.append(("trainability", f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
                              "(--allow-trainable-change to accept)"))
         if rules:
-            failures += _rule_failures(rules, row, path)
+            failures += _rule_failures(rules, row, path, known)
     row["failures"] = failures
     return row
 
@@ -261,16 +279,15 @@ def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elem
 
 def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
     if not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
-        from .baseline import compare_without_values
-
-        return compare_without_values(ca, a, cb, b, atol=atol, rtol=rtol)
+        return compare_without_values(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan)
     return compare_pair(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
 
 
 #: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics
 #: are those of a PairStats with nothing accumulated.
+#: NaN and Inf counts are not taken (the bytes were compared, not the values): left empty.
 _IDENTICAL = dict(max_abs=0.0, mean_abs=0.0, rms=0.0, max_rel=0.0, rel_l2=0.0, rel_change=0.0, cosine=1.0,
-                  n_exceed=0, frac_exceed=0.0, nan_a=0, nan_b=0, inf_a=0, inf_b=0, argmax=None)
+                  n_exceed=0, frac_exceed=0.0, nan_a=None, nan_b=None, inf_a=None, inf_b=None, argmax=None)
 
 
 def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
@@ -323,30 +340,49 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
     return [int(i) for i in np.unravel_index(flat, shape)]
 
 
-def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float,
-                    rtol: float) -> list[tuple[str, str]]:
+def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rtol: float,
+                    known: dict | None) -> list[tuple[str, str]]:
+    """The failure of a pair's values against its tolerance (or ``frozen``), saying what is known:
+    the figures, or, against a snapshot without values, what its hashes and statistics prove."""
     status = row["status"]
-    if tol_rule is not None and tol_rule.frozen:
-        if status != "identical":
-            return [("frozen", f"{tol_rule.label}: {path} changed, max_abs {_fmt(row['max_abs'])}"
-                     + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else ""))]
+    frozen = tol_rule is not None and tol_rule.frozen
+    if status == "identical" or (not frozen and status != "changed"):
         return []
-    if status == "changed":
-        who = tol_rule.label if tol_rule is not None else f"tolerance atol={atol:g} rtol={rtol:g}"
-        return [("tolerance", f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of "
-                 f"{row['params']} element(s) over tolerance")]
-    return []
+    rule = "frozen" if frozen else "tolerance"
+    who = tol_rule.label if tol_rule is not None else f"tolerance atol={atol:g} rtol={rtol:g}"
+    if known is not None and row["n_exceed"] is None:
+        lb = known["max_abs_at_least"]
+        if frozen:
+            return [(rule, f"{who}: {path} changed (its sha256 differs from the snapshot's"
+                     + (f"; max_abs >= {_fmt(lb)}" if lb else "") + ")")]
+        if known["over"]:
+            return [(rule, f"{who}: {path} changed, max_abs >= {_fmt(lb)} (from the snapshot's statistics), over "
+                     "tolerance; element counts need a snapshot with --values")]
+        bound = f" (max_abs >= {_fmt(lb)})" if lb else ""
+        return [(rule, f"{who}: {path} differs from the snapshot (sha256); closeness unverifiable against a "
+                 f"snapshot without values{bound}; compare against the file or a snapshot with --values")]
+    if frozen:
+        return [(rule, f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}"
+                 + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else ""))]
+    return [(rule, f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of {row['params']} "
+             f"element(s) over tolerance")]
 
 
-def _rule_failures(rules: list[Rule], row: dict, path: str) -> list[tuple[str, str]]:
+def _rule_failures(rules: list[Rule], row: dict, path: str, known: dict | None) -> list[tuple[str, str]]:
     out = []
     for r in rules:
         if r.must_change is not None and row["status"] in ("identical", "close", "changed", "dtype_changed"):
             m = row["max_abs"]
-            if row["status"] == "identical" or (m is not None and m <= r.must_change):
-                out.append(("must_change", f"{r.label}: {path} did not change (max_abs "
-                            f"{_fmt(m if m is not None else 0.0)}"
-                            + (f" <= {r.must_change:g}" if r.must_change else "") + ")"))
+            more = f" by more than {r.must_change:g}" if r.must_change else ""
+            if row["status"] == "identical":
+                out.append(("must_change", f"{r.label}: {path} did not change (max_abs 0)"))
+            elif m is None:  # against a snapshot without values: only a bound is known
+                lb = known["max_abs_at_least"] if known is not None else 0.0
+                if not lb > r.must_change:
+                    out.append(("must_change", f"{r.label}: {path} changed{more} cannot be proven against a "
+                                f"snapshot without values (max_abs >= {_fmt(lb)} from its statistics)"))
+            elif m <= r.must_change:
+                out.append(("must_change", f"{r.label}: {path} did not change{more} (max_abs {_fmt(m)})"))
         if r.trainable is not None:
             tb = row["trainable_b"]
             if tb is None:

@@ -21,6 +21,23 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+def printable(text: object) -> str:
+    """``text`` safe for a terminal: every character Python's ``str.isprintable()`` rejects
+    (control characters such as ESC, BEL and CR, bidirectional overrides, line separators,
+    unpaired surrogates...) is shown as an escape, ``\\x1b``, ``\\u202e``. Names inside files are
+    untrusted: printed raw, ``\\x1b[2J`` would clear the screen and an OSC sequence set the window
+    title. ``report._fmt.text`` is this function; it lives here so that error messages use it too."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else _escape(c) for c in s)
+
+
+def _escape(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
 class KauditError(Exception):
     """Base class: something kaudit could not do. Exit code 2."""
 
@@ -32,11 +49,11 @@ class KauditError(Exception):
         self.path = None if path is None else str(path)
         self.hint = hint
 
-    def __str__(self) -> str:  # one line, always
+    def __str__(self) -> str:  # one line, always, and printable (names come from untrusted files)
         text = f"{self.path}: {self.message}" if self.path else self.message
         if self.hint:
             text = f"{text} ({self.hint})"
-        return " ".join(text.split())
+        return printable(" ".join(text.split()))
 
 
 class UsageError(KauditError):

@@ -16,7 +16,9 @@ positional_names    info      variables named by position (unknown layer classes
 ==================  ========  ==========================================================
 
 Exit 1 when an ``error`` is found (``--strict``: a ``warning`` too; a policy's ``fail_on``
-lists checks that fail whatever their severity), else 0; unreadable input is exit 2.
+lists checks that fail whatever their severity), else 0; unreadable input is exit 2. The
+:class:`AuditResult` holds that verdict (``passed``, ``verdict``, ``exit_code``); its renderers
+(``report/audit.py``) only show it.
 """
 
 from __future__ import annotations
@@ -28,11 +30,9 @@ import numpy as np
 
 from . import views
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint, Variable
+from .policy import resolve
+from .schema import AUDIT_SEVERITIES as SEVERITIES
 from .stats import summarize
-
-SEVERITIES = ("error", "warning", "info")
-CHECKS = ("nan_inf", "bn_variance", "dead_units", "extreme", "mixed_dtypes", "optimizer_state",
-          "trainable_unknown", "positional_names")
 
 
 @dataclass(frozen=True)
@@ -48,29 +48,52 @@ class Finding:
 
 @dataclass(frozen=True)
 class AuditResult:
+    """What ``kaudit audit`` found. The verdict is computed here, once, from the findings, the
+    policy's ``fail_on`` and ``strict``; every renderer and the exit code show this one."""
+
     file: str
     format: str
     n_variables: int
     total_params: int
     findings: tuple[Finding, ...]
     fail_on: tuple[str, ...] = field(default=())
+    strict: bool = False
+    #: The policy applied: ``description`` (``Policy.describe(audit=True)``), ``source``, ``fail_on``.
+    policy: dict = field(default_factory=dict)
 
-    def failing(self, strict: bool = False) -> list[Finding]:
-        bad = {"error", "warning"} if strict else {"error"}
-        return [f for f in self.findings if f.severity in bad or f.check in self.fail_on]
+    def fails(self, finding: Finding) -> bool:
+        """An ``error``; with ``strict`` a ``warning`` too; any finding of a ``fail_on`` check."""
+        return (finding.severity == "error" or (self.strict and finding.severity == "warning")
+                or finding.check in self.fail_on)
 
-    def passed(self, strict: bool = False) -> bool:
-        return not self.failing(strict)
+    @property
+    def failing(self) -> list[Finding]:
+        return [f for f in self.findings if self.fails(f)]
 
-    def exit_code(self, strict: bool = False) -> int:
-        return 0 if self.passed(strict) else 1
+    @property
+    def passed(self) -> bool:
+        return not self.failing
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
 
     def counts(self) -> dict:
         return {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
 
+    def to_dict(self) -> dict:
+        return views.render("audit_dict", self)
+
     def render(self, fmt: str = "table") -> str:
         """The report as text (``table``, ``markdown``, ``json``): ``kaudit/report/audit.py``."""
         return views.render("audit", self, fmt)
+
+    def __str__(self) -> str:
+        return self.render("table")
 
 
 def _is_conv_kernel(v: Variable) -> bool:
@@ -91,11 +114,17 @@ def _zero_units(ckpt: Checkpoint, v: Variable) -> tuple[int, int]:
     return int(units - alive.sum()), units
 
 
-def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = ()) -> AuditResult:
-    """Health checks of a checkpoint (path or Checkpoint)."""
+def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = (), policy=None,
+          strict: bool = False) -> AuditResult:
+    """Health checks of a checkpoint (path or Checkpoint). A finding fails the audit when it is an
+    ``error``, a ``warning`` with ``strict``, or of a check listed in ``fail_on`` or in the policy's
+    ``fail_on``. ``policy`` is resolved as for :func:`kaudit.diff` (``None``: discovered from the
+    working directory like the command line; ``False``: none; a Policy, mapping or path)."""
     from .readers import opened
 
-    with opened(source) as ckpt:
+    pol = resolve(policy)
+    fails = tuple(dict.fromkeys((*fail_on, *pol.fail_on)))
+    with np.errstate(all="ignore"), opened(source) as ckpt:
         findings: list[Finding] = []
         mv = ckpt.model_variables
         for v in mv:
@@ -133,4 +162,6 @@ def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = ()) -> Aud
                                     f"{len(positional)} variables named by position (layer classes unknown to kaudit)"))
         order = {s: i for i, s in enumerate(SEVERITIES)}
         findings.sort(key=lambda f: order[f.severity])
-        return AuditResult(ckpt.file, ckpt.format, len(mv), ckpt.totals.total, tuple(findings), tuple(fail_on))
+        return AuditResult(ckpt.file, ckpt.format, len(mv), ckpt.totals.total, tuple(findings), fails, strict,
+                           {"description": pol.describe(audit=True), "source": pol.source,
+                            "fail_on": list(pol.fail_on)})

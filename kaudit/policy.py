@@ -17,13 +17,20 @@ Precedence (documented and tested):
 * ``trainable``: every matching rule applies; the variable's trainable flag in b must equal it;
 * ``ignore``: any matching rule removes the variable from the comparison;
 * allowances (``allow_added``, ``allow_removed``, ``allow_trainable_change``) are policy-wide.
+
+Where the policy comes from is decided once, by :func:`resolve`, for the command line and the
+Python API alike: a ``kaudit.toml`` or ``[tool.kaudit]`` found from the working directory upward
+(to the repository root) unless a policy is given or ``False`` turns files off. Every report names
+the policy applied (:meth:`Policy.describe`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -113,7 +120,7 @@ class Policy:
                      allow_trainable_change=False, equal_nan=None, rename=()) -> Policy:
         """This policy with command-line options applied on top."""
         extra = tuple(parse_tol(t) for t in tol) + tuple(
-            Rule(pattern=_checked_glob(p, "--ignore"), ignore=True, source="--ignore") for p in ignore)
+            Rule(pattern=_checked_glob(p, "--ignore"), ignore=True, source=OPTION_SOURCES[1]) for p in ignore)
         return replace(
             self,
             atol=self.atol if atol is None else float(atol),
@@ -126,8 +133,25 @@ class Policy:
             rename=self.rename + tuple(rename),
         )
 
+    def describe(self, audit: bool = False) -> str:
+        """One line naming the policy: its file (or ``in code`` / ``none``) and number of rules,
+        the rules added by options (``--tol``/``--ignore``, ``tol=``/``ignore=``), and the default
+        tolerance; for ``kaudit audit`` the file and its ``fail_on`` checks."""
+        n_opt = sum(r.source in OPTION_SOURCES for r in self.rules)
+        n_own = len(self.rules) - n_opt
+        if audit:
+            return (self.source or "none") + (f"; fail_on: {', '.join(self.fail_on)}" if self.fail_on else "")
+        if self.source:
+            head = f"{self.source} ({_rules(n_own)})"
+        else:
+            head = f"in code ({_rules(n_own)})" if n_own else "none"
+        if n_opt:
+            head += f" + {_rules(n_opt)} from options"
+        return f"{head}; atol={self.atol:g} rtol={self.rtol:g}"
+
     def as_dict(self) -> dict:
         return {
+            "description": self.describe(),
             "atol": self.atol,
             "rtol": self.rtol,
             "allow_added": self.allow_added,
@@ -139,6 +163,14 @@ class Policy:
             "rename": [f"{o}={n}" for o, n in self.rename],
             "fail_on": list(self.fail_on),
         }
+
+
+#: ``Rule.source`` of rules that come from options rather than from the policy itself.
+OPTION_SOURCES = ("--tol", "--ignore")
+
+
+def _rules(n: int) -> str:
+    return f"{n} rule{'' if n == 1 else 's'}"
 
 
 def _checked_glob(pattern: str, where: str) -> str:
@@ -171,7 +203,7 @@ def parse_tol(spec: str) -> Rule:
         raise PolicyError(f"--tol {spec!r}: expected PATTERN=ATOL[,RTOL]", hint="e.g. --tol 'head/**=1e-4'")
     atol = _number(parts[0], f"--tol {spec!r} atol", None)
     rtol = _number(parts[1], f"--tol {spec!r} rtol", None) if len(parts) == 2 else None
-    return Rule(pattern=_checked_glob(pattern, "--tol"), atol=atol, rtol=rtol, source="--tol")
+    return Rule(pattern=_checked_glob(pattern, "--tol"), atol=atol, rtol=rtol, source=OPTION_SOURCES[0])
 
 
 def parse_rename(spec: str) -> tuple[str, str]:
@@ -187,7 +219,9 @@ def parse_rename(spec: str) -> tuple[str, str]:
 
 
 def find_config(start: str | os.PathLike = ".") -> Path | None:
-    """kaudit.toml, or a pyproject.toml with [tool.kaudit], in ``start`` or its parents."""
+    """kaudit.toml, or a pyproject.toml with [tool.kaudit], in ``start`` or its parents up to the
+    repository root (the first directory holding ``.git``). A pyproject.toml that cannot be read
+    is an error, not "no policy": it may hold the rules the verdict depends on."""
     p = Path(start).resolve()
     for d in (p, *p.parents):
         k = d / "kaudit.toml"
@@ -195,30 +229,60 @@ def find_config(start: str | os.PathLike = ".") -> Path | None:
             return k
         pp = d / "pyproject.toml"
         if pp.is_file():
-            try:
-                with open(pp, "rb") as fh:
-                    if "kaudit" in tomllib.load(fh).get("tool", {}):
-                        return pp
-            except (OSError, tomllib.TOMLDecodeError):
-                return None
+            with _reading(pp), open(pp, "rb") as fh:
+                tool = tomllib.load(fh).get("tool", {})
+            if isinstance(tool, dict) and "kaudit" in tool:
+                return pp
         if (d / ".git").exists():
             break
     return None
 
 
-def load_policy(path: str | os.PathLike) -> Policy:
-    """Read a policy from a kaudit.toml (top level or [tool.kaudit]) or pyproject.toml."""
+def resolve(policy=None, start: str | os.PathLike | None = None) -> Policy:
+    """The policy a diff or an audit applies, the same way for the command line and the API:
+
+    * ``None``: discover ``kaudit.toml`` / ``[tool.kaudit]`` from ``start`` (default: the working
+      directory) upward, as ``kaudit diff`` does without ``--config``; the defaults when none;
+    * ``False``: no policy file (``--no-config``): the defaults;
+    * a :class:`Policy`: itself; a mapping shaped like ``[tool.kaudit]``: that policy;
+    * a path (str or PathLike): that TOML file (``--config FILE``).
+    """
+    if policy is None:
+        found = find_config(os.getcwd() if start is None else start)
+        return load_policy(found) if found else Policy()
+    if policy is False:
+        return Policy()
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, Mapping):
+        return policy_from_mapping(dict(policy))
+    if isinstance(policy, (str, os.PathLike)):
+        return load_policy(policy)
+    raise PolicyError(f"policy must be a Policy, a mapping, a path to a TOML file, None (discover) or False (none), "
+                      f"not {type(policy).__name__}")
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """The errors of reading a policy file as one-line PolicyErrors naming it."""
     src = str(path)
     try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
+        yield
     except FileNotFoundError:
         raise PolicyError("policy file not found", path=src, hint="check --config") from None
     except OSError as exc:
         raise PolicyError(f"cannot read policy file ({exc.strerror})", path=src) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"is not valid TOML ({exc})", path=src) from None
-    table = doc.get("tool", {}).get("kaudit")
+
+
+def load_policy(path: str | os.PathLike) -> Policy:
+    """Read a policy from a kaudit.toml (top level or [tool.kaudit]) or pyproject.toml."""
+    src = str(path)
+    with _reading(src), open(path, "rb") as fh:
+        doc = tomllib.load(fh)
+    tool = doc.get("tool", {})
+    table = tool.get("kaudit") if isinstance(tool, dict) else None
     if table is None:
         if Path(src).name == "pyproject.toml":
             raise PolicyError("has no [tool.kaudit] table", path=src, hint="add one, see docs/policy.md")
@@ -251,7 +315,7 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
         raise PolicyError("rename must be a table of OLD = \"NEW\" strings", path=source)
     kwargs["rename"] = tuple(rename.items())
     fail_on = table.get("fail_on", [])
-    from .health import CHECKS
+    from .schema import AUDIT_CHECKS as CHECKS
 
     if not isinstance(fail_on, list) or any(c not in CHECKS for c in fail_on):
         raise PolicyError(f"fail_on must be a list of audit checks, got {fail_on!r}", path=source,

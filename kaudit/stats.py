@@ -9,6 +9,15 @@ never by the variable. Accumulators are float64. Definitions (docs/metrics.md):
 * an element "exceeds" when not isclose(a, b): |a - b| > atol + rtol * |b| (numpy's rule, b from
   the second file); NaN equals NaN at the same place unless ``equal_nan=False``; -0.0 == 0.0;
   +inf == +inf.
+* integer and bool pairs compare exactly: ``max_abs`` is an exact Python int (|int64 min - int64
+  max| = 2**64 - 1 included) and an element exceeds when |a - b| > floor(atol + rtol * |b|); with
+  a 64-bit side in integer arithmetic, else in float64, which holds those values exactly. Their
+  sums, norms and ratios are float statistics.
+* one NaN rule on every path: with ``equal_nan=False`` a NaN fails even where the two files hold
+  the same bytes (the byte-identity shortcut is taken only when no NaN can be at stake).
+
+Floating-point warnings (a signalling NaN widened to float64, overflowing squares) are silenced
+here: every such value is counted and reported, never printed by numpy.
 """
 
 from __future__ import annotations
@@ -55,6 +64,11 @@ def _chunks(blocks) -> Iterator[np.ndarray]:
 
 def summarize(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Summary:
     """min/max/mean/std over the finite values, with NaN/Inf/zero counts, in one streamed pass."""
+    with np.errstate(all="ignore"):
+        return _summarize(ckpt, var, block_elems)
+
+
+def _summarize(ckpt: Checkpoint, var: Variable, block_elems: int) -> Summary:
     n = 0
     mean = 0.0
     m2 = 0.0
@@ -100,7 +114,7 @@ class PairStats:
 
     size: int = 0
     identical: bool = True  # bit for bit (same dtype only)
-    max_abs: float = 0.0
+    max_abs: float | int = 0.0  # an exact int for integer and bool pairs
     argmax: int | None = None
     sum_abs: float = 0.0
     sum_sq: float = 0.0
@@ -165,16 +179,86 @@ def _dot(x: np.ndarray, y: np.ndarray) -> float:
 def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float,
                equal_nan: bool) -> None:
     """Fold one pair of flat blocks (same length) into ``st``."""
+    with np.errstate(all="ignore"):
+        n = a.size
+        ints = a.dtype.kind in "biu" and b.dtype.kind in "biu"
+        # up to 32 bits, float64 holds every value and difference exactly: the float path is exact
+        wide = ints and max(a.dtype.itemsize, b.dtype.itemsize) > 4
+        for s in range(0, n, CHUNK_ELEMS) if n > CHUNK_ELEMS else (0,):
+            ca, cb = (a[s:s + CHUNK_ELEMS], b[s:s + CHUNK_ELEMS]) if n > CHUNK_ELEMS else (a, b)
+            if wide:
+                _accumulate_int(st, ca, cb, offset + s, atol, rtol)
+                continue
+            a64 = _as_f64(ca)
+            b64 = _as_f64(cb)
+            if ca.size and _accumulate_finite(st, a64, b64, offset + s, atol, rtol):
+                continue
+            _accumulate_general(st, a64, b64, offset + s, atol, rtol, equal_nan)
+        if ints:
+            st.max_abs = int(st.max_abs)  # exact: an integer below 2**64 (or 2**33 on the float path)
+
+
+def _exact_ints(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two integer or bool blocks as arrays whose order and difference are exact: both uint64,
+    both int64, or (uint64 against a signed type, whose difference can exceed 64 bits) both
+    arrays of Python ints."""
+    if a.dtype.kind == "b":
+        a = a.view(np.uint8)
+    if b.dtype.kind == "b":
+        b = b.view(np.uint8)
+    if a.dtype.kind == "u" and b.dtype.kind == "u":
+        return a.astype(np.uint64, copy=False), b.astype(np.uint64, copy=False)
+    if (a.dtype.kind == "u" and a.dtype.itemsize == 8) or (b.dtype.kind == "u" and b.dtype.itemsize == 8):
+        return a.astype(object), b.astype(object)
+    return a.astype(np.int64, copy=False), b.astype(np.int64, copy=False)
+
+
+def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float) -> None:
+    """An integer or bool chunk with a 64-bit side, exactly: |a - b| without float rounding or
+    integer overflow (float64 would call 2**53 and 2**53 + 1 equal)."""
+    a, b = _exact_ints(a, b)
     n = a.size
-    if n > CHUNK_ELEMS:
-        for s in range(0, n, CHUNK_ELEMS):
-            accumulate(st, a[s:s + CHUNK_ELEMS], b[s:s + CHUNK_ELEMS], offset + s, atol, rtol, equal_nan)
+    st.size += n
+    if st.argmax is None:
+        st.max_abs = 0  # an int from the start: no difference yet
+    if n == 0:
         return
-    a64 = _as_f64(a)
-    b64 = _as_f64(b)
-    if n and _accumulate_finite(st, a64, b64, offset, atol, rtol):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    st.norm_a2 += _dot(a64, a64)
+    st.norm_b2 += _dot(b64, b64)
+    st.dot += _dot(a64, b64)
+    if a.dtype == object:
+        d = np.abs(a - b)
+    else:  # |a - b| < 2**64: the difference modulo 2**64 of the larger minus the smaller is exact
+        d = np.subtract(a.view(np.uint64), b.view(np.uint64))
+        np.negative(d, out=d, where=a < b)  # modulo 2**64: b - a
+    n_diff = int(np.count_nonzero(d))
+    st.n_unequal += n_diff
+    if n_diff == 0:
         return
-    _accumulate_general(st, a64, b64, offset, atol, rtol, equal_nan)
+    i = int(np.argmax(d))
+    m = int(d[i])
+    if m > st.max_abs or st.argmax is None:
+        st.max_abs = m
+        st.argmax = offset + i
+    df = d.astype(np.float64)
+    st.sum_abs += float(df.sum())
+    st.sum_sq += _dot(df, df)
+    if rtol == 0.0:
+        limit = math.floor(atol)  # |a - b| <= atol  <=>  |a - b| <= floor(atol) for integers
+        if limit < 2**64:
+            st.n_exceed += int(np.count_nonzero(d > (limit if a.dtype == object else np.uint64(limit))))
+    else:
+        t = np.floor(atol + rtol * np.abs(b64))
+        if a.dtype == object:
+            over = d > t  # Python compares int and float exactly
+        else:
+            big = t >= 2.0**64
+            over = ~big & (d > np.where(big, 0.0, t).astype(np.uint64))
+        st.n_exceed += int(np.count_nonzero(over))
+    mask = d != 0
+    rel = df[mask] / np.abs(b64[mask])  # inf where b == 0
+    st.max_rel = max(st.max_rel, float(np.fmax.reduce(rel)))
 
 
 def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,
@@ -293,11 +377,13 @@ def _accumulate_general(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset:
 
 def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, atol: float, rtol: float,
                  equal_nan: bool = True, block_elems: int = DEFAULT_BLOCK_ELEMS) -> PairStats:
-    """Stream two same-shape variables. Bit-identical pairs cost one comparison pass."""
+    """Stream two same-shape variables. Bit-identical pairs cost one comparison pass; with
+    ``equal_nan=False``, identical bytes holding a NaN are compared element by element (NaN != NaN)."""
     same_dtype = va.dtype == vb.dtype
+    nan_rule = not equal_nan and may_hold_nan(va.dtype)  # identical bytes alone do not pass
     if va.params <= block_elems and vb.params <= block_elems:
         # one block each: read once, for the identity test and (if needed) the statistics
-        if same_dtype:
+        if same_dtype and not nan_rule:
             raw_a = _raw(ca, va, block_elems)
             if raw_a is not None:
                 raw_b = _raw(cb, vb, block_elems)
@@ -307,7 +393,7 @@ def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, 
         xb = cb.read(vb).reshape(-1)
         if xa.size != xb.size:
             raise ValueError(f"{va.path}: {xa.size} values against {xb.size}")
-        if same_dtype and _bytes_equal(xa, xb):
+        if same_dtype and _bytes_equal(xa, xb) and not (nan_rule and _has_nan(xa)):
             return PairStats(size=va.params, identical=True)
         st = PairStats(identical=False)
         accumulate(st, xa, xb, 0, atol, rtol, equal_nan)
@@ -315,7 +401,7 @@ def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, 
     if same_dtype:
         identical = True
         for xa, xb in zip(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems), strict=True):
-            if not _bytes_equal(xa, xb):
+            if not _bytes_equal(xa, xb) or (nan_rule and _has_nan(xa)):
                 identical = False
                 break
         if identical:
@@ -327,6 +413,15 @@ def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, 
         accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
         offset += xa.size
     return st
+
+
+def may_hold_nan(dtype: str) -> bool:
+    """Whether values of this dtype (kaudit's dtype names) can be NaN."""
+    return dtype.startswith(("float", "bfloat", "complex"))
+
+
+def _has_nan(x: np.ndarray) -> bool:
+    return x.dtype.kind in "fc" and bool(np.isnan(x).any())
 
 
 _FRESH = PairStats().__dict__
@@ -355,11 +450,18 @@ def digest(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELE
     if known is not None:
         return known(var)
     h = hashlib.sha256()
+    for chunk in value_bytes(ckpt, var, block_elems):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def value_bytes(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Iterator[bytes]:
+    """The variable's values as the bytes :func:`digest` hashes: C order, little-endian, bfloat16
+    widened to float32 (what ``kaudit snapshot --values`` stores)."""
     for block in ckpt.iter_blocks(var, block_elems):
         if block.dtype.byteorder == ">" or (block.dtype.byteorder == "=" and sys.byteorder == "big"):
             block = block.astype(block.dtype.newbyteorder("<"))
-        h.update(np.ascontiguousarray(block).tobytes())
-    return h.hexdigest()
+        yield np.ascontiguousarray(block).tobytes()
 
 
 def _bytes_equal(a: np.ndarray, b: np.ndarray) -> bool:

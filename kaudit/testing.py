@@ -13,29 +13,19 @@ On failure an ``AssertionError`` carries kaudit's table of what differs and whic
 
 from __future__ import annotations
 
-import os
-
 from .compare import diff
-from .policy import Policy, load_policy, policy_from_mapping
 from .result import DiffResult
-
-
-def _policy(policy) -> Policy | None:
-    if policy is None or isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, dict):
-        return policy_from_mapping(policy, "policy")
-    if isinstance(policy, (str, os.PathLike)):
-        return load_policy(policy)
-    raise TypeError(f"policy must be a Policy, a dict or a path to a TOML file, not {type(policy).__name__}")
 
 
 def assert_checkpoints_match(a, b, *, policy=None, **options) -> DiffResult:
     """Diff ``a`` and ``b`` (paths or Checkpoints) and raise AssertionError unless the result
-    passes. ``policy`` is a :class:`~kaudit.policy.Policy`, a dict shaped like
-    ``[tool.kaudit]`` or a path to a TOML policy; other options are those of ``kaudit.diff``
-    (``atol``, ``rtol``, ``tol``, ``ignore``, ``rename``...). Returns the result when it passes."""
-    result = diff(a, b, policy=_policy(policy), **options)
+    passes. ``policy`` is resolved as by ``kaudit.diff`` and the command line
+    (:func:`kaudit.policy.resolve`): a :class:`~kaudit.policy.Policy`, a dict shaped like
+    ``[tool.kaudit]`` or a path to a TOML policy; ``None`` (the default) discovers the repository's
+    ``kaudit.toml`` / ``[tool.kaudit]`` from the working directory, as ``kaudit diff`` does;
+    ``False`` applies none. Other options are those of ``kaudit.diff`` (``atol``, ``rtol``, ``tol``,
+    ``ignore``, ``rename``...). Returns the result when it passes."""
+    result = diff(a, b, policy=policy, **options)
     if not result.passed:
         raise AssertionError("checkpoints do not match the policy:\n" + result.render("table"))
     return result

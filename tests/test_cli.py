@@ -183,7 +183,7 @@ def test_inspect_formats(cli, tmp_path):
     code, out, _ = cli("inspect", TUT, "--format", "csv")
     assert out.splitlines()[0].startswith("path,layer,layer_class,name,shape,dtype,trainable,params")
     code, out, _ = cli("inspect", TUT, "--format", "markdown")
-    assert "| L3_dense/kernel" in out
+    assert "| L3\\_dense/kernel" in out  # Markdown: _ escaped
     code, out, _ = cli("inspect", TUT, "--optimizer", "--no-stats")
     assert "optimizer/" in out
 
@@ -204,7 +204,7 @@ def test_markdown_and_step_summary(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     code, out, _ = cli("diff", BEFORE, AFTER, "--format", "markdown", "--summary")
     assert code == 1 and out.startswith("### kaudit: ❌ FAIL")
-    assert "| head_dense/kernel" in out
+    assert "| head\\_dense/kernel" in out
     text = summary.read_text()
     assert text.startswith("earlier\n") and "kaudit: ❌ FAIL" in text
 

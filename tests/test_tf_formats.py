@@ -620,7 +620,7 @@ def test_checkpoint_v1_files():
         res = kaudit.diff(a, b)
         assert res.exit_code == 0 and res.summary["identical"] == res.summary["pairs"] == 2
         t = res.table
-        assert (t["matched_by"] == "structure").all()
+        assert (t["matched_by"] == "values").all()  # paired by identical values
         for _, row in t.iterrows():  # paired by value: a <-> Variable (0.5), b <-> Variable_1 (2.0)
             assert np.array_equal(rg.get_tensor(row["path"]), rb.get_tensor(row["path_b"]))
         assert dict(zip(t["path"], t["path_b"], strict=True)) == {"a": "Variable", "b": "Variable_1"}

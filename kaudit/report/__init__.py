@@ -1,7 +1,8 @@
 """Renderers: each turns a computed result into text (or bytes). They never compute.
 
 ``render_diff(result, fmt)`` and ``render_inspect(result, fmt)`` dispatch on
-``table | markdown | csv | json | junit | html``.
+``table | markdown | csv | json | junit | html``; ``render_audit(result, fmt)`` on
+``table | markdown | json``. Text from a file is escaped by the helper of each target (``_fmt``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .delimited import to_csv
 
 DIFF_FORMATS = ("table", "markdown", "csv", "json", "junit", "html")
 INSPECT_FORMATS = ("table", "markdown", "csv", "json", "html")
+AUDIT_FORMATS = ("table", "markdown", "json")
 
 
 def render_diff(result, fmt: str = "table", **kw) -> str:
@@ -71,6 +73,24 @@ def _diff_dict(result) -> dict:
     return diff_dict(result)
 
 
+def render_audit(result, fmt: str = "table") -> str:
+    from . import audit
+
+    if fmt == "table":
+        return audit.audit_text(result)
+    if fmt == "markdown":
+        return audit.audit_markdown(result)
+    if fmt == "json":
+        return audit.audit_json(result)
+    raise UsageError(f"unknown format {fmt!r}", hint=f"choose one of {', '.join(AUDIT_FORMATS)}")
+
+
+def _audit_dict(result) -> dict:
+    from .audit import audit_dict
+
+    return audit_dict(result)
+
+
 def _inspect_dict(result) -> dict:
     from .json import inspect_dict
 
@@ -81,14 +101,6 @@ def _checkpoint_html(ckpt) -> str:
     from .html import checkpoint_html
 
     return checkpoint_html(ckpt)
-
-
-
-def _render_audit(result, fmt: str = "table") -> str:
-    from .audit import render_audit
-
-    return render_audit(result, fmt)
-
 
 
 def _render_trend(result, fmt: str = "table", **kw) -> str:
@@ -108,6 +120,7 @@ views.register("inspect", render_inspect)
 views.register("diff_dict", _diff_dict)
 views.register("inspect_dict", _inspect_dict)
 views.register("checkpoint_html", _checkpoint_html)
-views.register("audit", _render_audit)
+views.register("audit", render_audit)
+views.register("audit_dict", _audit_dict)
 views.register("trend", _render_trend)
 views.register("trend_dict", _trend_dict)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 
 def to_csv(columns, records) -> str:
-    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``)."""
+    """CSV with a header row; missing values empty, sequences as text (``(3, 3, 1, 8)``), text
+    cells with non-printable characters escaped (``_fmt.text``)."""
     import csv
     import io
     import math
+
+    from ._fmt import text
 
     def cell(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return ""
         if isinstance(v, (list, tuple)):
             return "(" + ", ".join(str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        if isinstance(v, str):
+            return text(v)
         return v
 
     buf = io.StringIO()

@@ -13,7 +13,6 @@ GitHub renders in the Markdown report) draw it.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 from dataclasses import dataclass
@@ -172,7 +171,7 @@ def drift_svg(result, by: str = "layer") -> str:
     marks = drift_marks(result, by)
     floor = scale_floor(marks)
     g = _geometry(len(marks))
-    e = lambda s: html.escape(str(s), quote=True)
+    e = F.html  # untrusted names: non-printable characters shown as escapes, then HTML-escaped
     out = [f'<svg class="drift" xmlns="http://www.w3.org/2000/svg" role="img" width="{g.width}" '
            f'height="{g.height}" viewBox="0 0 {g.width} {g.height}" '
            f'aria-label="relative change per {e(by)}, log scale, coloured by verdict">']

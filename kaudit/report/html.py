@@ -10,7 +10,6 @@ untrusted input. All CSS is scoped under ``.kaudit`` so the fragment can sit ins
 from __future__ import annotations
 
 import base64
-import html
 import math
 
 from . import _fmt as F
@@ -153,8 +152,7 @@ JS = r"""
 """
 
 
-def _e(x) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
+_e = F.html  # untrusted text: non-printable characters shown as escapes, then HTML-escaped
 
 
 def _missing(x) -> bool:
@@ -319,6 +317,7 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
          f'<tr><td>b</td><td><code>{_e(result.file_b)}</code></td><td class="muted">{_e(result.format_b)}</td></tr>'
          "</table>"),
         f'<p class="summary" id="kaudit-summary">{_e(F.verdict_summary(result))}</p>',
+        f'<p class="muted" id="kaudit-policy">{_e(F.policy_line(result))}</p>',
     ]
     if result.records:
         n_layers = len(drift_marks(result))

@@ -26,22 +26,22 @@ DIFF_HEADERS = [h for h, _p, _r in DIFF_COLUMNS]
 
 def _path_cell(r) -> str:
     if F.missing(r.path_b) or r.path_b == r.path or F.missing(r.path):
-        return str(r.path)
-    return f"{r.path} ↔ {r.path_b}"
+        return F.text(str(r.path))
+    return F.text(f"{r.path} ↔ {r.path_b}")
 
 
 def _diff_cells(r) -> list[str]:
     """One row's cells in DIFF_COLUMNS order."""
     return [
         _path_cell(r),
-        r.status + (" (structure)" if r.matched_by == "structure" else " (rule)" if r.matched_by == "rule" else ""),
+        r.status + (f" ({r.matched_by})" if r.matched_by in ("structure", "rule", "values") else ""),
         F.verdict_cell(r),
         F.num(r.rel_change),
         F.num(r.max_abs),
         F.arrow(r.shape_a, r.shape_b, F.shape),
         F.trainable_cell(r),
         F.num(r.n_exceed),
-        F.arrow(r.dtype_a, r.dtype_b),
+        F.text(F.arrow(r.dtype_a, r.dtype_b)),
         F.num(r.mean_abs),
         F.num(r.rel_l2),
         F.num(r.cosine, 6),
@@ -116,13 +116,17 @@ def _wrapped(text: str, width: int | None, indent: str = "") -> list[str]:
 def _file_line(label: str, file: str, fmt: str, width: int | None) -> str:
     tail = f" ({fmt})"
     room = None if width is None else max(8, width - len(label) - len(tail))
+    file = F.text(file)
     return label + (file if room is None else F.elide(file, room)) + tail
 
 
 def diff_table(result, all_rows: bool = False, sort: str = "change", top: int | None = None,
-               width: int | None = None, **_kw) -> str:
+               width: int | None = None, wrap: bool = True, **_kw) -> str:
     """The diff for a terminal: failures first, then the largest relative changes (``sort``),
-    the first ``top`` rows (None or 0: all), no line wider than ``width`` (None: no limit)."""
+    the first ``top`` rows (None or 0: all), the table no wider than ``width`` (None: no limit);
+    prose (failure lines, notes, the summary) wrapped to it too with ``wrap`` (a terminal), kept
+    on one line each without (a CI log, a file: one line a message, for grep)."""
+    prose = width if wrap else None
     out = [_file_line("a: ", result.file_a, result.format_a, width),
            _file_line("b: ", result.file_b, result.format_b, width), ""]
     rows = F.order_rows(result.rows(all_rows), sort)
@@ -134,24 +138,25 @@ def diff_table(result, all_rows: bool = False, sort: str = "change", top: int | 
             cells = [c + [F.num(r.sqnr_db)] for c, r in zip(cells, shown, strict=True)]
         out.append(fit_table(columns, cells, width))
         if len(shown) < len(rows):
-            out += _wrapped(f"... and {len(rows) - len(shown)} more rows (--top 0 shows all)", width)
+            out += _wrapped(f"... and {len(rows) - len(shown)} more rows (--top 0 shows all)", prose)
     else:
         out.append("all variables identical" if result.summary["pairs"] else "no variables to compare")
     out.append("")
     if result.failures:
         failed, messages, counts = F.failure_report(result, sort)
         out += _wrapped(f"Failures: {len(failed)} row{'' if len(failed) == 1 else 's'} ("
-                        + ", ".join(f"{k} {v}" for k, v in counts.items()) + "):", width)
+                        + ", ".join(f"{k} {v}" for k, v in counts.items()) + "):", prose)
         for f in messages[:MAX_FAILURES]:
-            out += _wrapped(f"- {f}", width, "  ")
+            out += _wrapped(f"- {F.text(f)}", prose, "  ")
         if len(messages) > MAX_FAILURES:
             out += _wrapped(f"... and {len(messages) - MAX_FAILURES} more (the verdict column names the rule "
-                            "of each row; every message: --format json or --junit)", width, "  ")
+                            "of each row; every message: --format json or --junit)", prose, "  ")
     for n in result.notes:
-        out += _wrapped(f"note: {n}", width)
+        out += _wrapped(f"note: {F.text(n)}", prose)
     for m in result.montages:
-        out += _wrapped(f"montage: {m}", width)
-    out += _wrapped(F.verdict_summary(result), width)
+        out += _wrapped(f"montage: {F.text(m)}", prose)
+    out += _wrapped(F.text(F.policy_line(result)), prose)
+    out += _wrapped(F.verdict_summary(result), prose)
     return "\n".join(out) + "\n"
 
 
@@ -160,7 +165,8 @@ def inspect_table(result, **_kw) -> str:
     notes = [c for c in ("quant", "lora") if c in result.columns]  # what quantized / LoRA variables are
     rows = []
     for r in result.rows():
-        row = [r.path, r.layer_class or "?", F.shape(r.shape), r.dtype, F.tri(r.trainable), F.num(int(r.params))]
+        row = [F.text(r.path), F.text(r.layer_class or "?"), F.shape(r.shape), F.text(r.dtype), F.tri(r.trainable),
+               F.num(int(r.params))]
         if show_stats:
             row += [F.num(r.min), F.num(r.max), F.num(r.mean), F.num(r.std)]
             if r.nan or r.inf:
@@ -169,10 +175,11 @@ def inspect_table(result, **_kw) -> str:
         rows.append(row)
     headers = ["path", "class", "shape", "dtype", "trainable", "params"] + (["min", "max", "mean", "std"] if show_stats else [])
     headers += notes
-    out = [f"{result.file} ({result.format}" + (f", Keras {result.keras_version}" if result.keras_version else "") + ")", ""]
+    out = [f"{F.text(result.file)} ({result.format}"
+           + (f", Keras {F.text(result.keras_version)}" if result.keras_version else "") + ")", ""]
     out.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) if rows else "no variables")
     out.append("")
     out += result.totals.summary_lines()
     for n in result.notes:
-        out.append(f"note: {n}")
+        out.append(f"note: {F.text(n)}")
     return "\n".join(out) + "\n"

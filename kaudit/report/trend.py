@@ -83,7 +83,7 @@ def _cell(v, status) -> str:
     return F.num(v, 3)
 
 
-def trend_table(result, by: str = "layer", width: int | None = None, **_kw) -> str:
+def trend_table(result, by: str = "layer", width: int | None = None, wrap: bool = True, **_kw) -> str:
     """Checkpoints listed with their labels, then the grid of relative changes against the previous
     checkpoint (and, last, against the first), failing cells marked ``!``; no line wider than
     ``width`` (the names cut in the middle; later columns dropped only if they cannot fit)."""
@@ -130,21 +130,21 @@ def trend_table(result, by: str = "layer", width: int | None = None, **_kw) -> s
     out.append("  ".join("-" * widths[c] for c in keep))
     out += [fmt(r) for r in rows]
     if len(keep) < n_cols:
-        out += _wrapped(f"({n_cols - len(keep)} earlier step(s) left out to fit; --wide shows all)", width)
+        out += _wrapped(f"({n_cols - len(keep)} earlier step(s) left out to fit; --wide shows all)", width if wrap else None)
     out.append("")
     out += _wrapped("cells: rel_change = |b - a| / max(|a|, |b|) against the previous checkpoint (the "
                     f"largest of the {by}'s variables); vs first: the last checkpoint against the first"
-                    + ("; ! outside the policy" if result.gated else ""), width)
+                    + ("; ! outside the policy" if result.gated else ""), width if wrap else None)
     failures = result.failures
     if failures:
         out.append("Failures:")
         for f in failures[:10]:
-            out += _wrapped(f"- {f}", width, "  ")
+            out += _wrapped(f"- {f}", width if wrap else None, "  ")
         if len(failures) > 10:
-            out += _wrapped(f"... and {len(failures) - 10} more (--format json)", width, "  ")
+            out += _wrapped(f"... and {len(failures) - 10} more (--format json)", width if wrap else None, "  ")
     for n in result.notes:
-        out += _wrapped(f"note: {n}", width)
-    out += _wrapped(summary_line(result), width)
+        out += _wrapped(f"note: {n}", width if wrap else None)
+    out += _wrapped(summary_line(result), width if wrap else None)
     return "\n".join(out) + "\n"
 
 
