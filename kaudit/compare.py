@@ -245,6 +245,9 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
         elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
             failures += _value_failures(row, path, tol_rule, atol, rtol, known)
     if a is not None and b is not None:
+        moved = _loaded_elsewhere(ca, a, cb, b)
+        if moved:
+            failures.append(("structure", f"structure: {path} {moved}"))
         if a.trainable is not None and b.trainable is not None:
             row["trainable_changed"] = a.trainable != b.trainable
         else:
@@ -259,6 +262,24 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
             failures += _rule_failures(rules, row, path, known)
     row["failures"] = failures
     return row
+
+
+#: Formats that Keras loads by group path into a model built in code (no config in the file):
+#: ``model.load_weights`` puts group ``layers/dense`` into the first Dense, whatever its ``name``.
+_LOADED_BY_GROUP = frozenset({"keras3-weights", "keras3-sharded"})
+
+
+def _loaded_elsewhere(ca: Checkpoint, a, cb: Checkpoint, b) -> str | None:
+    """Why a pair of two weights-only Keras 3 files is not the same variable to Keras: the files
+    name it alike but store it under different group paths, so loading b where a is loaded puts
+    its values into another layer (docs/formats.md, "How values are assigned"). Else None."""
+    if ca.format not in _LOADED_BY_GROUP or cb.format not in _LOADED_BY_GROUP:
+        return None
+    la, lb = a.location.rpartition(":")[2], b.location.rpartition(":")[2]  # (a shard's name before ':')
+    if la == lb:
+        return None
+    return (f"is stored at {la} in a but at {lb} in b: Keras loads a weights file by group path, so "
+            "loading b where a is loaded puts these values into another layer")
 
 
 def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elems, failures) -> None:

@@ -314,3 +314,46 @@ def test_keras_refuses_a_built_layer_without_group(built):
     """Keras itself fails on a built layer whose group is missing; so does kaudit."""
     _out, cases = built
     assert cases["k3_keras_seq_group_renamed"]["keras"]["keras_error"] is not None
+
+
+BARE = textwrap.dedent(r'''
+    import os, shutil, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import h5py, keras, numpy as np
+    out = sys.argv[1]
+
+    def model():
+        keras.utils.set_random_seed(3)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="d01"),
+                                 keras.layers.Dense(4, name="d02")])
+
+    m = model()
+    a, b = os.path.join(out, "a.weights.h5"), os.path.join(out, "b.weights.h5")
+    m.save_weights(a)
+    shutil.copy(a, b)
+    with h5py.File(b, "r+") as f:  # the two layers' groups swapped, their name attributes with them
+        f.move("layers/dense", "layers/tmp")
+        f.move("layers/dense_1", "layers/dense")
+        f.move("layers/tmp", "layers/dense_1")
+    loaded = model()
+    loaded.load_weights(b)
+    same = np.array_equal(loaded.get_layer("d01").kernel.numpy(), m.get_layer("d02").kernel.numpy())
+    print("swapped" if same else "not swapped")
+''')
+
+
+def test_bare_weights_files_pair_where_keras_loads(tmp_path):
+    """A bare ``.weights.h5`` has no config: Keras loads group ``layers/dense`` into the first
+    Dense of the model it is given, whatever the group's ``name`` says. Two such files whose groups
+    were swapped with their names pair by name to identical values, while Keras loads the layers
+    swapped: the diff must fail, naming the group paths."""
+    r = subprocess.run([sys.executable, "-c", BARE, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "swapped"  # what Keras does with b
+    a, b = str(tmp_path / "a.weights.h5"), str(tmp_path / "b.weights.h5")
+    res = kaudit.diff(a, b, policy=False)
+    assert not res.passed
+    rows = {r.path: r for r in res.records}
+    assert rows["d01/kernel"].status == "identical" and rows["d01/kernel"].rule == "structure"
+    assert any("layers/dense" in f and "layers/dense_1" in f for f in res.failures)
+    assert kaudit.diff(a, a, policy=False).passed
