@@ -1,0 +1,1 @@
+"""Storage: bytes in, datasets out; no Keras knowledge."""
