@@ -127,7 +127,7 @@ _SCHEMA: dict[str, list[tuple]] = {
     "BundleHeaderProto": [("num_shards", 1, "int32"), ("endianness", 2, "int32"), ("version", 3, "VersionDef")],
     "Dim": [("size", 1, "int64"), ("name", 2, "string")],
     "TensorShapeProto": [("dim", 2, "Dim", True), ("unknown_rank", 3, "bool")],
-    "Extent": [("start", 1, "int64"), ("length", 2, "int64")],
+    "Extent": [("start", 1, "int64"), ("length", 2, "int64", False, "has_length")],
     "TensorSliceProto": [("extent", 1, "Extent", True)],
     "BundleEntryProto": [("dtype", 1, "int32"), ("shape", 2, "TensorShapeProto"), ("shard_id", 3, "int32"),
                          ("offset", 4, "int64"), ("size", 5, "int64"), ("crc32c", 6, "fixed32"),
@@ -140,7 +140,7 @@ _SCHEMA: dict[str, list[tuple]] = {
     # saved_model.proto, meta_graph.proto, saved_object_graph.proto: the Keras metadata of TF <= 2.4
     "SavedUserObject": [("identifier", 1, "string"), ("metadata", 3, "string")],
     "SavedObject": [("children", 1, "ObjectReference", True), ("user_object", 4, "SavedUserObject", False, "kind")]
-    + [(f"kind_{n}", n, "bytes", False, "kind") for n in (5, 6, 7, 8, 9, 10, 11, 12, 14)],  # the other kinds
+    + [(f"kind_{n}", n, "bytes", False, "kind") for n in (5, 6, 7, 8, 9, 10, 12)],  # the other kinds
     "SavedObjectGraph": [("nodes", 1, "SavedObject", True)],
     "MetaGraphDef": [("object_graph_def", 7, "SavedObjectGraph")],
     "SavedModel": [("meta_graphs", 2, "MetaGraphDef", True)],
@@ -494,9 +494,20 @@ class Bundle:
         if header.endianness != 0:
             raise self._corrupt(f"unknown endianness {header.endianness} in the bundle header")
         self.num_shards = header.num_shards
-        sizes: dict[int, int] = {}
+        parsed = []
         for raw_key, value in table[1:]:
-            e = self._entry(raw_key, value)
+            name = raw_key.decode("utf-8", errors="backslashreplace")
+            try:
+                p = parse("BundleEntryProto", value)
+            except ValueError as exc:
+                raise self._corrupt(f"the entry of tensor {name!r} cannot be parsed ({exc})") from None
+            if p.slices:  # before the keys are checked: the slices' own keys are binary
+                raise NotNative(f"tensor {name!r} is a partitioned (sliced) variable, which kaudit does not "
+                                "assemble natively", path=self.index_path)
+            parsed.append((raw_key, p))
+        sizes: dict[int, int] = {}
+        for raw_key, p in parsed:
+            e = self._entry(raw_key, p)
             if e.shard not in sizes:
                 sizes[e.shard] = self._shard(e.shard).size
             if e.offset + e.size > sizes[e.shard]:
@@ -505,18 +516,11 @@ class Bundle:
                                     data_filename(self.prefix, e.shard, self.num_shards))
             self.entries[e.key] = e
 
-    def _entry(self, raw_key: bytes, value: bytes) -> Entry:
+    def _entry(self, raw_key: bytes, p) -> Entry:
         try:
             key = raw_key.decode("utf-8")
         except UnicodeDecodeError:
             raise self._corrupt(f"a tensor name is not UTF-8 ({raw_key[:40]!r})") from None
-        try:
-            p = parse("BundleEntryProto", value)
-        except ValueError as exc:
-            raise self._corrupt(f"the entry of tensor {key!r} cannot be parsed ({exc})") from None
-        if p.slices:
-            raise NotNative(f"tensor {key!r} is a partitioned (sliced) variable, which kaudit does not assemble "
-                            "natively", path=self.index_path)
         dt = DTYPES.get(p.dtype)
         if dt is None:
             raise NotNative(f"tensor {key!r} has TensorFlow dtype {p.dtype}, which kaudit does not read natively",
