@@ -19,7 +19,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import google_crc32c
+import crc32c
 import numpy as np
 import pytest
 
@@ -98,7 +98,7 @@ def _mask(crc: int) -> int:
 
 
 def _crc(data: bytes, crc: int = 0) -> int:
-    return google_crc32c.extend(crc, bytes(data))
+    return crc32c.crc32c(bytes(data), value=crc)
 
 
 def _block(entries: list[tuple[bytes, bytes]], interval: int = 2) -> bytes:

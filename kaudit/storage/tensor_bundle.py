@@ -46,7 +46,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import google_crc32c
+import crc32c as _crc32c
 import numpy as np
 
 from ..errors import CorruptFileError, UnsupportedFormatError
@@ -115,8 +115,10 @@ def unmask(masked: int) -> int:
 
 
 def crc32c(data, crc: int = 0) -> int:
-    """CRC32C of ``data`` (bytes or a numpy array; not a memoryview) continuing from ``crc``."""
-    return google_crc32c.extend(crc, data)
+    """CRC32C of ``data`` (any buffer) continuing from ``crc``. The ``crc32c`` package uses the
+    CPU's CRC32C instruction where there is one and releases the GIL on large buffers, so the
+    diff's two worker threads checksum in parallel."""
+    return _crc32c.crc32c(data, value=crc)
 
 
 # -- protocol buffers ----------------------------------------------------------------------------------
