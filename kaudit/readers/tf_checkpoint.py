@@ -67,6 +67,9 @@ _STATE_RE = re.compile(r'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"', r
 _STATE_LIMIT = 1 << 20
 _SAVED_MODEL_PB_LIMIT = 512 << 20
 _MAX_DIR_ENTRIES = 10_000
+#: Levels of the object graph walked for structure (Keras models nest a few levels deep); objects
+#: below are named by their checkpoint keys, so a hostile graph costs linear time.
+_MAX_GRAPH_DEPTH = 64
 
 # edges of the object graph that are views (lists of the same variables, traced functions,
 # Keras bookkeeping) rather than the structure of the model
@@ -859,6 +862,7 @@ class _ObjectNamer:
         for node in graph.nodes:
             self.children.append([(c.node_id, c.local_name) for c in node.children if 0 <= c.node_id < self.n])
         self.meta = self._meta_by_node(meta)
+        self._models: dict[int, bool] = {}
         self.used_metadata = False
         self.variables: list[Variable] = []
 
@@ -880,23 +884,31 @@ class _ObjectNamer:
 
     def _meta_by_node(self, meta: dict[tuple[str, ...], dict]) -> dict[int, dict]:
         out: dict[int, dict] = {}
+        by_name: dict[int, dict[str, int]] = {}  # node -> {edge name: its first target}
         for path, d in meta.items():
             u = 0
             for name in path:
-                nxt = [v for v, nm in self.children[u] if nm == name]
-                if not nxt:
-                    u = -1
+                if u not in by_name:
+                    by_name[u] = {}
+                    for v, nm in self.children[u]:
+                        by_name[u].setdefault(nm, v)
+                u = by_name[u].get(name, -1)
+                if u < 0:
                     break
-                u = nxt[0]
             if u >= 0:
                 out.setdefault(u, d)
         return out
 
     def _is_model(self, u: int) -> bool:
-        m = self.meta.get(u)
-        if m is not None:
-            return m.get("_identifier") in _MODEL_IDS
-        return any(_LAYER_EDGE.match(name) for _v, name in self.children[u])
+        known = self._models.get(u)
+        if known is None:
+            m = self.meta.get(u)
+            if m is not None:
+                known = m.get("_identifier") in _MODEL_IDS
+            else:
+                known = any(_LAYER_EDGE.match(name) for _v, name in self.children[u])
+            self._models[u] = known
+        return known
 
     def _is_layer(self, u: int, edge: str, parent: int) -> bool:
         m = self.meta.get(u)
@@ -909,7 +921,10 @@ class _ObjectNamer:
         parent: dict[int, tuple[int, str]] = {}
         seen = {0}
         queue = [0]
-        while queue:  # breadth first: the shortest structural path, as TensorFlow names keys
+        depth = 0
+        # breadth first: the shortest structural path, as TensorFlow names keys
+        while queue and depth < _MAX_GRAPH_DEPTH:
+            depth += 1
             nxt = []
             for u in queue:
                 for v, name in self._edges(u):
@@ -949,6 +964,9 @@ class _ObjectNamer:
                     chain.reverse()
                 vars_.append(_Var(i, key, a.name, a.full_name, t, chain,
                                   order=dfs_rank.get(i, self.n + len(vars_))))
+        if queue and any(v.chain is None for v in vars_):
+            self.notes.append(f"the checkpoint's object graph is deeper than {_MAX_GRAPH_DEPTH} levels; variables "
+                              "below that are named by their checkpoint keys")
         for v in vars_:
             v.kind = self._kind(v)
         vars_ = self._dedupe(vars_)
@@ -1118,8 +1136,12 @@ class _ObjectNamer:
             for v in leaf.vars:
                 for u, e in v.chain or []:
                     edge_of.setdefault(u, e)
-        for c in sorted(below, key=lambda c: len(self._containers_of(c, leaves))):
-            outer = self._containers_of(c, leaves)
+        outer_of: dict[int, list[int]] = {}  # container -> the containers around it
+        for leaf in leaves.values():
+            for k, c in enumerate(leaf.containers):
+                outer_of.setdefault(c, leaf.containers[:k])
+        for c in sorted(below, key=lambda c: len(outer_of[c])):
+            outer = outer_of[c]
             m = self.meta.get(c)
             pre = [names[o] for o in outer]
             if m is not None and isinstance(m.get("name"), str) and m["name"]:
@@ -1168,13 +1190,6 @@ class _ObjectNamer:
                     names[leaf.node] = leaf.edge
                     names[("how", leaf.node)] = "positional"
         return names
-
-    @staticmethod
-    def _containers_of(c: int, leaves: dict[int, _Leaf]) -> list[int]:
-        for leaf in leaves.values():
-            if c in leaf.containers:
-                return leaf.containers[: leaf.containers.index(c)]
-        return []
 
     @staticmethod
     def _full_parts(v: _Var, prefix: list[str]) -> list[str]:
