@@ -250,9 +250,8 @@ def unsnappy(src: bytes) -> bytes:
             start = len(out) - offset
             if offset >= length:
                 out += out[start : start + length]
-            else:  # overlapping: the copy repeats its own output
-                for k in range(length):
-                    out.append(out[start + k])
+            else:  # overlapping: the copy repeats its last ``offset`` bytes
+                out += (out[start:] * (length // offset + 1))[:length]
         if len(out) > n:
             raise ValueError("more data than the declared length")
     if len(out) != n:
@@ -405,8 +404,8 @@ class _Table:
         if len(footer) != FOOTER_SIZE or footer[-8:] != MAGIC:
             raise self.corrupt("not a TensorFlow table (bad magic number)")
         try:
-            meta_off, i = _varint(footer, 0, 40, 10)
-            meta_size, i = _varint(footer, i, 40, 10)
+            _, i = _varint(footer, 0, 40, 10)
+            _, i = _varint(footer, i, 40, 10)  # the metaindex handle: its end is where the index handle starts
         except ValueError as exc:
             raise self.corrupt(f"bad metaindex handle in the footer ({exc})") from None
         self.entries_of(footer[:i], "metaindex")  # checked, not used (TensorFlow writes it empty)
@@ -640,12 +639,12 @@ class Bundle:
         i += 4
         if i + sum(lengths) != len(data):
             raise self._corrupt(f"tensor {e.key!r}: its string lengths do not add up to its size", f.path)
+        if crc32c(data[i:], crc) != e.crc:
+            raise self._bad_crc(e)
         out = []
         for length in lengths:
             out.append(data[i : i + length])
             i += length
-        if crc32c(data[i - sum(lengths) :], crc) != e.crc:
-            raise self._bad_crc(e)
         return out
 
     def _numeric(self, e: Entry) -> np.dtype:
