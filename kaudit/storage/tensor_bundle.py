@@ -104,12 +104,9 @@ class NotNative(UnsupportedFormatError):
 _MASK_DELTA = 0xA282EAD8
 
 
-def mask(crc: int) -> int:
-    """TensorFlow's masked CRC: rotate right by 15 bits, add a constant."""
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
-
-
 def unmask(masked: int) -> int:
+    """The CRC a masked one stands for (TensorFlow stores CRCs rotated right by 15 bits plus a
+    constant)."""
     rot = (masked - _MASK_DELTA) & 0xFFFFFFFF
     return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
