@@ -10,6 +10,9 @@ Sets (all real Keras files, written by tf_keras / Keras 3 themselves):
   a seeded numpy RNG; in b, two layers' kernels are perturbed by N(0, 1e-4).
 * ``big_a.keras`` / ``big_b.keras`` and ``big_a.weights.h5`` / ``big_b.weights.h5``: the same pair
   saved by Keras 3.
+* ``big_a_tfckpt/ckpt`` / ``big_b_tfckpt/ckpt``: the same pair as TF2 checkpoints (tf_keras
+  ``save_weights`` in the TensorFlow format: a tensor bundle with its object graph). ``--only tf``
+  writes just these (and the ``.h5`` pair when it is missing).
 * ``x4_a.h5`` / ``x4_b.h5``          the same architecture at width x2 (4x the bytes, ~2 GB each).
 * ``small_a.h5`` / ``small_b.h5``    2,000 parallel Dense(8) layers (4,000 small variables), one changed
   (the same metadata, byte for byte: a fine-tuned copy); ``small_c.h5`` has b's weights in a model
@@ -31,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
-SETS = ("big", "x4", "small", "resnet")
+SETS = ("big", "x4", "small", "resnet")  # "tf": only the TF2 checkpoints of the big set
 SEED = 20240607
 
 
@@ -81,7 +84,7 @@ def _build(keras, dims):
     return keras.Model(inp, h, name="mlp")
 
 
-def make_dense(prefix: str, width: int, keras3: bool) -> None:
+def make_dense(prefix: str, width: int, keras3: bool, tf_ckpt: bool = False, h5: bool = True) -> None:
     _quiet_tf()
     import gc
 
@@ -91,8 +94,11 @@ def make_dense(prefix: str, width: int, keras3: bool) -> None:
     model = _build(tf_keras, dims)
     model.set_weights(w)
     t = time.time()
-    model.save(os.path.join(DATA, f"{prefix}_a.h5"))
-    print(f"  {prefix}_a.h5 written in {time.time() - t:.1f}s", flush=True)
+    if h5:
+        model.save(os.path.join(DATA, f"{prefix}_a.h5"))
+        print(f"  {prefix}_a.h5 written in {time.time() - t:.1f}s", flush=True)
+    if tf_ckpt:
+        model.save_weights(os.path.join(DATA, f"{prefix}_a_tfckpt", "ckpt"))
     if keras3:
         import keras
 
@@ -102,7 +108,10 @@ def make_dense(prefix: str, width: int, keras3: bool) -> None:
         m3.save_weights(os.path.join(DATA, f"{prefix}_a.weights.h5"))
     w = _perturb(w, SEED)
     model.set_weights(w)
-    model.save(os.path.join(DATA, f"{prefix}_b.h5"))
+    if h5:
+        model.save(os.path.join(DATA, f"{prefix}_b.h5"))
+    if tf_ckpt:
+        model.save_weights(os.path.join(DATA, f"{prefix}_b_tfckpt", "ckpt"))
     if keras3:
         m3.set_weights(w)
         m3.save(os.path.join(DATA, f"{prefix}_b.keras"))
@@ -147,7 +156,10 @@ def make_resnet() -> None:
 
 def run_set(name: str) -> None:
     if name == "big":
-        make_dense("big", 4096, keras3=True)
+        make_dense("big", 4096, keras3=True, tf_ckpt=True)
+    elif name == "tf":
+        have_h5 = all(os.path.exists(os.path.join(DATA, f"big_{s}.h5")) for s in "ab")
+        make_dense("big", 4096, keras3=False, tf_ckpt=True, h5=not have_h5)
     elif name == "x4":
         make_dense("x4", 8192, keras3=False)
     elif name == "small":
@@ -161,7 +173,7 @@ def run_set(name: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default=",".join(SETS), help=f"comma-separated subset of {','.join(SETS)}")
+    ap.add_argument("--only", default=",".join(SETS), help=f"comma-separated subset of {','.join(SETS)},tf")
     ap.add_argument("--set", help=argparse.SUPPRESS)  # internal: generate one set in this process
     args = ap.parse_args()
     os.makedirs(DATA, exist_ok=True)
@@ -174,7 +186,10 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--set", name], check=True)
         print(f"  {name} done in {time.time() - t:.1f}s", flush=True)
     for f in sorted(os.listdir(DATA)):
-        print(f"  {f:28s} {os.path.getsize(os.path.join(DATA, f)) / 2**20:10.1f} MiB")
+        full = os.path.join(DATA, f)
+        size = sum(os.path.getsize(os.path.join(full, g)) for g in os.listdir(full)) if os.path.isdir(full) \
+            else os.path.getsize(full)
+        print(f"  {f:28s} {size / 2**20:10.1f} MiB")
 
 
 if __name__ == "__main__":

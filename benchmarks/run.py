@@ -114,7 +114,10 @@ def have(*names: str) -> bool:
 
 
 def size_mib(*names: str) -> float:
-    return sum(os.path.getsize(data(n)) for n in names) / 2**20
+    def size(p: str) -> int:
+        return sum(os.path.getsize(os.path.join(p, f)) for f in os.listdir(p)) if os.path.isdir(p) else os.path.getsize(p)
+
+    return sum(size(data(n)) for n in names) / 2**20
 
 
 def machine() -> list[str]:
@@ -229,6 +232,44 @@ def main() -> int:
         c = Case(f"{label}, {size_mib(*names):.0f} MiB in all", cont)
         c.run(args.reps)
         out += table(c, "kaudit diff (full statistics)")
+
+    # 2b. the same pair as TF2 checkpoints (tensor bundles), read natively ---------------------------
+    tf_pair = ["big_a_tfckpt", "big_b_tfckpt"]
+    if have(*tf_pair):
+        kt = ["diff", "-q", data(tf_pair[0]), data(tf_pair[1])]
+        native, h5 = "kaudit diff, TF2 checkpoints (native)", "kaudit diff, the .h5 pair (same weights)"
+        cont = with_base({native: kaudit_cmd(kt), h5: kaudit_cmd(k_big)}, kt)
+        if not args.quick:
+            cont["kaudit diff, TF2 checkpoints (KAUDIT_TF_READER=tensorflow)"] = (
+                kaudit_cmd(kt)[0], {**os.environ, "KAUDIT_TF_READER": "tensorflow"})
+        ct = Case(f"TF2 checkpoint pair (tf_keras save_weights), {size_mib(*tf_pair):.0f} MiB in all, against the "
+                  "same weights as .h5", cont)
+        ct.run(args.reps)
+        out += table(ct, h5)
+        r = ct.wall(native) / ct.wall(h5)
+        verdicts.append(("TF2 checkpoint pair ≤ 1.2× the .h5 pair (0.5 GB)", f"{r:.2f}×", r <= 1.2))
+        rc = ct.cpu(native) / ct.cpu(h5)
+        verdicts.append(("(same, CPU time)", f"{rc:.2f}×", rc <= 1.2))
+        rss_tf = ct.rss(native)
+        verdicts.append(("peak RSS ≤ 200 MiB (TF2 checkpoint pair)", f"{rss_tf:.0f} MiB", rss_tf <= 200))
+        imported = tf_imported(kt)
+        verdicts.append(("no TensorFlow import diffing TF2 checkpoints", "imported" if imported else "none",
+                         not imported))
+    phasenet = [os.path.join(ROOT, "..", "shared", "real-models", "phasenet", f"phasenet_190703_epoch{e}_tfckpt",
+                             f"model_{e}.ckpt") for e in (50, 95)]
+    if all(os.path.isfile(p + ".index") for p in phasenet):
+        kp = ["diff", "-q", *phasenet]
+        cont = with_base({"kaudit diff, PhaseNet epochs 50/95 (native)": kaudit_cmd(kp)}, kp)
+        if not args.quick:
+            cont["kaudit diff, PhaseNet (KAUDIT_TF_READER=tensorflow)"] = (
+                kaudit_cmd(kp)[0], {**os.environ, "KAUDIT_TF_READER": "tensorflow"})
+        cp = Case("Real TF1 checkpoints in the V2 format: PhaseNet, two epochs (3 MiB each, 210 tensors)", cont)
+        cp.run(args.reps)
+        out += table(cp)
+        w = cp.wall("kaudit diff, PhaseNet epochs 50/95 (native)")
+        verdicts.append(("PhaseNet epoch pair ≤ 0.5 s", f"{w:.3f} s", w <= 0.5))
+        imported = tf_imported(kp)
+        verdicts.append(("(same, no TensorFlow import)", "imported" if imported else "none", not imported))
 
     # 3. scaling: 4x the bytes ------------------------------------------------------------------
     if not args.quick and have("x4_a.h5", "x4_b.h5"):

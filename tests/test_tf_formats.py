@@ -192,6 +192,11 @@ def test_missing_tensorflow_is_one_clear_error(monkeypatch, capsys, how):
     from kaudit.errors import MissingDependencyError
 
     _no_tensorflow(monkeypatch, how)
+    # TF2 bundles are read natively: no TensorFlow needed
+    assert main(["diff", K2_FULL, TF_CKPT]) == 0
+    capsys.readouterr()
+    # the TensorFlow reader, forced, needs it
+    monkeypatch.setenv("KAUDIT_TF_READER", "tensorflow")
     with pytest.raises(MissingDependencyError) as ei:
         kaudit.load(TF_CKPT)
     assert INSTALL in str(ei.value) and "\n" not in str(ei.value)

@@ -1,8 +1,15 @@
 """TensorFlow checkpoints (V2 index + data, V1 single table files) and SavedModel variables.
 
-This is the only module of kaudit that imports TensorFlow, and only inside functions: finding
-the checkpoint (prefix, ``checkpoint`` state file, SavedModel layout) is plain Python, values and
-the variable list come from TensorFlow's own checkpoint reader, one tensor at a time.
+Finding the checkpoint (prefix, ``checkpoint`` state file, SavedModel layout) is plain Python.
+TF2 tensor bundles (``.index`` + ``.data-*``: TF2 checkpoints, TF1 checkpoints written in the V2
+format, a SavedModel's ``variables/``) are read natively (``kaudit/storage/tensor_bundle.py``):
+no TensorFlow, values streamed in blocks, every checksum verified. TF1 checkpoint V1 files (one
+table holding names and values) and the bundles the native reader declines (big-endian,
+partitioned variables, 4-bit types, newer format versions: ``NotNative``) are read by
+TensorFlow's checkpoint reader (``kaudit[tf]``; this is the only module of kaudit that imports
+TensorFlow, and only inside functions). A bundle found corrupt is an error, never handed to
+TensorFlow. ``KAUDIT_TF_READER=tensorflow`` forces TensorFlow's reader, ``=native`` the native
+one (an error when it declines); both give the same table and values (tests/test_tensor_bundle.py).
 
 Names (docs/formats.md, "TensorFlow checkpoints and SavedModels"):
 
@@ -38,7 +45,10 @@ from ..errors import (
     MissingDependencyError,
     UnsafeInputError,
     UnsupportedFormatError,
+    UsageError,
 )
+from ..storage.hdf5 import widen
+from ..storage.tensor_bundle import DT_STRING, Bundle, NotNative, parse
 
 #: Last 8 bytes of a TensorFlow table file (checkpoint V1 files and V2 ``.index`` files).
 TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
@@ -47,6 +57,8 @@ ATTRIBUTES = ".ATTRIBUTES"
 SLOT_MARK = ".OPTIMIZER_SLOT"
 VALUE_ATTR = "VARIABLE_VALUE"
 INSTALL_HINT = "pip install 'kaudit[tf]'"
+#: Environment switch of the reader: unset (native, TensorFlow for what it declines), native, tensorflow.
+READER_ENV = "KAUDIT_TF_READER"
 
 _DATA_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _V1_SHARD_RE = re.compile(r"^(.*)-(\d{5})-of-(\d{5})$")
@@ -55,6 +67,9 @@ _STATE_RE = re.compile(r'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"', r
 _STATE_LIMIT = 1 << 20
 _SAVED_MODEL_PB_LIMIT = 512 << 20
 _MAX_DIR_ENTRIES = 10_000
+#: Levels of the object graph walked for structure (Keras models nest a few levels deep); objects
+#: below are named by their checkpoint keys, so a hostile graph costs linear time.
+_MAX_GRAPH_DEPTH = 64
 
 # edges of the object graph that are views (lists of the same variables, traced functions,
 # Keras bookkeeping) rather than the structure of the model
@@ -270,8 +285,8 @@ def _short(exc: BaseException) -> str:
     return text[:200] if text else type(exc).__name__
 
 
-def _import_tf(display: str):
-    """TensorFlow, or MissingDependencyError (one line, exit 2)."""
+def _import_tf(display: str, why: str | None = None):
+    """TensorFlow, or MissingDependencyError (one line, exit 2) saying ``why`` it is needed."""
     import sys
 
     loaded = sys.modules.get("tensorflow") is not None
@@ -284,6 +299,7 @@ def _import_tf(display: str):
                 import tensorflow as tf
     except ImportError:
         raise MissingDependencyError(
+            f"{why}: reading it needs TensorFlow, which is not installed" if why else
             "reading TensorFlow checkpoints and SavedModels needs TensorFlow, which is not installed",
             path=display, hint=INSTALL_HINT) from None
     except Exception as exc:  # noqa: BLE001 - a broken TensorFlow install raises anything
@@ -390,6 +406,47 @@ class TFStore:
             self._reader = None
 
 
+class BundleStore:
+    """Reads tensors of a tensor bundle natively (``storage/tensor_bundle.py``): blocks straight
+    from the data files, each tensor's CRC32C verified (``iter_blocks`` raises on the last block of
+    a tensor whose sum does not match, so no verdict is given on unverified bytes)."""
+
+    has_values = True
+
+    def __init__(self, bundle: Bundle, display: str):
+        self._bundle: Bundle | None = bundle
+        self.display = display
+
+    def _entry(self, var: Variable):
+        bundle = self._bundle
+        if bundle is None:
+            raise KauditError("the checkpoint is closed", path=self.display)
+        return bundle, bundle.entries[var.location]
+
+    def read(self, var: Variable, selection: tuple = ()) -> np.ndarray:
+        bundle, e = self._entry(var)
+        arr = widen(bundle.read_array(e), var.dtype)
+        return arr[selection] if selection != () else arr
+
+    def iter_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
+        bundle, e = self._entry(var)
+        for raw in bundle.iter_arrays(e, block_elems):
+            yield widen(raw, var.dtype)
+
+    def raw_bytes(self, var: Variable, limit: int) -> tuple[np.dtype, bytes] | None:
+        """(stored dtype, stored bytes, checksum verified) of a tensor of at most ``limit`` bytes,
+        else None (``stats.compare_pair``'s cheap identity test)."""
+        bundle, e = self._entry(var)
+        if e.size > limit:
+            return None
+        return e.dtype.stored, bundle.read_bytes(e)
+
+    def close(self) -> None:
+        bundle, self._bundle = self._bundle, None
+        if bundle is not None:
+            bundle.close()
+
+
 class _EmptyStore:
     has_values = True
 
@@ -406,17 +463,100 @@ class _EmptyStore:
 # -- loading ----------------------------------------------------------------------------------------
 
 
+def _reader_choice() -> str:
+    value = os.environ.get(READER_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value in ("native", "tensorflow"):
+        return value
+    raise UsageError(f"{READER_ENV}={value!r} is not a reader",
+                     hint="use 'native' or 'tensorflow', or leave it unset (native, TensorFlow for what it declines)")
+
+
 def load(path: str, display: str) -> Checkpoint:
     """Read the variable table of a TF checkpoint or SavedModel (values stay on disk)."""
     target = resolve(path, display)
     if target.prefix is None:
         return Checkpoint(display, target.fmt, (), _EmptyStore(), None, False, tuple(target.notes),
                           tuple(target.files))
-    tf = _import_tf(display)
+    choice = _reader_choice()
+    why = None
+    if choice != "tensorflow":
+        if os.path.isfile(target.prefix + ".index"):
+            try:
+                return _load_native(target, display)
+            except NotNative as exc:
+                if choice == "native":
+                    raise
+                why = exc.message
+        else:
+            why = "a TF1 checkpoint V1 file (one table of names and values), which kaudit reads with TensorFlow"
+            if choice == "native":
+                raise UnsupportedFormatError(why, path=display, hint=f"unset {READER_ENV}; {INSTALL_HINT}")
+    return _load_tf(target, display, why)
+
+
+def _load_native(target: Target, display: str) -> Checkpoint:
+    bundle = Bundle(target.prefix)
+    try:
+        tensors: dict[str, _Tensor] = {}
+        skipped = []
+        for key, e in bundle.entries.items():
+            if key == OBJECT_GRAPH_KEY:
+                continue
+            if e.dtype.numeric:
+                tensors[key] = _Tensor(key, e.shape, e.dtype.name)
+            else:
+                skipped.append(key)
+
+        def graph_bytes() -> bytes:
+            e = bundle.entries[OBJECT_GRAPH_KEY]
+            if e.dtype.code != DT_STRING or e.count != 1:
+                raise ValueError(f"a {e.dtype.name} tensor of shape {list(e.shape)}, not a string")
+            return bundle.read_strings(e)[0]
+
+        has_graph = OBJECT_GRAPH_KEY in bundle.entries
+        variables, notes, version, has_config = _build(
+            tensors, skipped, graph_bytes if has_graph else None,
+            lambda key: bundle.read_array(bundle.entries[key]), target, display)
+    except BaseException:
+        bundle.close()
+        raise
+    return Checkpoint(display, target.fmt, tuple(variables), BundleStore(bundle, display), version, has_config,
+                      tuple(target.notes + notes), tuple(target.files))
+
+
+def _load_tf(target: Target, display: str, why: str | None) -> Checkpoint:
+    tf = _import_tf(display, why)
     reader = _open_reader(tf, target.prefix, display)
     store = TFStore(reader, display)
     try:
-        variables, notes, version, has_config = _build(tf, reader, target, display)
+        try:
+            shapes = reader.get_variable_to_shape_map()
+            dtypes = reader.get_variable_to_dtype_map()
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptFileError(f"cannot list the checkpoint's tensors ({_short(exc)})", path=display) from None
+        tensors: dict[str, _Tensor] = {}
+        skipped = []
+        for key, shape in shapes.items():
+            if key == OBJECT_GRAPH_KEY:
+                continue
+            dt = _dtype_name(dtypes.get(key))
+            if dt is None:
+                skipped.append(key)
+                continue
+            tensors[key] = _Tensor(key, tuple(int(d) for d in shape), dt)
+
+        def graph_bytes() -> bytes:
+            try:
+                raw = reader.get_tensor(OBJECT_GRAPH_KEY)
+                return raw if isinstance(raw, bytes) else bytes(raw)
+            except Exception as exc:  # noqa: BLE001 - TF raises its own error classes
+                raise ValueError(_short(exc)) from None
+
+        variables, notes, version, has_config = _build(
+            tensors, skipped, graph_bytes if OBJECT_GRAPH_KEY in shapes else None, reader.get_tensor, target,
+            display)
     except BaseException:
         store.close()
         raise
@@ -431,31 +571,20 @@ class _Tensor:
     dtype: str
 
 
-def _build(tf, reader, target: Target, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
-    try:
-        shapes = reader.get_variable_to_shape_map()
-        dtypes = reader.get_variable_to_dtype_map()
-    except Exception as exc:  # noqa: BLE001
-        raise CorruptFileError(f"cannot list the checkpoint's tensors ({_short(exc)})", path=display) from None
+def _build(tensors: dict[str, _Tensor], skipped: list[str], graph_bytes, read, target: Target, display: str
+           ) -> tuple[list[Variable], list[str], str | None, bool]:
+    """The variable table from a reader's listing: numeric ``tensors``, the keys of the ``skipped``
+    others, ``graph_bytes()`` (the serialized object graph; None when there is none) and
+    ``read(key)`` (values, to find duplicates)."""
     notes: list[str] = []
-    tensors: dict[str, _Tensor] = {}
-    skipped = []
-    for key, shape in shapes.items():
-        if key == OBJECT_GRAPH_KEY:
-            continue
-        dt = _dtype_name(dtypes.get(key))
-        if dt is None:
-            skipped.append(key)
-            continue
-        tensors[key] = _Tensor(key, tuple(int(d) for d in shape), dt)
     if skipped:
         notes.append(f"{len(skipped)} non-numeric tensor(s) not listed (e.g. {min(skipped)!r})")
     graph = None
-    if OBJECT_GRAPH_KEY in shapes:
-        graph = _object_graph(tf, reader, notes)
+    if graph_bytes is not None:
+        graph = _object_graph(graph_bytes, notes)
     if graph is not None:
-        meta, version = _keras_metadata(tf, target, display, notes)
-        named = _ObjectNamer(graph, tensors, meta, notes, reader.get_tensor).run()
+        meta, version = _keras_metadata(target, display, notes)
+        named = _ObjectNamer(graph, tensors, meta, notes, read).run()
         has_config = bool(meta) and named.used_metadata
         variables = named.variables
     else:
@@ -464,17 +593,14 @@ def _build(tf, reader, target: Target, display: str) -> tuple[list[Variable], li
     return _unique_paths(variables), notes, version, has_config
 
 
-def _object_graph(tf, reader, notes: list[str]):
+def _object_graph(graph_bytes, notes: list[str]):
+    """The checkpoint's ``TrackableObjectGraph``, or None with a note when it cannot be parsed."""
     try:
-        from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-        raw = reader.get_tensor(OBJECT_GRAPH_KEY)
-        graph = trackable_object_graph_pb2.TrackableObjectGraph()
-        graph.ParseFromString(raw if isinstance(raw, bytes) else bytes(raw))
+        graph = parse("TrackableObjectGraph", graph_bytes())
         if not graph.nodes:
             raise ValueError("empty")
         return graph
-    except Exception as exc:  # noqa: BLE001
+    except ValueError as exc:
         notes.append(f"the checkpoint's object graph cannot be read ({_short(exc)}); names are the raw keys")
         return None
 
@@ -621,7 +747,7 @@ def parse_keras_metadata(data: bytes) -> list[tuple[str, str, str]]:
     return out
 
 
-def _keras_metadata(tf, target: Target, display: str, notes: list[str]
+def _keras_metadata(target: Target, display: str, notes: list[str]
                     ) -> tuple[dict[tuple[str, ...], dict], str | None]:
     """{object path (tuple of edge names below the root): metadata dict}, keras_version."""
     if target.savedmodel is None:
@@ -669,13 +795,10 @@ def _saved_model_user_objects(directory: str, notes: list[str]) -> list[tuple[tu
         notes.append("saved_model.pb is too large to look for Keras metadata in it; layer names from the "
                      "checkpoint's object graph")
         return []
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    sm = saved_model_pb2.SavedModel()
     with open(pb, "rb") as fh:
         try:
-            sm.ParseFromString(fh.read())
-        except Exception as exc:  # noqa: BLE001
+            sm = parse("SavedModel", fh.read(_SAVED_MODEL_PB_LIMIT))
+        except ValueError as exc:
             raise ValueError(f"saved_model.pb: {_short(exc)}") from None
     if not sm.meta_graphs:
         return []
@@ -739,6 +862,7 @@ class _ObjectNamer:
         for node in graph.nodes:
             self.children.append([(c.node_id, c.local_name) for c in node.children if 0 <= c.node_id < self.n])
         self.meta = self._meta_by_node(meta)
+        self._models: dict[int, bool] = {}
         self.used_metadata = False
         self.variables: list[Variable] = []
 
@@ -760,23 +884,31 @@ class _ObjectNamer:
 
     def _meta_by_node(self, meta: dict[tuple[str, ...], dict]) -> dict[int, dict]:
         out: dict[int, dict] = {}
+        by_name: dict[int, dict[str, int]] = {}  # node -> {edge name: its first target}
         for path, d in meta.items():
             u = 0
             for name in path:
-                nxt = [v for v, nm in self.children[u] if nm == name]
-                if not nxt:
-                    u = -1
+                if u not in by_name:
+                    by_name[u] = {}
+                    for v, nm in self.children[u]:
+                        by_name[u].setdefault(nm, v)
+                u = by_name[u].get(name, -1)
+                if u < 0:
                     break
-                u = nxt[0]
             if u >= 0:
                 out.setdefault(u, d)
         return out
 
     def _is_model(self, u: int) -> bool:
-        m = self.meta.get(u)
-        if m is not None:
-            return m.get("_identifier") in _MODEL_IDS
-        return any(_LAYER_EDGE.match(name) for _v, name in self.children[u])
+        known = self._models.get(u)
+        if known is None:
+            m = self.meta.get(u)
+            if m is not None:
+                known = m.get("_identifier") in _MODEL_IDS
+            else:
+                known = any(_LAYER_EDGE.match(name) for _v, name in self.children[u])
+            self._models[u] = known
+        return known
 
     def _is_layer(self, u: int, edge: str, parent: int) -> bool:
         m = self.meta.get(u)
@@ -789,7 +921,10 @@ class _ObjectNamer:
         parent: dict[int, tuple[int, str]] = {}
         seen = {0}
         queue = [0]
-        while queue:  # breadth first: the shortest structural path, as TensorFlow names keys
+        depth = 0
+        # breadth first: the shortest structural path, as TensorFlow names keys
+        while queue and depth < _MAX_GRAPH_DEPTH:
+            depth += 1
             nxt = []
             for u in queue:
                 for v, name in self._edges(u):
@@ -829,6 +964,9 @@ class _ObjectNamer:
                     chain.reverse()
                 vars_.append(_Var(i, key, a.name, a.full_name, t, chain,
                                   order=dfs_rank.get(i, self.n + len(vars_))))
+        if queue and any(v.chain is None for v in vars_):
+            self.notes.append(f"the checkpoint's object graph is deeper than {_MAX_GRAPH_DEPTH} levels; variables "
+                              "below that are named by their checkpoint keys")
         for v in vars_:
             v.kind = self._kind(v)
         vars_ = self._dedupe(vars_)
@@ -998,8 +1136,12 @@ class _ObjectNamer:
             for v in leaf.vars:
                 for u, e in v.chain or []:
                     edge_of.setdefault(u, e)
-        for c in sorted(below, key=lambda c: len(self._containers_of(c, leaves))):
-            outer = self._containers_of(c, leaves)
+        outer_of: dict[int, list[int]] = {}  # container -> the containers around it
+        for leaf in leaves.values():
+            for k, c in enumerate(leaf.containers):
+                outer_of.setdefault(c, leaf.containers[:k])
+        for c in sorted(below, key=lambda c: len(outer_of[c])):
+            outer = outer_of[c]
             m = self.meta.get(c)
             pre = [names[o] for o in outer]
             if m is not None and isinstance(m.get("name"), str) and m["name"]:
@@ -1048,13 +1190,6 @@ class _ObjectNamer:
                     names[leaf.node] = leaf.edge
                     names[("how", leaf.node)] = "positional"
         return names
-
-    @staticmethod
-    def _containers_of(c: int, leaves: dict[int, _Leaf]) -> list[int]:
-        for leaf in leaves.values():
-            if c in leaf.containers:
-                return leaf.containers[: leaf.containers.index(c)]
-        return []
 
     @staticmethod
     def _full_parts(v: _Var, prefix: list[str]) -> list[str]:
