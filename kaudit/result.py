@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import namedtuple
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import views
 from .schema import ANNOTATION_COLUMNS, DIFF_COLUMNS, INSPECT_STAT_COLUMNS, RULES, STATUSES
@@ -15,8 +15,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DIFF_COLUMNS", "INSPECT_STAT_COLUMNS", "STATUSES", "DiffResult", "DiffRow", "InspectResult", "Picture", "ANNOTATION_COLUMNS", "RULES"]
 
-#: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes.
-DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)
+#: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes (built from the
+#: column list at run time, so a type checker sees any row).
+if TYPE_CHECKING:
+    DiffRow = Any
+else:
+    DiffRow = namedtuple("DiffRow", DIFF_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class InspectResult:
 
     def rows(self) -> list:
         """The records with attribute access (``r.path``), in Keras order."""
-        row = namedtuple("InspectRow", self.columns)
+        row = namedtuple("InspectRow", self.columns)  # type: ignore[misc]
         return [row(**r) for r in self.records]
 
     def to_dict(self) -> dict:

@@ -9,11 +9,12 @@ view never computes: imports run one way, from ``report`` down to the core.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-_RENDERERS: dict[str, Callable[..., str]] = {}
+_RENDERERS: dict[str, Callable[..., Any]] = {}
 
 
-def register(kind: str, renderer: Callable[..., str]) -> None:
+def register(kind: str, renderer: Callable[..., Any]) -> None:
     """``renderer(result, fmt, **options) -> str`` renders results of ``kind`` (``diff``,
     ``inspect``, ``checkpoint``, ``diff_dict``, ``inspect_dict``)."""
     _RENDERERS[kind] = renderer
