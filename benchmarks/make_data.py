@@ -71,7 +71,7 @@ def _perturb(weights, seed: int):
     for layer in (1, 3):
         k = weights[layer * 6]
         for r in range(0, k.shape[0], 1024):  # in row blocks, to keep memory flat
-            k[r:r + 1024] += rng.standard_normal(k[r:r + 1024].shape, dtype=np.float32) * np.float32(1e-4)
+            k[r : r + 1024] += rng.standard_normal(k[r : r + 1024].shape, dtype=np.float32) * np.float32(1e-4)
     return weights
 
 
@@ -187,8 +187,11 @@ def main() -> None:
         print(f"  {name} done in {time.time() - t:.1f}s", flush=True)
     for f in sorted(os.listdir(DATA)):
         full = os.path.join(DATA, f)
-        size = sum(os.path.getsize(os.path.join(full, g)) for g in os.listdir(full)) if os.path.isdir(full) \
+        size = (
+            sum(os.path.getsize(os.path.join(full, g)) for g in os.listdir(full))
+            if os.path.isdir(full)
             else os.path.getsize(full)
+        )
         print(f"  {f:28s} {size / 2**20:10.1f} MiB")
 
 

@@ -115,7 +115,9 @@ def have(*names: str) -> bool:
 
 def size_mib(*names: str) -> float:
     def size(p: str) -> int:
-        return sum(os.path.getsize(os.path.join(p, f)) for f in os.listdir(p)) if os.path.isdir(p) else os.path.getsize(p)
+        return (
+            sum(os.path.getsize(os.path.join(p, f)) for f in os.listdir(p)) if os.path.isdir(p) else os.path.getsize(p)
+        )
 
     return sum(size(data(n)) for n in names) / 2**20
 
@@ -134,12 +136,27 @@ def machine() -> list[str]:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         ram = float("nan")
-    vers = subprocess.run([PY, "-c", "import numpy, h5py, kaudit; print(numpy.__version__, h5py.__version__, "
-                                     "h5py.version.hdf5_version, kaudit.__version__)"],
-                          capture_output=True, text=True).stdout.split()
-    tfk = subprocess.run([PY, "-c", "import importlib.metadata as m; print(m.version('tf-keras'))"],
-                         capture_output=True, text=True).stdout.strip() or "n/a"
-    h5d = subprocess.run(["h5diff", "--version"], capture_output=True, text=True).stdout.strip() if shutil.which("h5diff") else "not installed"
+    vers = subprocess.run(
+        [
+            PY,
+            "-c",
+            "import numpy, h5py, kaudit; print(numpy.__version__, h5py.__version__, "
+            "h5py.version.hdf5_version, kaudit.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    tfk = (
+        subprocess.run(
+            [PY, "-c", "import importlib.metadata as m; print(m.version('tf-keras'))"], capture_output=True, text=True
+        ).stdout.strip()
+        or "n/a"
+    )
+    h5d = (
+        subprocess.run(["h5diff", "--version"], capture_output=True, text=True).stdout.strip()
+        if shutil.which("h5diff")
+        else "not installed"
+    )
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores; RAM {ram:.1f} GiB; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, numpy {vers[0] if vers else '?'}, h5py {vers[1] if len(vers) > 1 else '?'} "
@@ -153,8 +170,12 @@ def fmt_t(x: float) -> str:
 
 
 def table(case: Case, ref: str | None = None) -> list[str]:
-    lines = [f"### {case.name}", "", "| contender | wall s (median) | CPU s (median) | peak RSS MiB | runs |"
-             + (f" × {ref} wall |" if ref else ""), "|---|---:|---:|---:|---:|" + ("---:|" if ref else "")]
+    lines = [
+        f"### {case.name}",
+        "",
+        "| contender | wall s (median) | CPU s (median) | peak RSS MiB | runs |" + (f" × {ref} wall |" if ref else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|" if ref else ""),
+    ]
     for label in case.contenders:
         row = f"| {label} | {fmt_t(case.wall(label))} | {fmt_t(case.cpu(label))} | {case.rss(label):.0f} | {len(case.samples[label])} |"
         if ref:
@@ -165,7 +186,9 @@ def table(case: Case, ref: str | None = None) -> list[str]:
 
 def tf_imported(args: list[str]) -> bool:
     out = subprocess.run([PY, "-X", "importtime", "-m", "kaudit", *args], capture_output=True, text=True)
-    return any(" tensorflow" in line or "| tensorflow" in line or " tf_keras" in line for line in out.stderr.splitlines())
+    return any(
+        " tensorflow" in line or "| tensorflow" in line or " tf_keras" in line for line in out.stderr.splitlines()
+    )
 
 
 def main() -> int:
@@ -180,7 +203,13 @@ def main() -> int:
     if not have("big_a.h5", "big_b.h5"):
         print("no benchmark data: run python benchmarks/make_data.py first", file=sys.stderr)
         return 2
-    out: list[str] = ["# kaudit benchmarks", "", *machine(), f"- repetitions per contender: {args.reps}, alternating", ""]
+    out: list[str] = [
+        "# kaudit benchmarks",
+        "",
+        *machine(),
+        f"- repetitions per contender: {args.reps}, alternating",
+        "",
+    ]
     verdicts: list[tuple[str, str, bool]] = []
     base = args.baseline
 
@@ -203,7 +232,10 @@ def main() -> int:
     cont = {"kaudit diff (full statistics)": kaudit_cmd(k_big)}
     with_base(cont, k_big)
     if not args.quick:
-        cont["Keras way (tf_keras load_model + np.allclose)"] = ([PY, "-c", KERAS_WAY, data(big[0]), data(big[1])], None)
+        cont["Keras way (tf_keras load_model + np.allclose)"] = (
+            [PY, "-c", KERAS_WAY, data(big[0]), data(big[1])],
+            None,
+        )
     peers(cont, *big)
     c_big = Case(f"Legacy Keras 2 .h5 pair, {size_mib(*big):.0f} MiB in all", cont)
     c_big.run(args.reps)
@@ -221,7 +253,10 @@ def main() -> int:
     verdicts.append(("peak RSS ≤ 200 MiB (0.5 GB pair)", f"{rss_big:.0f} MiB", rss_big <= 200))
 
     # 2. the same pair as Keras 3 files ---------------------------------------------------------
-    for ext, label in ((".keras", "Keras 3 .keras archives (stored, read in place)"), (".weights.h5", "Keras 3 .weights.h5")):
+    for ext, label in (
+        (".keras", "Keras 3 .keras archives (stored, read in place)"),
+        (".weights.h5", "Keras 3 .weights.h5"),
+    ):
         names = [f"big_a{ext}", f"big_b{ext}"]
         if not have(*names):
             continue
@@ -241,9 +276,14 @@ def main() -> int:
         cont = with_base({native: kaudit_cmd(kt), h5: kaudit_cmd(k_big)}, kt)
         if not args.quick:
             cont["kaudit diff, TF2 checkpoints (KAUDIT_TF_READER=tensorflow)"] = (
-                kaudit_cmd(kt)[0], {**os.environ, "KAUDIT_TF_READER": "tensorflow"})
-        ct = Case(f"TF2 checkpoint pair (tf_keras save_weights), {size_mib(*tf_pair):.0f} MiB in all, against the "
-                  "same weights as .h5", cont)
+                kaudit_cmd(kt)[0],
+                {**os.environ, "KAUDIT_TF_READER": "tensorflow"},
+            )
+        ct = Case(
+            f"TF2 checkpoint pair (tf_keras save_weights), {size_mib(*tf_pair):.0f} MiB in all, against the "
+            "same weights as .h5",
+            cont,
+        )
         ct.run(args.reps)
         out += table(ct, h5)
         r = ct.wall(native) / ct.wall(h5)
@@ -253,16 +293,23 @@ def main() -> int:
         rss_tf = ct.rss(native)
         verdicts.append(("peak RSS ≤ 200 MiB (TF2 checkpoint pair)", f"{rss_tf:.0f} MiB", rss_tf <= 200))
         imported = tf_imported(kt)
-        verdicts.append(("no TensorFlow import diffing TF2 checkpoints", "imported" if imported else "none",
-                         not imported))
-    phasenet = [os.path.join(ROOT, "..", "shared", "real-models", "phasenet", f"phasenet_190703_epoch{e}_tfckpt",
-                             f"model_{e}.ckpt") for e in (50, 95)]
+        verdicts.append(
+            ("no TensorFlow import diffing TF2 checkpoints", "imported" if imported else "none", not imported)
+        )
+    phasenet = [
+        os.path.join(
+            ROOT, "..", "shared", "real-models", "phasenet", f"phasenet_190703_epoch{e}_tfckpt", f"model_{e}.ckpt"
+        )
+        for e in (50, 95)
+    ]
     if all(os.path.isfile(p + ".index") for p in phasenet):
         kp = ["diff", "-q", *phasenet]
         cont = with_base({"kaudit diff, PhaseNet epochs 50/95 (native)": kaudit_cmd(kp)}, kp)
         if not args.quick:
             cont["kaudit diff, PhaseNet (KAUDIT_TF_READER=tensorflow)"] = (
-                kaudit_cmd(kp)[0], {**os.environ, "KAUDIT_TF_READER": "tensorflow"})
+                kaudit_cmd(kp)[0],
+                {**os.environ, "KAUDIT_TF_READER": "tensorflow"},
+            )
         cp = Case("Real TF1 checkpoints in the V2 format: PhaseNet, two epochs (3 MiB each, 210 tensors)", cont)
         cp.run(args.reps)
         out += table(cp)
@@ -285,13 +332,20 @@ def main() -> int:
         rc = c4.cpu("kaudit diff (full statistics)") / c_big.cpu("kaudit diff (full statistics)")
         verdicts.append(("(same, CPU time)", f"{rc:.2f}×", rc <= 4.4))
         rss4 = c4.rss("kaudit diff (full statistics)")
-        verdicts.append(("peak RSS independent of the largest variable (512 MiB kernels)",
-                         f"{rss4:.0f} vs {rss_big:.0f} MiB", rss4 <= max(200.0, rss_big * 1.15)))
+        verdicts.append(
+            (
+                "peak RSS independent of the largest variable (512 MiB kernels)",
+                f"{rss4:.0f} vs {rss_big:.0f} MiB",
+                rss4 <= max(200.0, rss_big * 1.15),
+            )
+        )
 
     # 4. per-variable overhead ------------------------------------------------------------------
     # b: a's fine-tuned copy (the same metadata: a twin); c: the same size, other metadata
-    for ext, title, tag in ((".h5", "Many small variables (2,000 Dense(8) layers) against a 1-layer model", ""),
-                            (".keras", "The same many small variables as Keras 3 .keras archives", " (.keras)")):
+    for ext, title, tag in (
+        (".h5", "Many small variables (2,000 Dense(8) layers) against a 1-layer model", ""),
+        (".keras", "The same many small variables as Keras 3 .keras archives", " (.keras)"),
+    ):
         if not have(f"small_a{ext}", f"small_b{ext}", f"tiny_a{ext}", f"tiny_b{ext}"):
             continue
         pairs = {"": "b"}
@@ -307,19 +361,29 @@ def main() -> int:
                 cont[f"kaudit (baseline), 4,000 variables{label}{tag}"] = kaudit_cmd(ks, base)
                 cont[f"kaudit (baseline), 2 variables{label}{tag}"] = kaudit_cmd(kt, base)
         if ext == ".h5" and shutil.which("h5diff"):
-            cont["h5diff -d 1e-6, 4,000 variables"] = (["h5diff", "-d", "1e-6", data("small_a.h5"), data("small_b.h5")], None)
+            cont["h5diff -d 1e-6, 4,000 variables"] = (
+                ["h5diff", "-d", "1e-6", data("small_a.h5"), data("small_b.h5")],
+                None,
+            )
         cs = Case(title, cont)
         cs.run(args.reps)
         out += table(cs)
         n_vars = 4000 - 2
 
         def per(kind: str, label: str) -> float:
-            return (cs.wall(f"{kind}, 4,000 variables{label}{tag}") - cs.wall(f"{kind}, 2 variables{label}{tag}")) / n_vars * 1e6
+            return (
+                (cs.wall(f"{kind}, 4,000 variables{label}{tag}") - cs.wall(f"{kind}, 2 variables{label}{tag}"))
+                / n_vars
+                * 1e6
+            )
 
         for label in pairs:
             p_wall = per("kaudit diff", label)
-            p_cpu = (cs.cpu(f"kaudit diff, 4,000 variables{label}{tag}")
-                     - cs.cpu(f"kaudit diff, 2 variables{label}{tag}")) / n_vars * 1e6
+            p_cpu = (
+                (cs.cpu(f"kaudit diff, 4,000 variables{label}{tag}") - cs.cpu(f"kaudit diff, 2 variables{label}{tag}"))
+                / n_vars
+                * 1e6
+            )
             line = f"per-variable overhead{tag}{label}: {p_wall:.0f} µs wall, {p_cpu:.0f} µs CPU"
             if base:
                 line += f" (baseline {per('kaudit (baseline)', label):.0f} µs wall)"
@@ -333,8 +397,11 @@ def main() -> int:
         cont["kaudit inspect resnet50.h5"] = kaudit_cmd(["inspect", data("resnet50.h5")])
         if base:
             cont["kaudit (baseline) inspect resnet50.h5"] = kaudit_cmd(["inspect", data("resnet50.h5")], base)
-    cst = Case("Start-up and inspect (ResNet50, weights=None, "
-               f"{size_mib('resnet50.h5') if have('resnet50.h5') else 0:.0f} MiB .h5)", cont)
+    cst = Case(
+        "Start-up and inspect (ResNet50, weights=None, "
+        f"{size_mib('resnet50.h5') if have('resnet50.h5') else 0:.0f} MiB .h5)",
+        cont,
+    )
     cst.run(args.reps)
     out += table(cst)
     for label in ("kaudit --help", "kaudit --version"):
@@ -346,12 +413,18 @@ def main() -> int:
     if have("big_a.keras", "big_b.keras"):
         tf_paths.append(["diff", "-q", data("big_a.keras"), data("big_b.keras")])
     tf = any(tf_imported(a) for a in tf_paths)
-    verdicts.append(("no TensorFlow import on HDF5/zip paths (python -X importtime)", "imported" if tf else "none", not tf))
+    verdicts.append(
+        ("no TensorFlow import on HDF5/zip paths (python -X importtime)", "imported" if tf else "none", not tf)
+    )
 
     out += ["## Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
     out += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in verdicts]
-    out += ["", f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-                f"benchmark took {time.time() - t_start:.0f} s", ""]
+    out += [
+        "",
+        f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"benchmark took {time.time() - t_start:.0f} s",
+        "",
+    ]
     text = "\n".join(out)
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

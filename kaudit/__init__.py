@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._version import __version__
 
-__all__ = ["__version__", "load", "diff", "montage", "snapshot", "audit", "KauditError"]
+__all__ = ["KauditError", "__version__", "audit", "diff", "load", "montage", "snapshot"]
 
 from . import report as _report  # noqa: F401  (registers the renderers results use: kaudit/views.py)
 from .errors import KauditError

@@ -156,8 +156,10 @@ def _reap(pid: int) -> int:
     sig = os.WTERMSIG(st)
     if sig in (signal.SIGINT, signal.SIGTERM):
         return 130
-    print(f"kaudit: error: the worker process was killed by signal {sig} "
-          f"({signal.Signals(sig).name}; out of memory?)", file=sys.stderr)
+    print(
+        f"kaudit: error: the worker process was killed by signal {sig} ({signal.Signals(sig).name}; out of memory?)",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -173,6 +175,9 @@ def _kill(pid: int, what: str, timeout: float, interrupted: list[int]) -> int:
     if interrupted:
         print("kaudit: interrupted", file=sys.stderr)
         return 130
-    print(f"kaudit: error: {printable(what)}: no progress for {timeout:g} s while reading it, stopped (HDF5 loops "
-          f"forever on some corrupted files; set {STALL_ENV} to wait longer)", file=sys.stderr)
+    print(
+        f"kaudit: error: {printable(what)}: no progress for {timeout:g} s while reading it, stopped (HDF5 loops "
+        f"forever on some corrupted files; set {STALL_ENV} to wait longer)",
+        file=sys.stderr,
+    )
     return 2

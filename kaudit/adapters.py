@@ -26,8 +26,11 @@ def adapter_deltas(ckpt: Checkpoint) -> list[tuple[str, LORA.LoraInfo, float, fl
 
 
 def delta_notes(ckpt: Checkpoint) -> list[str]:
-    return [f"{layer}: LoRA rank {info.rank}, scale {info.scale:g}: ΔW = scale·A·B has Frobenius norm {fro:.4g}, "
-            f"max |ΔW| {mx:.4g}" for layer, info, fro, mx in adapter_deltas(ckpt)]
+    return [
+        f"{layer}: LoRA rank {info.rank}, scale {info.scale:g}: ΔW = scale·A·B has Frobenius norm {fro:.4g}, "
+        f"max |ΔW| {mx:.4g}"
+        for layer, info, fro, mx in adapter_deltas(ckpt)
+    ]
 
 
 def asset_failures(ca: Checkpoint, cb: Checkpoint) -> list[str]:

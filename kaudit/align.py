@@ -28,7 +28,6 @@ from .stats import digest
 MATCHED_BY = ("path", "rule", "structure", "values")
 
 
-
 @dataclass(frozen=True)
 class Pair:
     a: Variable | None
@@ -135,8 +134,9 @@ def align(
         if content and left_a and left_b and ckpt_a is not None and ckpt_b is not None:
             n_c = _by_content(a, b, left_a, left_b, ckpt_a, ckpt_b, pair_of_a, used_b)
             if n_c:
-                notes.append(f"{n_c} variable(s) paired by identical values (same shape, unique on both sides), "
-                             "see matched_by")
+                notes.append(
+                    f"{n_c} variable(s) paired by identical values (same shape, unique on both sides), see matched_by"
+                )
         n_struct = len(pair_of_a) - n_before - n_c
         if n_struct:
             notes.append(

@@ -45,19 +45,34 @@ def snapshot(source, *, optimizer: bool = False, values: bool = False) -> dict:
         for v in ckpt.select(optimizer):
             s = summarize(ckpt, v)
             row = {
-                "path": v.path, "layer": v.layer, "layer_class": v.layer_class, "name": v.name,
-                "shape": list(v.shape), "dtype": v.dtype, "trainable": v.trainable, "kind": v.kind,
-                "named": v.named, "sha256": None,
-                "min": s.min, "max": s.max, "mean": s.mean, "std": s.std, "l2": s.l2, "nan": s.nan, "inf": s.inf,
+                "path": v.path,
+                "layer": v.layer,
+                "layer_class": v.layer_class,
+                "name": v.name,
+                "shape": list(v.shape),
+                "dtype": v.dtype,
+                "trainable": v.trainable,
+                "kind": v.kind,
+                "named": v.named,
+                "sha256": None,
+                "min": s.min,
+                "max": s.max,
+                "mean": s.mean,
+                "std": s.std,
+                "l2": s.l2,
+                "nan": s.nan,
+                "inf": s.inf,
             }
             if values:
                 row["sha256"], row["data"] = _packed(ckpt, v)
                 # the whole document counts: this row as `kaudit snapshot` writes it (indented less) and more
                 size += len(json.dumps(row, indent=2, default=str)) + 16
                 if size > MAX_BYTES - 4096:
-                    raise UsageError(f"--values: the values of {ckpt.file} take more than {MAX_BYTES >> 20} MiB, "
-                                     "the most a snapshot may hold",
-                                     hint="diff against the checkpoint itself, or snapshot without --values")
+                    raise UsageError(
+                        f"--values: the values of {ckpt.file} take more than {MAX_BYTES >> 20} MiB, "
+                        "the most a snapshot may hold",
+                        hint="diff against the checkpoint itself, or snapshot without --values",
+                    )
             else:
                 row["sha256"] = digest(ckpt, v)
             rows.append(row)
@@ -83,8 +98,9 @@ def _packed(ckpt: Checkpoint, v: Variable) -> tuple[str, str]:
     try:
         value_dtype(v.dtype)
     except (TypeError, ValueError):
-        raise UsageError(f"--values: {v.path!r} has dtype {v.dtype}, whose values a snapshot cannot hold",
-                         path=ckpt.file) from None
+        raise UsageError(
+            f"--values: {v.path!r} has dtype {v.dtype}, whose values a snapshot cannot hold", path=ckpt.file
+        ) from None
     h = hashlib.sha256()
     deflate = zlib.compressobj(6)
     parts = []
@@ -95,8 +111,9 @@ def _packed(ckpt: Checkpoint, v: Variable) -> tuple[str, str]:
     return h.hexdigest(), base64.b64encode(b"".join(parts)).decode("ascii")
 
 
-def compare_without_values(ca: Checkpoint, a: Variable, cb: Checkpoint, b: Variable, *, atol: float,
-                           rtol: float, equal_nan: bool = True) -> PairStats:
+def compare_without_values(
+    ca: Checkpoint, a: Variable, cb: Checkpoint, b: Variable, *, atol: float, rtol: float, equal_nan: bool = True
+) -> PairStats:
     """Compare a pair where at least one side is a snapshot without values: hashes and summary
     statistics only. What they prove, and nothing more (docs/metrics.md):
 
@@ -115,16 +132,23 @@ def compare_without_values(ca: Checkpoint, a: Variable, cb: Checkpoint, b: Varia
         if not nan:
             return PairStats(size=a.params, identical=True)
         st = PairStats(size=a.params, identical=False, n_exceed=nan, n_unequal=nan, max_abs=math.inf)
-        st.extra = {"no_values": True, "max_abs_at_least": math.inf, "over": True,
-                    "row": {**_counts(ca, a, cb, b), "max_abs": math.inf, "n_exceed": nan,
-                            "frac_exceed": nan / a.params}}
+        st.extra = {
+            "no_values": True,
+            "max_abs_at_least": math.inf,
+            "over": True,
+            "row": {**_counts(ca, a, cb, b), "max_abs": math.inf, "n_exceed": nan, "frac_exceed": nan / a.params},
+        }
         return st
     sa, sb = _stats_of(ca, a), _stats_of(cb, b)
     lb = max_abs_at_least(a, sa, sb)
     peak_b = max(abs(sb["min"]), abs(sb["max"])) if sb.get("min") is not None else 0.0
     st = PairStats(size=a.params, identical=False)
-    st.extra = {"no_values": True, "row": _counts(ca, a, cb, b), "max_abs_at_least": lb,
-                "over": lb > atol + rtol * peak_b}
+    st.extra = {
+        "no_values": True,
+        "row": _counts(ca, a, cb, b),
+        "max_abs_at_least": lb,
+        "over": lb > atol + rtol * peak_b,
+    }
     return st
 
 
@@ -172,6 +196,13 @@ def _stats_of(ckpt: Checkpoint, v: Variable) -> dict:
     cache = ckpt.__dict__.setdefault("_kaudit_stat_cache", {})
     if v.location not in cache:
         s = summarize(ckpt, v)
-        cache[v.location] = {"min": s.min, "max": s.max, "mean": s.mean, "std": s.std, "l2": s.l2,
-                             "nan": s.nan, "inf": s.inf}
+        cache[v.location] = {
+            "min": s.min,
+            "max": s.max,
+            "mean": s.mean,
+            "std": s.std,
+            "l2": s.l2,
+            "nan": s.nan,
+            "inf": s.inf,
+        }
     return cache[v.location]

@@ -116,6 +116,7 @@ class Totals:
 
     def summary_lines(self) -> list[str]:
         """Keras's own wording (``model.summary()``)."""
+
         def fmt(n: int | None) -> str:
             return "unknown (no model config in the file)" if n is None else f"{n:,}"
 

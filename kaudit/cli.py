@@ -64,8 +64,9 @@ class _Parser(argparse.ArgumentParser):
                     target = action.choices[getattr(ns, action.dest)]
             options = [o for o in target._option_string_actions if o.startswith("--")]
             guess = "".join(_did_you_mean(x.split("=", 1)[0], options) for x in extras if x.startswith("-"))
-            raise UsageError(f"{target.prog}: unrecognized arguments: {' '.join(extras)}",
-                             hint=f"{guess}see '{target.prog} --help'")
+            raise UsageError(
+                f"{target.prog}: unrecognized arguments: {' '.join(extras)}", hint=f"{guess}see '{target.prog} --help'"
+            )
         return ns
 
 
@@ -89,15 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     # inspect -----------------------------------------------------------------------------
     pi = sub.add_parser(
-        "inspect", help="list the variables of a checkpoint with statistics and totals",
+        "inspect",
+        help="list the variables of a checkpoint with statistics and totals",
         description="List a checkpoint's variables the way Keras names them, with shape, dtype, "
-                    "trainable flag, params and min/max/mean/std, then Keras's totals.",
+        "trainable flag, params and min/max/mean/std, then Keras's totals.",
         epilog="examples:\n  kaudit inspect fixtures/tutorial/k2_full.h5\n"
-               "  kaudit inspect model.keras --format json -o vars.json\n"
-               "  kaudit inspect model.h5 --optimizer       # optimizer state too",
-        formatter_class=_formatter)
-    pi.add_argument("file", help="checkpoint: .h5/.hdf5, .keras, .weights.h5, .weights.json, TF checkpoint, "
-                                 "SavedModel dir, or a kaudit snapshot")
+        "  kaudit inspect model.keras --format json -o vars.json\n"
+        "  kaudit inspect model.h5 --optimizer       # optimizer state too",
+        formatter_class=_formatter,
+    )
+    pi.add_argument(
+        "file",
+        help="checkpoint: .h5/.hdf5, .keras, .weights.h5, .weights.json, TF checkpoint, "
+        "SavedModel dir, or a kaudit snapshot",
+    )
     pi.add_argument("--format", "-f", default="table", choices=("table", "csv", "json", "markdown", "html"))
     pi.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     pi.add_argument("--optimizer", action="store_true", help="include optimizer and metric state")
@@ -105,113 +111,174 @@ def build_parser() -> argparse.ArgumentParser:
 
     # diff --------------------------------------------------------------------------------
     pd_ = sub.add_parser(
-        "diff", help="compare two checkpoints; exit 1 when the policy is violated",
+        "diff",
+        help="compare two checkpoints; exit 1 when the policy is violated",
         description="Align the variables of A and B by name path (then by structure), compare shapes, "
-                    "dtypes, trainability and values with streamed statistics, and gate on tolerances: "
-                    "an element passes when |a - b| <= atol + rtol * |b| (numpy's isclose, b from B).",
+        "dtypes, trainability and values with streamed statistics, and gate on tolerances: "
+        "an element passes when |a - b| <= atol + rtol * |b| (numpy's isclose, b from B).",
         epilog="examples:\n"
-               "  kaudit diff fixtures/tutorial/k2_full.h5 fixtures/tutorial/k3.keras\n"
-               "  kaudit diff a.h5 b.h5 --atol 1e-6 --rtol 1e-5\n"
-               "  kaudit diff a.h5 b.h5 --tol '**/moving_*=1e-3,1e-2' --tol 'head/**=1'   # last match wins\n"
-               "  kaudit diff a.h5 b.h5 --rename dense_3=dense_7 --ignore 'aux/**'\n"
-               "  kaudit diff a.h5 b.h5 --format markdown --summary --junit kaudit.xml\n"
-               "  kaudit diff a.h5 b.h5 --format html -o report.html --montage-dir montages/\n"
-               "policy files: [tool.kaudit] in pyproject.toml or kaudit.toml (docs/policy.md)",
-        formatter_class=_formatter)
+        "  kaudit diff fixtures/tutorial/k2_full.h5 fixtures/tutorial/k3.keras\n"
+        "  kaudit diff a.h5 b.h5 --atol 1e-6 --rtol 1e-5\n"
+        "  kaudit diff a.h5 b.h5 --tol '**/moving_*=1e-3,1e-2' --tol 'head/**=1'   # last match wins\n"
+        "  kaudit diff a.h5 b.h5 --rename dense_3=dense_7 --ignore 'aux/**'\n"
+        "  kaudit diff a.h5 b.h5 --format markdown --summary --junit kaudit.xml\n"
+        "  kaudit diff a.h5 b.h5 --format html -o report.html --montage-dir montages/\n"
+        "policy files: [tool.kaudit] in pyproject.toml or kaudit.toml (docs/policy.md)",
+        formatter_class=_formatter,
+    )
     pd_.add_argument("a", help="first checkpoint (the reference), or a kaudit snapshot")
     pd_.add_argument("b", help="second checkpoint (the candidate)")
     g = pd_.add_argument_group("tolerance")
     g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance (default 0)")
     g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance (default 0)")
-    g.add_argument("--tol", action="append", default=[], metavar="PATTERN=ATOL[,RTOL]",
-                   help="per-pattern tolerance, repeatable, last match wins")
+    g.add_argument(
+        "--tol",
+        action="append",
+        default=[],
+        metavar="PATTERN=ATOL[,RTOL]",
+        help="per-pattern tolerance, repeatable, last match wins",
+    )
     g.add_argument("--nan-unequal", action="store_true", help="NaN never equals NaN (default: equal at the same place)")
     g = pd_.add_argument_group("alignment")
-    g.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
-                   help="map a path prefix (or glob) of A onto B, repeatable")
+    g.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="map a path prefix (or glob) of A onto B, repeatable",
+    )
     g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
     g.add_argument("--no-structural", action="store_true", help="pair by path only, never by structure")
     g.add_argument("--optimizer", action="store_true", help="compare optimizer and metric state too")
-    g.add_argument("--dequantize", action="store_true",
-                   help="two quantized weights: compare the float values Keras computes from them, not the "
-                        "stored integers and scales (a quantized weight against a float one always is)")
+    g.add_argument(
+        "--dequantize",
+        action="store_true",
+        help="two quantized weights: compare the float values Keras computes from them, not the "
+        "stored integers and scales (a quantized weight against a float one always is)",
+    )
     g = pd_.add_argument_group("policy")
     g.add_argument("--allow-added", action="store_true", help="variables only in B do not fail")
     g.add_argument("--allow-removed", action="store_true", help="variables only in A do not fail")
     g.add_argument("--allow-trainable-change", action="store_true", help="trainability changes do not fail")
-    g.add_argument("--config", metavar="FILE", help="policy file (default: kaudit.toml or [tool.kaudit] in "
-                                                    "pyproject.toml, searched upward from here)")
+    g.add_argument(
+        "--config",
+        metavar="FILE",
+        help="policy file (default: kaudit.toml or [tool.kaudit] in pyproject.toml, searched upward from here)",
+    )
     g.add_argument("--no-config", action="store_true", help="ignore policy files")
     g = pd_.add_argument_group("output")
     g.add_argument("--format", "-f", default="table", choices=("table", "markdown", "csv", "json", "junit", "html"))
     g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     g.add_argument("--all", action="store_true", help="list identical pairs too")
-    g.add_argument("--sort", choices=("change", "status", "path", "model"), default=None,
-                   help="row order: change (failures first, then the largest relative change; the default "
-                        "of table, markdown and html), status, path, or model (the file's order; the default "
-                        "of csv, json and junit)")
-    g.add_argument("--top", type=_count, default=None, metavar="N",
-                   help="show the first N rows (0: all; default all, markdown 50)")
-    g.add_argument("--wide", action="store_true",
-                   help="every table column at full width (default: fit the terminal, $COLUMNS)")
-    g.add_argument("--plot", metavar="PNG", help="also draw where the model moved: one bar per layer, "
-                                                  "its relative change on a log scale, coloured by verdict")
+    g.add_argument(
+        "--sort",
+        choices=("change", "status", "path", "model"),
+        default=None,
+        help="row order: change (failures first, then the largest relative change; the default "
+        "of table, markdown and html), status, path, or model (the file's order; the default "
+        "of csv, json and junit)",
+    )
+    g.add_argument(
+        "--top", type=_count, default=None, metavar="N", help="show the first N rows (0: all; default all, markdown 50)"
+    )
+    g.add_argument(
+        "--wide", action="store_true", help="every table column at full width (default: fit the terminal, $COLUMNS)"
+    )
+    g.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also draw where the model moved: one bar per layer, "
+        "its relative change on a log scale, coloured by verdict",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="print nothing; the exit code says it")
     g.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per variable)")
-    g.add_argument("--summary", action="store_true",
-                   help="append the Markdown report to $GITHUB_STEP_SUMMARY when it is set")
+    g.add_argument(
+        "--summary", action="store_true", help="append the Markdown report to $GITHUB_STEP_SUMMARY when it is set"
+    )
     g.add_argument("--montage-dir", metavar="DIR", help="write an A | B | difference PNG per changed conv kernel")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress on stderr (default: on a terminal, for large files)")
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: on a terminal, for large files)",
+    )
 
     # trend -------------------------------------------------------------------------------
     pt = sub.add_parser(
-        "trend", help="a training run as one picture: every checkpoint against the previous one and the first",
+        "trend",
+        help="a training run as one picture: every checkpoint against the previous one and the first",
         description="Compare each checkpoint of a run with the previous one and with the first (as 'kaudit diff' "
-                    "aligns and measures them), and show the relative change ||b - a|| / max(||a||, ||b||) per "
-                    "layer and checkpoint, with each variable's norm. With a policy (a policy file, or --atol/"
-                    "--rtol/--tol) every step is gated: exit 1 when a checkpoint is outside it against the "
-                    "previous one or the first (a frozen layer must stay identical through the whole run); "
-                    "without one the trend only measures (exit 0).",
+        "aligns and measures them), and show the relative change ||b - a|| / max(||a||, ||b||) per "
+        "layer and checkpoint, with each variable's norm. With a policy (a policy file, or --atol/"
+        "--rtol/--tol) every step is gated: exit 1 when a checkpoint is outside it against the "
+        "previous one or the first (a frozen layer must stay identical through the whole run); "
+        "without one the trend only measures (exit 0).",
         epilog="examples:\n"
-               "  kaudit trend run/epoch_*.h5                       # ordered by the numbers in the names\n"
-               "  kaudit trend checkpoints/ --plot trend.png\n"
-               "  kaudit trend e1.h5 e2.h5 e3.h5 --order given --format html -o trend.html\n"
-               "  kaudit trend run/*.h5 --config kaudit.toml       # gate: frozen layers stay identical",
-        formatter_class=_formatter)
-    pt.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                    help="checkpoints of one run: files, a glob, or one directory of checkpoints")
-    pt.add_argument("--order", choices=("natural", "given"), default="natural",
-                    help="natural: by the numbers in the names (epoch 51 before 110; default); given: as listed")
-    pt.add_argument("--by", choices=("layer", "variable"), default="layer",
-                    help="one row per layer (the largest change of its variables; default) or per variable")
+        "  kaudit trend run/epoch_*.h5                       # ordered by the numbers in the names\n"
+        "  kaudit trend checkpoints/ --plot trend.png\n"
+        "  kaudit trend e1.h5 e2.h5 e3.h5 --order given --format html -o trend.html\n"
+        "  kaudit trend run/*.h5 --config kaudit.toml       # gate: frozen layers stay identical",
+        formatter_class=_formatter,
+    )
+    pt.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoints of one run: files, a glob, or one directory of checkpoints",
+    )
+    pt.add_argument(
+        "--order",
+        choices=("natural", "given"),
+        default="natural",
+        help="natural: by the numbers in the names (epoch 51 before 110; default); given: as listed",
+    )
+    pt.add_argument(
+        "--by",
+        choices=("layer", "variable"),
+        default="layer",
+        help="one row per layer (the largest change of its variables; default) or per variable",
+    )
     g = pt.add_argument_group("policy")
     g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance: gate every step")
     g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance: gate every step")
-    g.add_argument("--tol", action="append", default=[], metavar="PATTERN=ATOL[,RTOL]",
-                   help="per-pattern tolerance, repeatable, last match wins")
+    g.add_argument(
+        "--tol",
+        action="append",
+        default=[],
+        metavar="PATTERN=ATOL[,RTOL]",
+        help="per-pattern tolerance, repeatable, last match wins",
+    )
     g.add_argument("--ignore", action="append", default=[], metavar="PATTERN", help="leave matching variables out")
-    g.add_argument("--config", metavar="FILE", help="policy file (default: kaudit.toml or [tool.kaudit] in "
-                                                    "pyproject.toml, searched upward from here)")
+    g.add_argument(
+        "--config",
+        metavar="FILE",
+        help="policy file (default: kaudit.toml or [tool.kaudit] in pyproject.toml, searched upward from here)",
+    )
     g.add_argument("--no-config", action="store_true", help="ignore policy files")
     g = pt.add_argument_group("output")
     g.add_argument("--format", "-f", default="table", choices=("table", "csv", "json", "html"))
     g.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     g.add_argument("--plot", metavar="PNG", help="also draw the heatmap: layers down, checkpoints across")
     g.add_argument("--wide", action="store_true", help="every column at full width (default: fit the terminal)")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show each checkpoint as it is read (default: on a terminal)")
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show each checkpoint as it is read (default: on a terminal)",
+    )
 
     # montage -----------------------------------------------------------------------------
     pm = sub.add_parser(
-        "montage", help="draw conv kernels as tiles (one file) or A | B | difference (two files)",
+        "montage",
+        help="draw conv kernels as tiles (one file) or A | B | difference (two files)",
         description="Draw a conv kernel the way the tutorial does: min-max scale to 0..255, one RGB tile per "
-                    "filter when it has 3 input channels, else grey h x w tiles, skimage.util.montage, "
-                    "nearest-neighbour upscaling. With two files: A | B | difference side by side.",
+        "filter when it has 3 input channels, else grey h x w tiles, skimage.util.montage, "
+        "nearest-neighbour upscaling. With two files: A | B | difference side by side.",
         epilog="examples:\n  kaudit montage fixtures/convnet/k2_full.h5 -o conv1.png\n"
-               "  kaudit montage resnet50.h5 --layer conv1_conv --bgr -o conv1.png\n"
-               "  kaudit montage before.h5 after.h5 --layer 'conv*' --sort-by-change -o delta.png",
-        formatter_class=_formatter)
+        "  kaudit montage resnet50.h5 --layer conv1_conv --bgr -o conv1.png\n"
+        "  kaudit montage before.h5 after.h5 --layer 'conv*' --sort-by-change -o delta.png",
+        formatter_class=_formatter,
+    )
     pm.add_argument("a", help="checkpoint")
     pm.add_argument("b", nargs="?", help="second checkpoint: draw A | B | difference")
     pm.add_argument("--layer", metavar="PATH", help="layer or variable path, or a glob (default: the first conv layer)")
@@ -220,40 +287,51 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--grey", action="store_true", help="grey tiles per (input, output) channel even for RGB kernels")
     pm.add_argument("--scale", type=int, default=8, metavar="N", help="nearest-neighbour upscaling (default 8)")
     pm.add_argument("--sort-by-change", action="store_true", help="order tiles by how much each filter moved")
-    pm.add_argument("--no-gaps", action="store_true",
-                    help="no gaps between the tiles of a one-file montage (the tutorial's exact picture)")
+    pm.add_argument(
+        "--no-gaps",
+        action="store_true",
+        help="no gaps between the tiles of a one-file montage (the tutorial's exact picture)",
+    )
 
     # snapshot ----------------------------------------------------------------------------
     ps = sub.add_parser(
-        "snapshot", help="write a baseline (hash + statistics per variable) to diff against later",
+        "snapshot",
+        help="write a baseline (hash + statistics per variable) to diff against later",
         description="Record per variable the path, shape, dtype, trainable flag, a sha256 of the values and "
-                    "min/max/mean/std/L2: a few KB that can live in git instead of the checkpoint. A diff "
-                    "against it proves identity (sha256) and difference, never closeness: a variable whose "
-                    "hash differs fails. With --values the values are stored too (zlib, at most 64 MiB in all) "
-                    "and the snapshot compares element by element, like the file.",
+        "min/max/mean/std/L2: a few KB that can live in git instead of the checkpoint. A diff "
+        "against it proves identity (sha256) and difference, never closeness: a variable whose "
+        "hash differs fails. With --values the values are stored too (zlib, at most 64 MiB in all) "
+        "and the snapshot compares element by element, like the file.",
         epilog="examples:\n  kaudit snapshot model.h5 -o baseline.json\n  kaudit diff baseline.json model.h5\n"
-               "  kaudit snapshot model.h5 --values -o baseline.json   # tolerances work against it",
-        formatter_class=_formatter)
+        "  kaudit snapshot model.h5 --values -o baseline.json   # tolerances work against it",
+        formatter_class=_formatter,
+    )
     ps.add_argument("file")
     ps.add_argument("-o", "--output", metavar="FILE", required=True, help="JSON file to write ('-' for stdout)")
     ps.add_argument("--optimizer", action="store_true", help="include optimizer and metric state")
-    ps.add_argument("--values", action="store_true",
-                    help="store the values too (compressed), so closeness within a tolerance can be proven")
+    ps.add_argument(
+        "--values",
+        action="store_true",
+        help="store the values too (compressed), so closeness within a tolerance can be proven",
+    )
 
     # audit -------------------------------------------------------------------------------
     pa = sub.add_parser(
-        "audit", help="health checks of one checkpoint (NaN/Inf, dead filters, BN variance, ...)",
+        "audit",
+        help="health checks of one checkpoint (NaN/Inf, dead filters, BN variance, ...)",
         description="Check one checkpoint for NaN/Inf, all-zero conv filters or Dense units, BatchNormalization "
-                    "moving_variance <= 0, extreme magnitudes, mixed dtypes, optimizer state and unknown "
-                    "trainability. Exit 1 when a finding of severity 'error' is present (or --strict: 'warning').",
+        "moving_variance <= 0, extreme magnitudes, mixed dtypes, optimizer state and unknown "
+        "trainability. Exit 1 when a finding of severity 'error' is present (or --strict: 'warning').",
         epilog="examples:\n  kaudit audit model.h5\n  kaudit audit model.keras --strict --format json",
-        formatter_class=_formatter)
+        formatter_class=_formatter,
+    )
     pa.add_argument("file")
     pa.add_argument("--format", "-f", default="table", choices=("table", "markdown", "json"))
     pa.add_argument("-o", "--output", metavar="FILE")
     pa.add_argument("--strict", action="store_true", help="warnings fail too")
-    pa.add_argument("--max-abs", type=_float, default=1e4, metavar="X",
-                    help="flag values with |x| above X as extreme (default 1e4)")
+    pa.add_argument(
+        "--max-abs", type=_float, default=1e4, metavar="X", help="flag values with |x| above X as extreme (default 1e4)"
+    )
     pa.add_argument("--config", metavar="FILE", help="policy file whose fail_on lists checks that fail")
     pa.add_argument("--no-config", action="store_true", help="ignore policy files")
     return p
@@ -285,7 +363,8 @@ def _wrap(args) -> bool:
     import sys
 
     return not getattr(args, "wide", False) and (
-        "COLUMNS" in os.environ or (not getattr(args, "output", None) and sys.stdout.isatty()))
+        "COLUMNS" in os.environ or (not getattr(args, "output", None) and sys.stdout.isatty())
+    )
 
 
 def _float(text: str) -> float:
@@ -346,16 +425,30 @@ def cmd_diff(args) -> int:
     result = None
     try:
         result = diff(
-            args.a, args.b, atol=args.atol, rtol=args.rtol, tol=args.tol,
+            args.a,
+            args.b,
+            atol=args.atol,
+            rtol=args.rtol,
+            tol=args.tol,
             equal_nan=False if args.nan_unequal else None,
-            rename=[parse_rename(r) for r in args.rename], ignore=args.ignore,
-            structural=not args.no_structural, optimizer=args.optimizer, allow_added=args.allow_added,
-            allow_removed=args.allow_removed, allow_trainable_change=args.allow_trainable_change,
-            policy=policy, progress=progress, pictures=_pictures(args), dequantize=args.dequantize,
+            rename=[parse_rename(r) for r in args.rename],
+            ignore=args.ignore,
+            structural=not args.no_structural,
+            optimizer=args.optimizer,
+            allow_added=args.allow_added,
+            allow_removed=args.allow_removed,
+            allow_trainable_change=args.allow_trainable_change,
+            policy=policy,
+            progress=progress,
+            pictures=_pictures(args),
+            dequantize=args.dequantize,
         )
     finally:
-        progress.close(None if result is None else
-                       f"compared {result.summary['pairs']} pairs in {time.monotonic() - started:.2f} s")
+        progress.close(
+            None
+            if result is None
+            else f"compared {result.summary['pairs']} pairs in {time.monotonic() - started:.2f} s"
+        )
     if args.montage_dir:
         from .montages import write_diff_montages
 
@@ -371,8 +464,14 @@ def cmd_diff(args) -> int:
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY") if args.summary else None
     if not args.quiet:
         sort = args.sort or ("change" if args.format in ("table", "markdown", "html") else "model")
-        outputs.append((args.output or "-", result.render(args.format, all_rows=args.all, sort=sort, top=args.top,
-                                                          width=_width(args), wrap=_wrap(args))))
+        outputs.append(
+            (
+                args.output or "-",
+                result.render(
+                    args.format, all_rows=args.all, sort=sort, top=args.top, width=_width(args), wrap=_wrap(args)
+                ),
+            )
+        )
     for path, text in outputs:
         write_atomic(path, text)
     if summary_path:
@@ -397,17 +496,23 @@ def cmd_trend(args) -> int:
         if show:
             print(f"kaudit trend: [{i + 1}] {file}", file=sys.stderr, flush=True)
 
-    result = trend(args.checkpoints, order=args.order, policy=policy, atol=args.atol, rtol=args.rtol,
-                   tol=args.tol, ignore=args.ignore, gate=(policy != Policy() or args.atol is not None
-                                                           or args.rtol is not None or bool(args.tol)),
-                   on_checkpoint=opening)
+    result = trend(
+        args.checkpoints,
+        order=args.order,
+        policy=policy,
+        atol=args.atol,
+        rtol=args.rtol,
+        tol=args.tol,
+        ignore=args.ignore,
+        gate=(policy != Policy() or args.atol is not None or args.rtol is not None or bool(args.tol)),
+        on_checkpoint=opening,
+    )
     outputs: list[tuple[str, str | bytes]] = []
     if args.plot:
         from .report.trend import trend_png
 
         outputs.append((args.plot, trend_png(result, by=args.by)))
-    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args),
-                                                               wrap=_wrap(args))))
+    outputs.append((args.output or "-", result.render(args.format, by=args.by, width=_width(args), wrap=_wrap(args))))
     for path, data in outputs:
         write_atomic(path, data)
     if args.output:
@@ -431,8 +536,16 @@ def _pictures(args) -> int | None:
 def cmd_montage(args) -> int:
     from .montages import montage_png
 
-    png = montage_png(args.a, args.b, layer=args.layer, bgr=args.bgr, grey=args.grey, scale=args.scale,
-                      sort_by_change=args.sort_by_change, gaps=not args.no_gaps)
+    png = montage_png(
+        args.a,
+        args.b,
+        layer=args.layer,
+        bgr=args.bgr,
+        grey=args.grey,
+        scale=args.scale,
+        sort_by_change=args.sort_by_change,
+        gaps=not args.no_gaps,
+    )
     _emit(png, args.output)
     if args.output != "-":
         print(f"wrote {printable(args.output)}", file=sys.stderr)
@@ -458,8 +571,14 @@ def cmd_audit(args) -> int:
     return res.exit_code
 
 
-COMMANDS = {"inspect": cmd_inspect, "diff": cmd_diff, "trend": cmd_trend, "montage": cmd_montage,
-            "snapshot": cmd_snapshot, "audit": cmd_audit}
+COMMANDS = {
+    "inspect": cmd_inspect,
+    "diff": cmd_diff,
+    "trend": cmd_trend,
+    "montage": cmd_montage,
+    "snapshot": cmd_snapshot,
+    "audit": cmd_audit,
+}
 
 
 def _on_sigint(signum, frame):
@@ -473,8 +592,10 @@ def _on_sigint(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     """Run kaudit; return the exit code. Never raises (except SystemExit from --help/--version)."""
     previous = None
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
         previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         return _main(argv)
@@ -513,8 +634,11 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # a bug: still one line and exit 2, traceback with --debug
         if debug:
             traceback.print_exc()
-        print(f"kaudit: internal error: {type(exc).__name__}: {printable(' '.join(str(exc).split())[:300])} "
-              "(this is a bug; run with --debug and report it)", file=sys.stderr)
+        print(
+            f"kaudit: internal error: {type(exc).__name__}: {printable(' '.join(str(exc).split())[:300])} "
+            "(this is a bug; run with --debug and report it)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 

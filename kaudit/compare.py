@@ -21,6 +21,7 @@ from .stats import PairStats, compare_pair
 
 Progress = Callable[[int, int, str], None]
 
+
 def diff(
     a,
     b,
@@ -63,9 +64,16 @@ def diff(
     """
     rename = tuple(_rename_pair(r) for r in rename)
     pol = resolve(policy).with_options(
-        atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), allow_added=allow_added,
-        allow_removed=allow_removed, allow_trainable_change=allow_trainable_change, equal_nan=equal_nan,
-        rename=rename)
+        atol=atol,
+        rtol=rtol,
+        tol=tuple(tol),
+        ignore=tuple(ignore),
+        allow_added=allow_added,
+        allow_removed=allow_removed,
+        allow_trainable_change=allow_trainable_change,
+        equal_nan=equal_nan,
+        rename=rename,
+    )
     from .readers import opened
 
     with opened(a) as ca, opened(b) as cb:  # a, then b
@@ -87,8 +95,17 @@ def _rename_pair(r) -> tuple[str, str]:
     return str(old), str(new)
 
 
-def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimizer: bool, block_elems: int,
-          workers: int | None, progress: Progress | None, dequantize: bool = False) -> DiffResult:
+def _diff(
+    ca: Checkpoint,
+    cb: Checkpoint,
+    pol: Policy,
+    structural: bool,
+    optimizer: bool,
+    block_elems: int,
+    workers: int | None,
+    progress: Progress | None,
+    dequantize: bool = False,
+) -> DiffResult:
     sa, sb = ca.select(optimizer), cb.select(optimizer)
     ignored_paths: set[str] = set()
     if pol.rules:
@@ -104,8 +121,10 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     notes = list(notes) + qplan.notes
     if not ca.has_config or not cb.has_config:
         side = " and ".join(n for n, c in (("a", ca), ("b", cb)) if not c.has_config)
-        notes.append(f"trainability of {side} is unknown (no model config in the file): trainable changes "
-                     "cannot be checked there")
+        notes.append(
+            f"trainability of {side} is unknown (no model config in the file): trainable changes "
+            "cannot be checked there"
+        )
 
     total_bytes = sum(p.a.params * 4 for p in pairs if p.a is not None and p.b is not None)
     done = [0]
@@ -125,8 +144,10 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     if n_workers > 1:
         # largest pairs first (longest-processing-time order) so the workers finish together;
         # rows keep the pair order
-        order = sorted(range(len(pairs)),
-                       key=lambda i: -(pairs[i].a.params if pairs[i].a is not None and pairs[i].b is not None else 0))
+        order = sorted(
+            range(len(pairs)),
+            key=lambda i: -(pairs[i].a.params if pairs[i].a is not None and pairs[i].b is not None else 0),
+        )
         with ThreadPoolExecutor(n_workers) as ex:
             futures = {i: ex.submit(work, pairs[i]) for i in order}
             rows = [futures[i].result() for i in range(len(pairs))]
@@ -146,9 +167,16 @@ def _diff(ca: Checkpoint, cb: Checkpoint, pol: Policy, structural: bool, optimiz
     make = DiffRow._make
     records = tuple(make(map(row.__getitem__, DIFF_COLUMNS)) for row in rows)
     return DiffResult(
-        file_a=ca.file, file_b=cb.file, format_a=ca.format, format_b=cb.format, records=records,
-        passed=not failures, summary=summarize_rows(records, len(ignored_paths)), failures=tuple(failures),
-        notes=tuple(notes), policy=pol.as_dict(),
+        file_a=ca.file,
+        file_b=cb.file,
+        format_a=ca.format,
+        format_b=cb.format,
+        records=records,
+        passed=not failures,
+        summary=summarize_rows(records, len(ignored_paths)),
+        failures=tuple(failures),
+        notes=tuple(notes),
+        policy=pol.as_dict(),
     )
 
 
@@ -181,8 +209,9 @@ def _fmt(x: float) -> str:
 _EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
 
 
-def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
-         qplan: quantdiff.Plan | None = None) -> dict:
+def _row(
+    ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int, qplan: quantdiff.Plan | None = None
+) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
     if pol.rules:
@@ -231,8 +260,11 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
         known = st.extra if st.extra.get("no_values") else None  # against a snapshot without values
         if a.dtype != b.dtype:
             row["status"] = "dtype_changed"
-            values = ("values not compared against a snapshot without values" if known is not None
-                      else f"values max_abs {_fmt(st.max_abs)}")
+            values = (
+                "values not compared against a snapshot without values"
+                if known is not None
+                else f"values max_abs {_fmt(st.max_abs)}"
+            )
             failures.append(("structure", f"structure: {path} dtype {a.dtype} -> {b.dtype} ({values})"))
         elif st.identical:
             row["status"] = "identical"
@@ -240,9 +272,7 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
             row["status"] = "close"
         else:  # over tolerance; or differing from a snapshot, where closeness cannot be proven
             row["status"] = "changed"
-        if not any(r.must_change is not None for r in rules):
-            failures += _value_failures(row, path, tol_rule, atol, rtol, known)
-        elif tol_rule is not None and tol_rule.frozen:  # cannot happen in one rule; across rules frozen wins
+        if not any(r.must_change is not None for r in rules) or (tol_rule is not None and tol_rule.frozen):
             failures += _value_failures(row, path, tol_rule, atol, rtol, known)
     if a is not None and b is not None:
         moved = _loaded_elsewhere(ca, a, cb, b)
@@ -252,12 +282,24 @@ def _row(ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int,
             row["trainable_changed"] = a.trainable != b.trainable
         else:
             row["trainable_changed"] = False
-        if row["trainable_changed"] and qplan is not None and qplan.applies(a, b) and (
-                (a.path in qplan.dequant[0] and a.trainable is False) or (b.path in qplan.dequant[1] and b.trainable is False)):
+        if (
+            row["trainable_changed"]
+            and qplan is not None
+            and qplan.applies(a, b)
+            and (
+                (a.path in qplan.dequant[0] and a.trainable is False)
+                or (b.path in qplan.dequant[1] and b.trainable is False)
+            )
+        ):
             row["quant"] += " (quantized weights are not trainable, by design)"  # not a trainability change
         elif row["trainable_changed"] and not pol.allow_trainable_change:
-            failures.append(("trainability", f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
-                             "(--allow-trainable-change to accept)"))
+            failures.append(
+                (
+                    "trainability",
+                    f"trainability: {path} trainable {a.trainable} -> {b.trainable} "
+                    "(--allow-trainable-change to accept)",
+                )
+            )
         if rules:
             failures += _rule_failures(rules, row, path, known)
     row["failures"] = failures
@@ -278,8 +320,10 @@ def _loaded_elsewhere(ca: Checkpoint, a, cb: Checkpoint, b) -> str | None:
     la, lb = a.location.rpartition(":")[2], b.location.rpartition(":")[2]  # (a shard's name before ':')
     if la == lb:
         return None
-    return (f"is stored at {la} in a but at {lb} in b: Keras loads a weights file by group path, so "
-            "loading b where a is loaded puts these values into another layer")
+    return (
+        f"is stored at {la} in a but at {lb} in b: Keras loads a weights file by group path, so "
+        "loading b where a is loaded puts these values into another layer"
+    )
 
 
 def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elems, failures) -> None:
@@ -288,11 +332,17 @@ def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elem
     row["quant"] = quantdiff.describe(qplan, a, b)
     if not quantdiff.same_shape(qplan, a, b):
         row["status"] = "shape_changed"
-        failures.append(("structure", f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
-                         f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)"))
+        failures.append(
+            (
+                "structure",
+                f"structure: {path} float shape {list(quantdiff.float_shape(a, qplan, 0))} -> "
+                f"{list(quantdiff.float_shape(b, qplan, 1))} (dequantized)",
+            )
+        )
         return
-    st, sqnr = quantdiff.compare(ca, a, cb, b, qplan, atol=atol, rtol=rtol, equal_nan=equal_nan,
-                                 block_elems=block_elems)
+    st, sqnr = quantdiff.compare(
+        ca, a, cb, b, qplan, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems
+    )
     _fill_stats(row, st, quantdiff.float_shape(a, qplan, 0))
     row["sqnr_db"] = sqnr
     row["status"] = "identical" if st.identical else "close" if st.n_exceed == 0 else "changed"
@@ -307,8 +357,22 @@ def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
 #: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics
 #: are those of a PairStats with nothing accumulated.
 #: NaN and Inf counts are not taken (the bytes were compared, not the values): left empty.
-_IDENTICAL = dict(max_abs=0.0, mean_abs=0.0, rms=0.0, max_rel=0.0, rel_l2=0.0, rel_change=0.0, cosine=1.0,
-                  n_exceed=0, frac_exceed=0.0, nan_a=None, nan_b=None, inf_a=None, inf_b=None, argmax=None)
+_IDENTICAL = dict(
+    max_abs=0.0,
+    mean_abs=0.0,
+    rms=0.0,
+    max_rel=0.0,
+    rel_l2=0.0,
+    rel_change=0.0,
+    cosine=1.0,
+    n_exceed=0,
+    frac_exceed=0.0,
+    nan_a=None,
+    nan_b=None,
+    inf_a=None,
+    inf_b=None,
+    argmax=None,
+)
 
 
 def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:
@@ -361,8 +425,9 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
     return [int(i) for i in np.unravel_index(flat, shape)]
 
 
-def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rtol: float,
-                    known: dict | None) -> list[tuple[str, str]]:
+def _value_failures(
+    row: dict, path: str, tol_rule: Rule | None, atol: float, rtol: float, known: dict | None
+) -> list[tuple[str, str]]:
     """The failure of a pair's values against its tolerance (or ``frozen``), saying what is known:
     the figures, or, against a snapshot without values, what its hashes and statistics prove."""
     status = row["status"]
@@ -374,19 +439,45 @@ def _value_failures(row: dict, path: str, tol_rule: Rule | None, atol: float, rt
     if known is not None and row["n_exceed"] is None:
         lb = known["max_abs_at_least"]
         if frozen:
-            return [(rule, f"{who}: {path} changed (its sha256 differs from the snapshot's"
-                     + (f"; max_abs >= {_fmt(lb)}" if lb else "") + ")")]
+            return [
+                (
+                    rule,
+                    f"{who}: {path} changed (its sha256 differs from the snapshot's"
+                    + (f"; max_abs >= {_fmt(lb)}" if lb else "")
+                    + ")",
+                )
+            ]
         if known["over"]:
-            return [(rule, f"{who}: {path} changed, max_abs >= {_fmt(lb)} (from the snapshot's statistics), over "
-                     "tolerance; element counts need a snapshot with --values")]
+            return [
+                (
+                    rule,
+                    f"{who}: {path} changed, max_abs >= {_fmt(lb)} (from the snapshot's statistics), over "
+                    "tolerance; element counts need a snapshot with --values",
+                )
+            ]
         bound = f" (max_abs >= {_fmt(lb)})" if lb else ""
-        return [(rule, f"{who}: {path} differs from the snapshot (sha256); closeness unverifiable against a "
-                 f"snapshot without values{bound}; compare against the file or a snapshot with --values")]
+        return [
+            (
+                rule,
+                f"{who}: {path} differs from the snapshot (sha256); closeness unverifiable against a "
+                f"snapshot without values{bound}; compare against the file or a snapshot with --values",
+            )
+        ]
     if frozen:
-        return [(rule, f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}"
-                 + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else ""))]
-    return [(rule, f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of {row['params']} "
-             f"element(s) over tolerance")]
+        return [
+            (
+                rule,
+                f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}"
+                + (f", {row['n_exceed']} element(s)" if row["n_exceed"] else ""),
+            )
+        ]
+    return [
+        (
+            rule,
+            f"{who}: {path} changed, max_abs {_fmt(row['max_abs'])}, {row['n_exceed']} of {row['params']} "
+            f"element(s) over tolerance",
+        )
+    ]
 
 
 def _rule_failures(rules: list[Rule], row: dict, path: str, known: dict | None) -> list[tuple[str, str]]:
@@ -400,8 +491,13 @@ def _rule_failures(rules: list[Rule], row: dict, path: str, known: dict | None) 
             elif m is None:  # against a snapshot without values: only a bound is known
                 lb = known["max_abs_at_least"] if known is not None else 0.0
                 if not lb > r.must_change:
-                    out.append(("must_change", f"{r.label}: {path} changed{more} cannot be proven against a "
-                                f"snapshot without values (max_abs >= {_fmt(lb)} from its statistics)"))
+                    out.append(
+                        (
+                            "must_change",
+                            f"{r.label}: {path} changed{more} cannot be proven against a "
+                            f"snapshot without values (max_abs >= {_fmt(lb)} from its statistics)",
+                        )
+                    )
             elif m <= r.must_change:
                 out.append(("must_change", f"{r.label}: {path} did not change{more} (max_abs {_fmt(m)})"))
         if r.trainable is not None:

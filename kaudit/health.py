@@ -63,8 +63,11 @@ class AuditResult:
 
     def fails(self, finding: Finding) -> bool:
         """An ``error``; with ``strict`` a ``warning`` too; any finding of a ``fail_on`` check."""
-        return (finding.severity == "error" or (self.strict and finding.severity == "warning")
-                or finding.check in self.fail_on)
+        return (
+            finding.severity == "error"
+            or (self.strict and finding.severity == "warning")
+            or finding.check in self.fail_on
+        )
 
     @property
     def failing(self) -> list[Finding]:
@@ -114,8 +117,9 @@ def _zero_units(ckpt: Checkpoint, v: Variable) -> tuple[int, int]:
     return int(units - alive.sum()), units
 
 
-def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = (), policy=None,
-          strict: bool = False) -> AuditResult:
+def audit(
+    source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = (), policy=None, strict: bool = False
+) -> AuditResult:
     """Health checks of a checkpoint (path or Checkpoint). A finding fails the audit when it is an
     ``error``, a ``warning`` with ``strict``, or of a check listed in ``fail_on`` or in the policy's
     ``fail_on``. ``policy`` is resolved as for :func:`kaudit.diff` (``None``: discovered from the
@@ -130,11 +134,19 @@ def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = (), policy
         for v in mv:
             s = summarize(ckpt, v)
             if s.nan or s.inf:
-                findings.append(Finding("nan_inf", "error", v.path, f"{s.nan} NaN and {s.inf} Inf of {v.params:,} values"))
+                findings.append(
+                    Finding("nan_inf", "error", v.path, f"{s.nan} NaN and {s.inf} Inf of {v.params:,} values")
+                )
             if v.name == "moving_variance" and (s.min is not None and s.min <= 0):
                 n_bad = int(sum(int((b <= 0).sum()) for b in ckpt.iter_blocks(v)))
-                findings.append(Finding("bn_variance", "error", v.path,
-                                        f"{n_bad} of {v.params:,} moving variances <= 0 (min {s.min:.4g})"))
+                findings.append(
+                    Finding(
+                        "bn_variance",
+                        "error",
+                        v.path,
+                        f"{n_bad} of {v.params:,} moving variances <= 0 (min {s.min:.4g})",
+                    )
+                )
             peak = max(abs(s.min), abs(s.max)) if s.min is not None else 0.0
             if peak > max_abs and math.isfinite(peak):
                 findings.append(Finding("extreme", "warning", v.path, f"max |x| = {peak:.4g} > {max_abs:g}"))
@@ -149,19 +161,44 @@ def audit(source, *, max_abs: float = 1e4, fail_on: tuple[str, ...] = (), policy
         opt = ckpt.optimizer_variables
         if opt:
             n = sum(v.params for v in opt)
-            findings.append(Finding("optimizer_state", "info", None,
-                                    f"{len(opt)} optimizer/metric variables ({n:,} values) saved in the file"))
+            findings.append(
+                Finding(
+                    "optimizer_state",
+                    "info",
+                    None,
+                    f"{len(opt)} optimizer/metric variables ({n:,} values) saved in the file",
+                )
+            )
         unknown = [v for v in mv if v.trainable is None]
         if unknown:
-            findings.append(Finding("trainable_unknown", "info", None,
-                                    f"trainability unknown for {len(unknown)} of {len(mv)} variables"
-                                    + ("" if ckpt.has_config else " (no model config in the file)")))
+            findings.append(
+                Finding(
+                    "trainable_unknown",
+                    "info",
+                    None,
+                    f"trainability unknown for {len(unknown)} of {len(mv)} variables"
+                    + ("" if ckpt.has_config else " (no model config in the file)"),
+                )
+            )
         positional = [v for v in mv if not v.named]
         if positional:
-            findings.append(Finding("positional_names", "info", None,
-                                    f"{len(positional)} variables named by position (layer classes unknown to kaudit)"))
+            findings.append(
+                Finding(
+                    "positional_names",
+                    "info",
+                    None,
+                    f"{len(positional)} variables named by position (layer classes unknown to kaudit)",
+                )
+            )
         order = {s: i for i, s in enumerate(SEVERITIES)}
         findings.sort(key=lambda f: order[f.severity])
-        return AuditResult(ckpt.file, ckpt.format, len(mv), ckpt.totals.total, tuple(findings), fails, strict,
-                           {"description": pol.describe(audit=True), "source": pol.source,
-                            "fail_on": list(pol.fail_on)})
+        return AuditResult(
+            ckpt.file,
+            ckpt.format,
+            len(mv),
+            ckpt.totals.total,
+            tuple(findings),
+            fails,
+            strict,
+            {"description": pol.describe(audit=True), "source": pol.source, "fail_on": list(pol.fail_on)},
+        )

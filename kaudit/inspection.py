@@ -35,8 +35,16 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
                 if progress is not None:
                     progress(done, total, v.path)
         notes = ckpt.notes + tuple(adapters.delta_notes(ckpt)) if has_adapters(ckpt) else ckpt.notes
-        return InspectResult(ckpt.file, ckpt.format, ckpt.keras_version, ckpt.has_config, ckpt.totals,
-                             tuple(records), tuple(columns), notes)
+        return InspectResult(
+            ckpt.file,
+            ckpt.format,
+            ckpt.keras_version,
+            ckpt.has_config,
+            ckpt.totals,
+            tuple(records),
+            tuple(columns),
+            notes,
+        )
 
 
 def has_adapters(ckpt) -> bool:

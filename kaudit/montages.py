@@ -121,7 +121,8 @@ def layout_kind(shape: tuple[int, ...], *, grey: bool = False, depthwise: bool =
         return "dense"
     raise UsageError(
         f"a {nd}-D variable {tuple(shape)} cannot be drawn",
-        hint="montages draw 4-D conv kernels (Conv2D, depthwise), 3-D (Conv1D) and 2-D (Dense) kernels")
+        hint="montages draw 4-D conv kernels (Conv2D, depthwise), 3-D (Conv1D) and 2-D (Dense) kernels",
+    )
 
 
 def tiles_of(arr: np.ndarray, kind: str, bgr: bool = False) -> np.ndarray:
@@ -171,8 +172,7 @@ def limit_tiles(tiles: np.ndarray, side: int) -> tuple[np.ndarray, str | None]:
     if n == 1:
         if th <= side and tw <= side:
             return tiles, None
-        return tiles[:, :side, :side], (f"first {min(th, side)} of {th} rows and {min(tw, side)} of {tw} "
-                                         "columns shown")
+        return tiles[:, :side, :side], (f"first {min(th, side)} of {th} rows and {min(tw, side)} of {tw} columns shown")
     per = max(1, side // max(th, tw, 1))
     if math.ceil(math.sqrt(n)) <= per:
         return tiles, None
@@ -203,7 +203,8 @@ def fit_scale(height: int, width: int, scale: int, panels: int = 1) -> int:
     if px > MAX_PIXELS:
         raise UsageError(
             f"this kernel would need {width * panels} x {height} pixels even unscaled",
-            hint="pick a smaller layer with --layer")
+            hint="pick a smaller layer with --layer",
+        )
     while scale > 1 and px * scale * scale > MAX_PIXELS:
         scale -= 1
     return scale
@@ -253,8 +254,9 @@ def _tile_norms(d_tiles: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(n), n, np.inf)
 
 
-def pair_panels(ka, kb, *, bgr: bool = False, grey: bool = False, depthwise: bool = False,
-                sort_by_change: bool = False) -> PairPanels:
+def pair_panels(
+    ka, kb, *, bgr: bool = False, grey: bool = False, depthwise: bool = False, sort_by_change: bool = False
+) -> PairPanels:
     """A | B | B - A for two kernels of one shape, unscaled.
 
     A and B are scaled with ONE min-max range (over both), so equal values get equal pixels. The
@@ -294,8 +296,9 @@ def pair_panels(ka, kb, *, bgr: bool = False, grey: bool = False, depthwise: boo
     tb, _ = limit_tiles(tb, PANEL_SIDE)
     cd, _ = limit_tiles(cd, PANEL_SIDE)
     fill = tuple(EMPTY)
-    return PairPanels(_grid(ta, fill), _grid(tb, fill), _grid(cd, fill), float(lo), float(hi), dmax, kind,
-                      order, norms, note)
+    return PairPanels(
+        _grid(ta, fill), _grid(tb, fill), _grid(cd, fill), float(lo), float(hi), dmax, kind, order, norms, note
+    )
 
 
 def _font(size: int = 12):
@@ -308,7 +311,7 @@ def _font(size: int = 12):
 
 
 def _short(text: str, limit: int = 90) -> str:
-    return text if len(text) <= limit else "..." + text[-(limit - 3):]
+    return text if len(text) <= limit else "..." + text[-(limit - 3) :]
 
 
 def _num(x: float) -> str:
@@ -352,14 +355,31 @@ def compose(panels: PairPanels, scale: int, caption: list[str]) -> PILImage.Imag
             x += sep
     # a frame around the row, so an all-white (unchanged) difference panel still shows its extent
     draw.rectangle((margin - 2, top - 2, margin + row_w + 1, top + sh + 1), outline=SEPARATOR, width=1)
-    img.info["kaudit"] = {"panels": boxes, "scale": scale, "lo": panels.lo, "hi": panels.hi,
-                          "delta_max": panels.delta_max, "kind": panels.kind}
+    img.info["kaudit"] = {
+        "panels": boxes,
+        "scale": scale,
+        "lo": panels.lo,
+        "hi": panels.hi,
+        "delta_max": panels.delta_max,
+        "kind": panels.kind,
+    }
     return img
 
 
-def pair_image(ka, kb, *, name_a: str = "A", name_b: str = "B", path: str = "", path_b: str | None = None,
-               bgr: bool = False, grey: bool = False, depthwise: bool = False, scale: int = DEFAULT_SCALE,
-               sort_by_change: bool = False) -> PILImage.Image:
+def pair_image(
+    ka,
+    kb,
+    *,
+    name_a: str = "A",
+    name_b: str = "B",
+    path: str = "",
+    path_b: str | None = None,
+    bgr: bool = False,
+    grey: bool = False,
+    depthwise: bool = False,
+    scale: int = DEFAULT_SCALE,
+    sort_by_change: bool = False,
+) -> PILImage.Image:
     """The A | B | B - A image of two kernels, with its caption."""
     p = pair_panels(ka, kb, bgr=bgr, grey=grey, depthwise=depthwise, sort_by_change=sort_by_change)
     shape = "(" + ", ".join(str(d) for d in np.shape(ka)) + ")"
@@ -367,20 +387,37 @@ def pair_image(ka, kb, *, name_a: str = "A", name_b: str = "B", path: str = "", 
     caption = [
         _short(f"A: {name_a}"),
         _short(f"B: {name_b}"),
-        _short(f"{where}  {shape}  {p.kind} tiles" + ("  (BGR -> RGB)" if bgr and p.kind == "rgb" else "")
-               + ("  sorted by change" if sort_by_change else "") + (f"  ({p.note})" if p.note else "")),
+        _short(
+            f"{where}  {shape}  {p.kind} tiles"
+            + ("  (BGR -> RGB)" if bgr and p.kind == "rgb" else "")
+            + ("  sorted by change" if sort_by_change else "")
+            + (f"  ({p.note})" if p.note else "")
+        ),
         f"A, B: [{_num(p.lo)}, {_num(p.hi)}] -> 0..255 (one scale)    "
-        + (f"B - A: -{_num(p.delta_max)} blue .. 0 white .. +{_num(p.delta_max)} red" if p.delta_max > 0
-           else "B - A: all zero"),
+        + (
+            f"B - A: -{_num(p.delta_max)} blue .. 0 white .. +{_num(p.delta_max)} red"
+            if p.delta_max > 0
+            else "B - A: all zero"
+        ),
     ]
     img = compose(p, scale, caption)
-    img.info["kaudit"].update(path=path, path_b=path_b or path, file_a=name_a, file_b=name_b,
-                              order=[int(i) for i in p.order], note=p.note)
+    img.info["kaudit"].update(
+        path=path, path_b=path_b or path, file_a=name_a, file_b=name_b, order=[int(i) for i in p.order], note=p.note
+    )
     return img
 
 
-def single_image(kernel, *, name: str = "", path: str = "", bgr: bool = False, grey: bool = False,
-                 depthwise: bool = False, scale: int = DEFAULT_SCALE, gaps: bool = True) -> PILImage.Image:
+def single_image(
+    kernel,
+    *,
+    name: str = "",
+    path: str = "",
+    bgr: bool = False,
+    grey: bool = False,
+    depthwise: bool = False,
+    scale: int = DEFAULT_SCALE,
+    gaps: bool = True,
+) -> PILImage.Image:
     """One kernel drawn the tutorial's way, with a caption strip (file, variable, shape, layout,
     value range) as the pair montages have, a gap between tiles from scale GAP_FROM_SCALE on
     (empty grid slots then EMPTY, as in the pair montages; below it, or with ``gaps=False``, the
@@ -409,17 +446,23 @@ def single_image(kernel, *, name: str = "", path: str = "", bgr: bool = False, g
 
         big_tiles = np.repeat(np.repeat(tiles, s, axis=1), s, axis=2)
         fill = EMPTY if big_tiles.ndim == 4 else EMPTY[0]
-        body = skimage.util.montage(big_tiles, fill=fill, padding_width=gap,
-                                    channel_axis=-1 if big_tiles.ndim == 4 else None)
+        body = skimage.util.montage(
+            big_tiles, fill=fill, padding_width=gap, channel_axis=-1 if big_tiles.ndim == 4 else None
+        )
         body = body[gap:-gap, gap:-gap] if body.shape[0] > 2 * gap and body.shape[1] > 2 * gap else body
     else:
         body = upscale(plain, s)
     lo, hi = value_range(k)
     shape = "(" + ", ".join(str(d) for d in k.shape) + ")"
-    caption = [_short(f"{name}") if name else "",
-               _short(f"{path}  {shape}  {kind} tiles" + ("  (BGR -> RGB)" if bgr and kind == "rgb" else "")
-                      + (f"  ({note})" if note else "")),
-               f"[{_num(lo)}, {_num(hi)}] -> 0..255" + (f"    x{s}" if s > 1 else "")]
+    caption = [
+        _short(f"{name}") if name else "",
+        _short(
+            f"{path}  {shape}  {kind} tiles"
+            + ("  (BGR -> RGB)" if bgr and kind == "rgb" else "")
+            + (f"  ({note})" if note else "")
+        ),
+        f"[{_num(lo)}, {_num(hi)}] -> 0..255" + (f"    x{s}" if s > 1 else ""),
+    ]
     caption = [c for c in caption if c]
     mode = "RGB" if body.ndim == 3 else "L"
     font = _font(12)
@@ -428,15 +471,25 @@ def single_image(kernel, *, name: str = "", path: str = "", bgr: bool = False, g
     text_w = max((int(probe.textlength(line, font=font)) for line in caption), default=0)
     bh, bw = body.shape[:2]
     top = margin + line_h * len(caption) + 4
-    img = Image.new(mode, (max(bw, text_w) + 2 * margin, top + bh + margin),
-                    BACKGROUND if mode == "RGB" else BACKGROUND[0])
+    img = Image.new(
+        mode, (max(bw, text_w) + 2 * margin, top + bh + margin), BACKGROUND if mode == "RGB" else BACKGROUND[0]
+    )
     draw = ImageDraw.Draw(img)
     for i, line in enumerate(caption):
         draw.text((margin, margin + i * line_h), line, fill=TEXT if mode == "RGB" else TEXT[0], font=font)
     img.paste(Image.fromarray(body, mode), (margin, top))
-    img.info["kaudit"] = {"file_a": name, "path": path, "shape": list(k.shape), "scale": s, "gap": gap,
-                          "lo": float(lo), "hi": float(hi), "kind": kind, "note": note,
-                          "panels": [(margin, top, margin + bw, top + bh)]}
+    img.info["kaudit"] = {
+        "file_a": name,
+        "path": path,
+        "shape": list(k.shape),
+        "scale": s,
+        "gap": gap,
+        "lo": float(lo),
+        "hi": float(hi),
+        "kind": kind,
+        "note": note,
+        "panels": [(margin, top, margin + bw, top + bh)],
+    }
     return img
 
 
@@ -445,14 +498,14 @@ def single_image(kernel, *, name: str = "", path: str = "", bgr: bool = False, g
 
 def _has_values(ckpt: Checkpoint) -> None:
     if not getattr(ckpt.store, "has_values", True):
-        raise InputError("a kaudit snapshot holds no values to draw", path=ckpt.file,
-                         hint="draw the checkpoint file itself")
+        raise InputError(
+            "a kaudit snapshot holds no values to draw", path=ckpt.file, hint="draw the checkpoint file itself"
+        )
 
 
 def is_depthwise(v: Variable) -> bool:
     """Depthwise kernels (h, w, c_in, depth_multiplier) never mix channels: grey tiles."""
-    return v.name == "depthwise_kernel" or (
-        v.name == "kernel" and (v.layer_class or "").startswith("DepthwiseConv"))
+    return v.name == "depthwise_kernel" or (v.name == "kernel" and (v.layer_class or "").startswith("DepthwiseConv"))
 
 
 def _drawable(v: Variable) -> bool:
@@ -466,8 +519,10 @@ def _is_conv(v: Variable) -> bool:
 def _check(v: Variable, ckpt: Checkpoint) -> Variable:
     if not _drawable(v):
         raise UsageError(
-            f"{v.path} {tuple(v.shape)} cannot be drawn", path=ckpt.file,
-            hint="montages draw 4-D conv kernels (Conv2D, depthwise), 3-D (Conv1D) and 2-D (Dense) kernels")
+            f"{v.path} {tuple(v.shape)} cannot be drawn",
+            path=ckpt.file,
+            hint="montages draw 4-D conv kernels (Conv2D, depthwise), 3-D (Conv1D) and 2-D (Dense) kernels",
+        )
     return v
 
 
@@ -491,8 +546,11 @@ def resolve(ckpt: Checkpoint, layer: str | None = None) -> Variable:
         for v in mv:
             if _is_conv(v):
                 return v
-        raise UsageError("no conv kernel (4-D, or 3-D for Conv1D) in this file", path=ckpt.file,
-                         hint="name a variable with --layer, see `kaudit inspect`")
+        raise UsageError(
+            "no conv kernel (4-D, or 3-D for Conv1D) in this file",
+            path=ckpt.file,
+            hint="name a variable with --layer, see `kaudit inspect`",
+        )
     if layer in ckpt:
         return _check(ckpt.variable(layer), ckpt)
     hits: list[Variable] = []
@@ -510,13 +568,18 @@ def resolve(ckpt: Checkpoint, layer: str | None = None) -> Variable:
         names = sorted({v.layer for v in mv} | {v.path for v in mv})
         close = difflib.get_close_matches(layer, names, n=1, cutoff=0.6)
         raise VariableNotFoundError(
-            f"nothing matches --layer {layer!r}", path=ckpt.file,
-            hint=f"did you mean {close[0]!r}?" if close else "see `kaudit inspect` for the paths")
+            f"nothing matches --layer {layer!r}",
+            path=ckpt.file,
+            hint=f"did you mean {close[0]!r}?" if close else "see `kaudit inspect` for the paths",
+        )
     v = _pick(hits)
     if v is None:
         found = ", ".join(f"{h.path} {tuple(h.shape)}" for h in hits[:4]) + (", ..." if len(hits) > 4 else "")
-        raise UsageError(f"--layer {layer!r} matches no drawable kernel ({found})", path=ckpt.file,
-                         hint="montages draw 4-D conv, 3-D Conv1D and 2-D Dense kernels")
+        raise UsageError(
+            f"--layer {layer!r} matches no drawable kernel ({found})",
+            path=ckpt.file,
+            hint="montages draw 4-D conv, 3-D Conv1D and 2-D Dense kernels",
+        )
     return v
 
 
@@ -534,8 +597,7 @@ class _Pairing:
         if self._pairs is None:
             from .align import align
 
-            pairs, _ = align(list(self.ca.all_variables), list(self.cb.all_variables), ckpt_a=self.ca,
-                             ckpt_b=self.cb)
+            pairs, _ = align(list(self.ca.all_variables), list(self.cb.all_variables), ckpt_a=self.ca, ckpt_b=self.cb)
             self._pairs = {p.a.path: p.b for p in pairs if p.a is not None}
         return self._pairs.get(va.path)
 
@@ -550,21 +612,38 @@ def _resolve_pair(ca: Checkpoint, cb: Checkpoint, layer: str | None) -> tuple[Va
             vb = counterpart(va)
             if vb is not None and vb.shape == va.shape:
                 return va, vb
-        raise UsageError(f"no conv kernel of {ca.file} has a counterpart of the same shape in {cb.file}",
-                         hint="name one with --layer")
+        raise UsageError(
+            f"no conv kernel of {ca.file} has a counterpart of the same shape in {cb.file}",
+            hint="name one with --layer",
+        )
     va = resolve(ca, layer)
     vb = counterpart(va)
     if vb is None:
-        raise VariableNotFoundError(f"{va.path} has no counterpart in {cb.file}", path=ca.file,
-                                    hint="see `kaudit diff` for how the variables pair")
+        raise VariableNotFoundError(
+            f"{va.path} has no counterpart in {cb.file}",
+            path=ca.file,
+            hint="see `kaudit diff` for how the variables pair",
+        )
     if vb.shape != va.shape:
-        raise UsageError(f"{va.path} shape {tuple(va.shape)} in A but {tuple(vb.shape)} in B ({vb.path})",
-                         path=ca.file, hint="A | B | B - A needs equal shapes")
+        raise UsageError(
+            f"{va.path} shape {tuple(va.shape)} in A but {tuple(vb.shape)} in B ({vb.path})",
+            path=ca.file,
+            hint="A | B | B - A needs equal shapes",
+        )
     return va, vb
 
 
-def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: bool = False,
-            scale: int = DEFAULT_SCALE, sort_by_change: bool = False, gaps: bool = True) -> PILImage.Image:
+def montage(
+    a,
+    b=None,
+    *,
+    layer: str | None = None,
+    bgr: bool = False,
+    grey: bool = False,
+    scale: int = DEFAULT_SCALE,
+    sort_by_change: bool = False,
+    gaps: bool = True,
+) -> PILImage.Image:
     """Draw a kernel of checkpoint ``a`` (path or Checkpoint) the tutorial's way, or, with ``b``,
     A | B | B - A side by side with a caption. Returns a ``PIL.Image.Image`` (RGB, or L for grey
     single-file montages); ``image.info['kaudit']`` describes it (path, scale, ranges, panels).
@@ -580,16 +659,28 @@ def montage(a, b=None, *, layer: str | None = None, bgr: bool = False, grey: boo
             v = resolve(ca, layer)
             kernel = ca.read(v)
             file_a = ca.file
-        return single_image(kernel, name=file_a, path=v.path, bgr=bgr, grey=grey, depthwise=is_depthwise(v),
-                            scale=scale, gaps=gaps)
+        return single_image(
+            kernel, name=file_a, path=v.path, bgr=bgr, grey=grey, depthwise=is_depthwise(v), scale=scale, gaps=gaps
+        )
     with opened(a) as ca, opened(b) as cb:
         _has_values(ca)
         _has_values(cb)
         va, vb = _resolve_pair(ca, cb, layer)
         ka, kb = ca.read(va), cb.read(vb)
         name_a, name_b = ca.file, cb.file
-    return pair_image(ka, kb, name_a=name_a, name_b=name_b, path=va.path, path_b=vb.path, bgr=bgr, grey=grey,
-                      depthwise=is_depthwise(va), scale=scale, sort_by_change=sort_by_change)
+    return pair_image(
+        ka,
+        kb,
+        name_a=name_a,
+        name_b=name_b,
+        path=va.path,
+        path_b=vb.path,
+        bgr=bgr,
+        grey=grey,
+        depthwise=is_depthwise(va),
+        scale=scale,
+        sort_by_change=sort_by_change,
+    )
 
 
 def to_png(img: PILImage.Image) -> bytes:
@@ -629,8 +720,9 @@ def changed_kernels(result: DiffResult) -> list[tuple[str, str]]:
     return out
 
 
-def diff_pictures(result: DiffResult, ca: Checkpoint, cb: Checkpoint, limit: int | None = None,
-                  scale=None) -> tuple[tuple[Picture, ...], int]:
+def diff_pictures(
+    result: DiffResult, ca: Checkpoint, cb: Checkpoint, limit: int | None = None, scale=None
+) -> tuple[tuple[Picture, ...], int]:
     """(pictures, number of changed conv kernels): an A | B | B - A montage of each of the first
     ``limit`` (all when None) changed conv kernels of ``result``, drawn from the open checkpoints
     it was computed from. ``scale``: the upscaling, or a callable (panel height, width) -> scale
@@ -653,8 +745,9 @@ def diff_pictures(result: DiffResult, ca: Checkpoint, cb: Checkpoint, limit: int
             kind = layout_kind(va.shape, depthwise=is_depthwise(va))
             h, w = _grid(tiles_of(np.zeros(va.shape, np.uint8), kind)).shape[:2]
             s = scale(h, w)
-        img = pair_image(ka, kb, name_a=result.file_a, name_b=result.file_b, path=pa, path_b=pb,
-                         depthwise=is_depthwise(va), scale=s)
+        img = pair_image(
+            ka, kb, name_a=result.file_a, name_b=result.file_b, path=pa, path_b=pb, depthwise=is_depthwise(va), scale=s
+        )
         out.append(Picture(pa, pb, to_png(img), img.width, img.height))
     return tuple(out), total
 

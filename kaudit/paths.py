@@ -86,7 +86,7 @@ def _scan(component: str) -> tuple[list[str], bool]:
             while j < n and component[j] != "]":
                 j += 1
             if j < n:  # a whole set, kept for fnmatch
-                cur += component[i:j + 1]
+                cur += component[i : j + 1]
                 i = j + 1
                 continue
             unclosed = True

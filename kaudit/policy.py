@@ -38,8 +38,17 @@ from . import paths
 from .errors import PolicyError
 
 RULE_KEYS = {"path", "atol", "rtol", "frozen", "must_change", "trainable", "ignore", "name"}
-TOP_KEYS = {"atol", "rtol", "allow_added", "allow_removed", "allow_trainable_change", "nan_equal", "rename", "rules",
-            "fail_on"}
+TOP_KEYS = {
+    "atol",
+    "rtol",
+    "allow_added",
+    "allow_removed",
+    "allow_trainable_change",
+    "nan_equal",
+    "rename",
+    "rules",
+    "fail_on",
+}
 
 
 @dataclass(frozen=True)
@@ -112,15 +121,30 @@ class Policy:
             return self.atol, self.rtol, None
         if chosen.frozen:
             return 0.0, 0.0, chosen
-        return (chosen.atol if chosen.atol is not None else self.atol,
-                chosen.rtol if chosen.rtol is not None else self.rtol, chosen)
+        return (
+            chosen.atol if chosen.atol is not None else self.atol,
+            chosen.rtol if chosen.rtol is not None else self.rtol,
+            chosen,
+        )
 
     # -- building --------------------------------------------------------------------------
-    def with_options(self, *, atol=None, rtol=None, tol=(), ignore=(), allow_added=False, allow_removed=False,
-                     allow_trainable_change=False, equal_nan=None, rename=()) -> Policy:
+    def with_options(
+        self,
+        *,
+        atol=None,
+        rtol=None,
+        tol=(),
+        ignore=(),
+        allow_added=False,
+        allow_removed=False,
+        allow_trainable_change=False,
+        equal_nan=None,
+        rename=(),
+    ) -> Policy:
         """This policy with command-line options applied on top."""
         extra = tuple(parse_tol(t) for t in tol) + tuple(
-            Rule(pattern=_checked_glob(p, "--ignore"), ignore=True, source=OPTION_SOURCES[1]) for p in ignore)
+            Rule(pattern=_checked_glob(p, "--ignore"), ignore=True, source=OPTION_SOURCES[1]) for p in ignore
+        )
         return replace(
             self,
             atol=self.atol if atol is None else float(atol),
@@ -258,8 +282,10 @@ def resolve(policy=None, start: str | os.PathLike | None = None) -> Policy:
         return policy_from_mapping(dict(policy))
     if isinstance(policy, (str, os.PathLike)):
         return load_policy(policy)
-    raise PolicyError(f"policy must be a Policy, a mapping, a path to a TOML file, None (discover) or False (none), "
-                      f"not {type(policy).__name__}")
+    raise PolicyError(
+        f"policy must be a Policy, a mapping, a path to a TOML file, None (discover) or False (none), "
+        f"not {type(policy).__name__}"
+    )
 
 
 @contextlib.contextmanager
@@ -295,8 +321,9 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
         raise PolicyError("the kaudit policy must be a table", path=source)
     unknown = set(table) - TOP_KEYS
     if unknown:
-        raise PolicyError(f"unknown key(s) {sorted(unknown)}", path=source,
-                          hint=f"allowed: {', '.join(sorted(TOP_KEYS))}")
+        raise PolicyError(
+            f"unknown key(s) {sorted(unknown)}", path=source, hint=f"allowed: {', '.join(sorted(TOP_KEYS))}"
+        )
     kwargs: dict = {}
     for k in ("atol", "rtol"):
         if k in table:
@@ -312,14 +339,15 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
         kwargs["equal_nan"] = table["nan_equal"]
     rename = table.get("rename", {})
     if not isinstance(rename, dict) or not all(isinstance(v, str) for v in rename.values()):
-        raise PolicyError("rename must be a table of OLD = \"NEW\" strings", path=source)
+        raise PolicyError('rename must be a table of OLD = "NEW" strings', path=source)
     kwargs["rename"] = tuple(rename.items())
     fail_on = table.get("fail_on", [])
     from .schema import AUDIT_CHECKS as CHECKS
 
     if not isinstance(fail_on, list) or any(c not in CHECKS for c in fail_on):
-        raise PolicyError(f"fail_on must be a list of audit checks, got {fail_on!r}", path=source,
-                          hint=f"checks: {', '.join(CHECKS)}")
+        raise PolicyError(
+            f"fail_on must be a list of audit checks, got {fail_on!r}", path=source, hint=f"checks: {', '.join(CHECKS)}"
+        )
     kwargs["fail_on"] = tuple(fail_on)
     rules = []
     raw_rules = table.get("rules", [])
@@ -336,12 +364,14 @@ def _rule(r, i: int, source: str | None) -> Rule:
         raise PolicyError(f"{where} must be a table", path=source)
     unknown = set(r) - RULE_KEYS
     if unknown:
-        raise PolicyError(f"{where}: unknown key(s) {sorted(unknown)}", path=source,
-                          hint=f"allowed: {', '.join(sorted(RULE_KEYS))}")
+        raise PolicyError(
+            f"{where}: unknown key(s) {sorted(unknown)}", path=source, hint=f"allowed: {', '.join(sorted(RULE_KEYS))}"
+        )
     pattern = r.get("path")
     if not isinstance(pattern, str) or not pattern:
-        raise PolicyError(f"{where}: 'path' (a glob on variable paths) is required", path=source,
-                          hint='e.g. path = "backbone/**"')
+        raise PolicyError(
+            f"{where}: 'path' (a glob on variable paths) is required", path=source, hint='e.g. path = "backbone/**"'
+        )
     try:
         paths.validate_pattern(pattern)
     except ValueError as exc:

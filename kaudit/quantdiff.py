@@ -33,7 +33,8 @@ class Plan:
     """Per side (0 = a, 1 = b): weight path -> the auxiliary variables of its layer by role."""
 
     dequant: tuple[dict[str, dict[str, Variable]], dict[str, dict[str, Variable]]] = field(
-        default_factory=lambda: ({}, {}))
+        default_factory=lambda: ({}, {})
+    )
     notes: list[str] = field(default_factory=list)
 
     def applies(self, a: Variable | None, b: Variable | None) -> bool:
@@ -86,12 +87,16 @@ def prepare(va: list[Variable], vb: list[Variable], dequantize: bool) -> tuple[l
         n = len(plan.dequant[side])
         if n:
             modes = sorted({(wa, wb)[side][p].quant.mode for p in plan.dequant[side]})
-            plan.notes.append(f"{n} quantized weight(s) of {name} ({', '.join(modes)}) compared dequantized, as "
-                              "Keras computes them; their scales, zero points and group indices are part of that "
-                              "comparison")
+            plan.notes.append(
+                f"{n} quantized weight(s) of {name} ({', '.join(modes)}) compared dequantized, as "
+                "Keras computes them; their scales, zero points and group indices are part of that "
+                "comparison"
+            )
     if n_state:
-        plan.notes.append(f"{n_state} float8 layer(s) compared on their stored float kernels; their scales and amax "
-                          "histories (runtime state, no float counterpart) are not compared")
+        plan.notes.append(
+            f"{n_state} float8 layer(s) compared on their stored float kernels; their scales and amax "
+            "histories (runtime state, no float counterpart) are not compared"
+        )
     return out[0], out[1], plan
 
 
@@ -113,13 +118,24 @@ def same_shape(plan: Plan, a: Variable, b: Variable) -> bool:
     sa, sb = float_shape(a, plan, 0), float_shape(b, plan, 1)
     if sa == sb:
         return True
-    flat = any(v.path in plan.dequant[i] and v.quant.layout == "einsum" and v.quant.mode == "int4"
-               for i, v in ((0, a), (1, b)))
+    flat = any(
+        v.path in plan.dequant[i] and v.quant.layout == "einsum" and v.quant.mode == "int4" for i, v in ((0, a), (1, b))
+    )
     return flat and math.prod(sa) == math.prod(sb)
 
 
-def compare(ca: Checkpoint, a: Variable, cb: Checkpoint, b: Variable, plan: Plan, *, atol: float, rtol: float,
-            equal_nan: bool, block_elems: int = DEFAULT_BLOCK_ELEMS) -> tuple[PairStats, float | None]:
+def compare(
+    ca: Checkpoint,
+    a: Variable,
+    cb: Checkpoint,
+    b: Variable,
+    plan: Plan,
+    *,
+    atol: float,
+    rtol: float,
+    equal_nan: bool,
+    block_elems: int = DEFAULT_BLOCK_ELEMS,
+) -> tuple[PairStats, float | None]:
     """Stream the float values of ``a`` and ``b`` (dequantized where the plan says) and compare
     them. Returns the statistics and the signal-to-quantization-noise ratio in dB (the float
     side's energy over the difference's; a's when both are dequantized): inf when equal."""
@@ -196,7 +212,10 @@ def dequantized(ckpt: Checkpoint, path: str) -> np.ndarray:
     if v.quant is None or v.quant.role != "weight" or v.quant.mode == "float8":
         raise ValueError(f"{path} is not a quantized weight")
     plan = Plan()
-    plan.dequant[0][path] = {x.quant.role: x for x in ckpt.all_variables
-                             if x.layer == v.layer and x.quant is not None and x.quant.role != "weight"}
+    plan.dequant[0][path] = {
+        x.quant.role: x
+        for x in ckpt.all_variables
+        if x.layer == v.layer and x.quant is not None and x.quant.role != "weight"
+    }
     shape = tuple(v.quant.shape)
     return np.concatenate(list(_values(ckpt, v, plan, 0, max(1, math.prod(shape))))).reshape(shape)

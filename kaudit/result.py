@@ -13,7 +13,17 @@ from .schema import ANNOTATION_COLUMNS, DIFF_COLUMNS, INSPECT_STAT_COLUMNS, RULE
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DIFF_COLUMNS", "INSPECT_STAT_COLUMNS", "STATUSES", "DiffResult", "DiffRow", "InspectResult", "Picture", "ANNOTATION_COLUMNS", "RULES"]
+__all__ = [
+    "ANNOTATION_COLUMNS",
+    "DIFF_COLUMNS",
+    "INSPECT_STAT_COLUMNS",
+    "RULES",
+    "STATUSES",
+    "DiffResult",
+    "DiffRow",
+    "InspectResult",
+    "Picture",
+]
 
 #: One aligned pair: an immutable row with the ``DIFF_COLUMNS`` as attributes (built from the
 #: column list at run time, so a type checker sees any row).
@@ -97,7 +107,6 @@ class DiffResult:
 
     def _repr_html_(self) -> str:
         return self.render("html")
-
 
 
 @dataclass(frozen=True)

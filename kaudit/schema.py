@@ -80,10 +80,31 @@ ANNOTATION_COLUMNS = ("quant", "lora")
 SNAPSHOT_VERSION = 1
 
 #: Columns of ``TrendResult.table`` (one row per variable and checkpoint), docs/api.md.
-TREND_COLUMNS = ("step", "checkpoint", "file", "path", "layer", "norm", "rel_change_prev", "rel_change_first",
-                 "max_abs_prev", "max_abs_first", "status_prev", "status_first", "passed")
+TREND_COLUMNS = (
+    "step",
+    "checkpoint",
+    "file",
+    "path",
+    "layer",
+    "norm",
+    "rel_change_prev",
+    "rel_change_first",
+    "max_abs_prev",
+    "max_abs_first",
+    "status_prev",
+    "status_first",
+    "passed",
+)
 
 #: The checks of ``kaudit audit`` (docs/audit.md) and the severities of their findings.
-AUDIT_CHECKS = ("nan_inf", "bn_variance", "dead_units", "extreme", "mixed_dtypes", "optimizer_state",
-                "trainable_unknown", "positional_names")
+AUDIT_CHECKS = (
+    "nan_inf",
+    "bn_variance",
+    "dead_units",
+    "extreme",
+    "mixed_dtypes",
+    "optimizer_state",
+    "trainable_unknown",
+    "positional_names",
+)
 AUDIT_SEVERITIES = ("error", "warning", "info")

@@ -59,7 +59,7 @@ def _chunks(blocks) -> Iterator[np.ndarray]:
             yield x
         else:
             for start in range(0, x.size, CHUNK_ELEMS):
-                yield x[start:start + CHUNK_ELEMS]
+                yield x[start : start + CHUNK_ELEMS]
 
 
 def summarize(ckpt: Checkpoint, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Summary:
@@ -176,8 +176,9 @@ def _dot(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.einsum("i,i->", x, y))
 
 
-def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float,
-               equal_nan: bool) -> None:
+def accumulate(
+    st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float, equal_nan: bool
+) -> None:
     """Fold one pair of flat blocks (same length) into ``st``."""
     with np.errstate(all="ignore"):
         n = a.size
@@ -185,7 +186,7 @@ def accumulate(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: f
         # up to 32 bits, float64 holds every value and difference exactly: the float path is exact
         wide = ints and max(a.dtype.itemsize, b.dtype.itemsize) > 4
         for s in range(0, n, CHUNK_ELEMS) if n > CHUNK_ELEMS else (0,):
-            ca, cb = (a[s:s + CHUNK_ELEMS], b[s:s + CHUNK_ELEMS]) if n > CHUNK_ELEMS else (a, b)
+            ca, cb = (a[s : s + CHUNK_ELEMS], b[s : s + CHUNK_ELEMS]) if n > CHUNK_ELEMS else (a, b)
             if wide:
                 _accumulate_int(st, ca, cb, offset + s, atol, rtol)
                 continue
@@ -261,8 +262,7 @@ def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, at
     st.max_rel = max(st.max_rel, float(np.fmax.reduce(rel)))
 
 
-def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,
-                       rtol: float) -> bool:
+def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float, rtol: float) -> bool:
     """The common case, in few passes: every value finite (and no square overflows float64).
     Returns False, having changed nothing, when the chunk needs :func:`_accumulate_general`.
     Same definitions: for finite values a == b exactly when a - b == 0 (IEEE gradual underflow),
@@ -306,8 +306,9 @@ def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: 
     return True
 
 
-def _accumulate_general(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float,
-                        rtol: float, equal_nan: bool) -> None:
+def _accumulate_general(
+    st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float, rtol: float, equal_nan: bool
+) -> None:
     """Any values (NaN, inf, overflow): masks per element."""
     n = a64.size
     st.size += n
@@ -375,8 +376,17 @@ def _accumulate_general(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset:
                 st.sum_sq = math.inf
 
 
-def compare_pair(ca: Checkpoint, va: Variable, cb: Checkpoint, vb: Variable, *, atol: float, rtol: float,
-                 equal_nan: bool = True, block_elems: int = DEFAULT_BLOCK_ELEMS) -> PairStats:
+def compare_pair(
+    ca: Checkpoint,
+    va: Variable,
+    cb: Checkpoint,
+    vb: Variable,
+    *,
+    atol: float,
+    rtol: float,
+    equal_nan: bool = True,
+    block_elems: int = DEFAULT_BLOCK_ELEMS,
+) -> PairStats:
     """Stream two same-shape variables. Bit-identical pairs cost one comparison pass; with
     ``equal_nan=False``, identical bytes holding a NaN are compared element by element (NaN != NaN)."""
     same_dtype = va.dtype == vb.dtype

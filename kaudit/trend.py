@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 #: File names a run directory's checkpoints have (a TF checkpoint is named by its ``.index``).
 RUN_SUFFIXES = (".h5", ".hdf5", ".keras", ".weights.json", ".json", ".index")
 
+
 def natural_key(text: str) -> list:
     """Sort key reading digit runs as numbers: ``epoch.51`` before ``epoch.110``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
@@ -76,16 +77,22 @@ def run_members(sources: list[str], order: str = "natural") -> list[str]:
     elif order == "natural":
         out = sorted(out, key=lambda p: natural_key(os.path.basename(os.path.normpath(p))))
     if len(out) < 2:
-        raise UsageError(f"a trend needs at least two checkpoints, got {len(out)}",
-                         hint="give two or more files, a glob, or a directory of checkpoints")
+        raise UsageError(
+            f"a trend needs at least two checkpoints, got {len(out)}",
+            hint="give two or more files, a glob, or a directory of checkpoints",
+        )
     return out
 
 
 def _is_checkpoint_dir(path: str) -> bool:
     """A directory that is itself one checkpoint (SavedModel, TF checkpoint directory)."""
     names = set(os.listdir(path))
-    return ("saved_model.pb" in names or "checkpoint" in names or "variables" in names
-            or any(n.endswith(".index") for n in names))
+    return (
+        "saved_model.pb" in names
+        or "checkpoint" in names
+        or "variables" in names
+        or any(n.endswith(".index") for n in names)
+    )
 
 
 def labels_of(files: list[str]) -> list[str]:
@@ -96,12 +103,12 @@ def labels_of(files: list[str]) -> list[str]:
         names = [os.path.normpath(f) for f in files]
     prefix = os.path.commonprefix(names)
     prefix = re.sub(r"\d+$", "", prefix)
-    rev = [n[len(prefix):][::-1] for n in names]
+    rev = [n[len(prefix) :][::-1] for n in names]
     suffix = os.path.commonprefix(rev)[::-1]
     suffix = re.sub(r"^\d+", "", suffix)
     out = []
     for n in names:
-        core = n[len(prefix): len(n) - len(suffix)] if suffix else n[len(prefix):]
+        core = n[len(prefix) : len(n) - len(suffix)] if suffix else n[len(prefix) :]
         out.append(core.strip("._-") or n)
     return out if len(set(out)) == len(out) else names
 
@@ -171,18 +178,25 @@ class TrendResult:
                     continue
                 if i == 0 and p not in self.norms[0]:
                     continue
-                out.append({
-                    "step": i, "checkpoint": self.labels[i], "file": f, "path": p, "layer": layer_of(p) or p,
-                    "norm": self.norms[i].get(p),
-                    "rel_change_prev": None if rp is None else rp.rel_change,
-                    "rel_change_first": None if rf is None else rf.rel_change,
-                    "max_abs_prev": None if rp is None else rp.max_abs,
-                    "max_abs_first": None if rf is None else rf.max_abs,
-                    "status_prev": None if rp is None else rp.status,
-                    "status_first": None if rf is None else rf.status,
-                    "passed": None if i == 0 or not self.gated else bool((rp is None or rp.passed)
-                                                                        and (rf is None or rf.passed)),
-                })
+                out.append(
+                    {
+                        "step": i,
+                        "checkpoint": self.labels[i],
+                        "file": f,
+                        "path": p,
+                        "layer": layer_of(p) or p,
+                        "norm": self.norms[i].get(p),
+                        "rel_change_prev": None if rp is None else rp.rel_change,
+                        "rel_change_first": None if rf is None else rf.rel_change,
+                        "max_abs_prev": None if rp is None else rp.max_abs,
+                        "max_abs_first": None if rf is None else rf.max_abs,
+                        "status_prev": None if rp is None else rp.status,
+                        "status_first": None if rf is None else rf.status,
+                        "passed": None
+                        if i == 0 or not self.gated
+                        else bool((rp is None or rp.passed) and (rf is None or rf.passed)),
+                    }
+                )
         return out
 
     @property
@@ -236,10 +250,21 @@ def _key(r) -> str:
     return str(r.path_b) if r.path_b is not None else str(r.path)
 
 
-def trend(sources, *, order: str = "natural", policy: Policy | None = None, gate: bool | None = None,
-          atol: float | None = None, rtol: float | None = None, tol=(), ignore=(), optimizer: bool = False,
-          block_elems: int = DEFAULT_BLOCK_ELEMS, progress: Progress | None = None,
-          on_checkpoint: Callable[[int, str], None] | None = None) -> TrendResult:
+def trend(
+    sources,
+    *,
+    order: str = "natural",
+    policy: Policy | None = None,
+    gate: bool | None = None,
+    atol: float | None = None,
+    rtol: float | None = None,
+    tol=(),
+    ignore=(),
+    optimizer: bool = False,
+    block_elems: int = DEFAULT_BLOCK_ELEMS,
+    progress: Progress | None = None,
+    on_checkpoint: Callable[[int, str], None] | None = None,
+) -> TrendResult:
     """Compare every checkpoint of a run with the previous one and with the first.
 
     ``sources``: paths (or globs, or one directory) of the run's checkpoints, put in ``order``
@@ -253,8 +278,16 @@ def trend(sources, *, order: str = "natural", policy: Policy | None = None, gate
     files = run_members(list(sources) if not isinstance(sources, (str, os.PathLike)) else [sources], order)
     if gate is None:
         gate = (policy is not None and policy != Policy()) or atol is not None or rtol is not None or bool(tol)
-    options = dict(atol=atol, rtol=rtol, tol=tuple(tol), ignore=tuple(ignore), optimizer=optimizer,
-                   policy=policy, block_elems=block_elems, progress=progress)
+    options = dict(
+        atol=atol,
+        rtol=rtol,
+        tol=tuple(tol),
+        ignore=tuple(ignore),
+        optimizer=optimizer,
+        policy=policy,
+        block_elems=block_elems,
+        progress=progress,
+    )
     steps: list[DiffResult | None] = [None]
     from_first: list[DiffResult | None] = [None]
     norms: list[dict] = []
@@ -288,7 +321,16 @@ def trend(sources, *, order: str = "natural", policy: Policy | None = None, gate
             prev_stack.close()
     notes = []
     if not gate:
-        notes.append("no policy given: the trend measures, it does not gate (give a policy file or "
-                     "--atol/--rtol/--tol for exit codes 0/1)")
-    return TrendResult(files=tuple(files), labels=tuple(labels_of(files)), steps=tuple(steps),
-                       from_first=tuple(from_first), norms=tuple(norms), gated=gate, notes=tuple(notes))
+        notes.append(
+            "no policy given: the trend measures, it does not gate (give a policy file or "
+            "--atol/--rtol/--tol for exit codes 0/1)"
+        )
+    return TrendResult(
+        files=tuple(files),
+        labels=tuple(labels_of(files)),
+        steps=tuple(steps),
+        from_first=tuple(from_first),
+        norms=tuple(norms),
+        gated=gate,
+        notes=tuple(notes),
+    )

@@ -50,15 +50,17 @@ def load_truth(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """kaudit as a subprocess (python -m kaudit), text output."""
     e = dict(os.environ)
     e.setdefault("PYTHONPATH", str(ROOT))
     if env:
         e.update(env)
-    return subprocess.run([sys.executable, "-m", "kaudit", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=e, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kaudit", *args], capture_output=True, text=True, cwd=cwd or ROOT, env=e, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -91,9 +93,9 @@ def same_layout_copy(src: str, dst: str | os.PathLike, edit) -> str:
                 continue
             _fi, offset, dtype, shape = layout
             n = dtype.itemsize * int(np.prod(shape))
-            new = edit(v, bytes(data[offset:offset + n]))
+            new = edit(v, bytes(data[offset : offset + n]))
             assert len(new) == n
-            data[offset:offset + n] = new
+            data[offset : offset + n] = new
     Path(dst).write_bytes(bytes(data))
     return str(dst)
 
@@ -113,7 +115,7 @@ def message_offset(path: str, dataset: str, mtype: int) -> int:
         for kind, _flags, blk, body, _size in msgs:
             if kind == mtype:
                 start = obj.addr + 16  # the first block follows the 16-byte prefix (h5py writes one block)
-                assert data[start:start + len(blk)] == blk
+                assert data[start : start + len(blk)] == blk
                 return start + body
         raise AssertionError(f"no message of type {mtype} in {dataset}")
     finally:

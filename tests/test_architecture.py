@@ -18,8 +18,15 @@ from .conftest import ROOT
 PKG = ROOT / "kaudit"
 
 #: Modules that import nothing of kaudit but each other (the vocabulary everybody shares).
-LEAVES = {"kaudit.errors", "kaudit.paths", "kaudit.schema", "kaudit.progress", "kaudit._version", "kaudit.views",
-          "kaudit._io"}
+LEAVES = {
+    "kaudit.errors",
+    "kaudit.paths",
+    "kaudit.schema",
+    "kaudit.progress",
+    "kaudit._version",
+    "kaudit.views",
+    "kaudit._io",
+}
 #: The front door and the command line sit above everything.
 FRONT = {"kaudit", "kaudit.__main__", "kaudit.cli", "kaudit.testing", "kaudit._watchdog"}
 
@@ -132,8 +139,12 @@ def test_no_import_circle_inside_kaudit():
 
 def test_imports_run_down_the_layers():
     graph = imports(modules())
-    upward = sorted(f"{m} ({layer(m)}) imports {t} ({layer(t)})" for m, ts in graph.items() for t in ts
-                    if RANKS[layer(t)] > RANKS[layer(m)])
+    upward = sorted(
+        f"{m} ({layer(m)}) imports {t} ({layer(t)})"
+        for m, ts in graph.items()
+        for t in ts
+        if RANKS[layer(t)] > RANKS[layer(m)]
+    )
     assert upward == []
 
 
@@ -141,6 +152,5 @@ def test_reports_never_touch_files():
     """Renderers take results: no reader, no storage, no file-reading core module below them."""
     graph = imports(modules())
     readers_of_files = {m for m in graph if layer(m) in ("storage", "readers")} | {"kaudit.montages"}
-    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if layer(m) == "report" for t in ts
-                 if t in readers_of_files)
+    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if layer(m) == "report" for t in ts if t in readers_of_files)
     assert bad == []

@@ -97,8 +97,9 @@ def _bad_inputs(tmp_path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "text", "empty", "hdf5-not-keras", "truncated",
-                                  "keras-zip-missing-weights"])
+@pytest.mark.parametrize(
+    "case", ["missing", "directory", "text", "empty", "hdf5-not-keras", "truncated", "keras-zip-missing-weights"]
+)
 @pytest.mark.parametrize("command", ["inspect", "diff"])
 def test_bad_input_exit_2_one_line(cli, tmp_path, case, command):
     path, words = _bad_inputs(tmp_path)[case]
@@ -118,18 +119,21 @@ def test_bad_input_subprocess_no_traceback(tmp_path):
         one_line_error(r.stderr)
 
 
-@pytest.mark.parametrize("args,words", [
-    (["diff", TUT], "the following arguments are required"),
-    (["diff", TUT, K3, "--atol", "-1"], "--atol"),
-    (["diff", TUT, K3, "--atol", "abc"], "not a number"),
-    (["diff", TUT, K3, "--tol", "nonsense"], "PATTERN=ATOL"),
-    (["diff", TUT, K3, "--tol", "x=abc"], "must be a number"),
-    (["diff", TUT, K3, "--rename", "nonsense"], "OLD=NEW"),
-    (["diff", TUT, K3, "--format", "yaml"], "invalid choice"),
-    (["diff", TUT, K3, "-q", "--format", "json"], "quiet"),
-    (["frobnicate"], "invalid choice"),
-    (["inspect", TUT, "-o", "/nonexistent-dir/x.txt"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["diff", TUT], "the following arguments are required"),
+        (["diff", TUT, K3, "--atol", "-1"], "--atol"),
+        (["diff", TUT, K3, "--atol", "abc"], "not a number"),
+        (["diff", TUT, K3, "--tol", "nonsense"], "PATTERN=ATOL"),
+        (["diff", TUT, K3, "--tol", "x=abc"], "must be a number"),
+        (["diff", TUT, K3, "--rename", "nonsense"], "OLD=NEW"),
+        (["diff", TUT, K3, "--format", "yaml"], "invalid choice"),
+        (["diff", TUT, K3, "-q", "--format", "json"], "quiet"),
+        (["frobnicate"], "invalid choice"),
+        (["inspect", TUT, "-o", "/nonexistent-dir/x.txt"], "does not exist"),
+    ],
+)
 def test_usage_errors_exit_2(cli, args, words):
     code, out, err = cli(*args)
     assert code == 2
@@ -155,11 +159,34 @@ def test_json_report_schema(cli, tmp_path):
     assert code == 1 and stdout == ""
     doc = json.loads(out.read_text())
     assert doc["passed"] is False
-    assert set(doc["summary"]) >= {"identical", "close", "changed", "shape_changed", "dtype_changed", "only_in_a",
-                                   "only_in_b"}
+    assert set(doc["summary"]) >= {
+        "identical",
+        "close",
+        "changed",
+        "shape_changed",
+        "dtype_changed",
+        "only_in_a",
+        "only_in_b",
+    }
     v = doc["variables"][0]
-    for key in ("path", "path_b", "status", "matched_by", "shape_a", "shape_b", "dtype_a", "dtype_b", "trainable_a",
-                "trainable_b", "trainable_changed", "max_abs", "mean_abs", "rel_l2", "cosine", "n_exceed"):
+    for key in (
+        "path",
+        "path_b",
+        "status",
+        "matched_by",
+        "shape_a",
+        "shape_b",
+        "dtype_a",
+        "dtype_b",
+        "trainable_a",
+        "trainable_b",
+        "trainable_changed",
+        "max_abs",
+        "mean_abs",
+        "rel_l2",
+        "cosine",
+        "n_exceed",
+    ):
         assert key in v
     assert isinstance(v["shape_a"], list) and isinstance(v["trainable_a"], bool)
     assert {x["status"] for x in doc["variables"]} == {"identical", "changed"}
@@ -176,8 +203,13 @@ def test_inspect_formats(cli, tmp_path):
     assert doc["totals"] == {"total": 1025, "trainable": 1023, "non_trainable": 2}
     assert [v["path"] for v in doc["variables"]][:2] == ["L0_conv2d/kernel", "L0_conv2d/bias"]
     v = doc["variables"][7]
-    assert (v["path"], v["shape"], v["dtype"], v["trainable"], v["params"]) == ("L4_bn/moving_mean", [1], "float32",
-                                                                                False, 1)
+    assert (v["path"], v["shape"], v["dtype"], v["trainable"], v["params"]) == (
+        "L4_bn/moving_mean",
+        [1],
+        "float32",
+        False,
+        1,
+    )
     code, out, _ = cli("inspect", fixture("tutorial/k2_weights.h5"), "--format", "json")
     assert json.loads(out)["variables"][0]["trainable"] is None
     code, out, _ = cli("inspect", TUT, "--format", "csv")
@@ -237,10 +269,12 @@ def test_version(capsys):
 
 
 def test_help_imports_nothing_heavy():
-    code = ("import sys, kaudit.cli\n"
-            "try:\n    kaudit.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('pandas', 'h5py', 'tensorflow', 'skimage', 'PIL', 'keras') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys, kaudit.cli\n"
+        "try:\n    kaudit.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('pandas', 'h5py', 'tensorflow', 'skimage', 'PIL', 'keras') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
 
@@ -261,8 +295,22 @@ def test_cli_diff_options_map_to_library_parameters():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["diff"]
     dests = {a.dest for a in sub._actions} - {"help", "a", "b"}
-    cli_only = {"config", "no_config", "format", "output", "all", "quiet", "junit", "summary", "montage_dir",
-                "progress", "sort", "top", "wide", "plot"}
+    cli_only = {
+        "config",
+        "no_config",
+        "format",
+        "output",
+        "all",
+        "quiet",
+        "junit",
+        "summary",
+        "montage_dir",
+        "progress",
+        "sort",
+        "top",
+        "wide",
+        "plot",
+    }
     renamed = {"nan_unequal": "equal_nan", "no_structural": "structural"}
     for d in dests - cli_only:
         assert renamed.get(d, d) in params, f"--{d} has no library parameter"
@@ -272,8 +320,13 @@ def test_cli_diff_options_map_to_library_parameters():
 
 
 def test_python_dash_m(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "kaudit", "--version"], capture_output=True, text=True, cwd=tmp_path,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-m", "kaudit", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0 and r.stdout.startswith("kaudit ")
 
 
@@ -299,7 +352,7 @@ def test_progress_line_only_when_enabled_and_large(capsys):
     p.close()
     err = capsys.readouterr().err
     assert "kaudit diff:  25.0% dense/kernel" in err and err.endswith("\r")
-    asked = Progress("kaudit diff", enabled=True, min_bytes=1000)   # --progress: small jobs too
+    asked = Progress("kaudit diff", enabled=True, min_bytes=1000)  # --progress: small jobs too
     asked(5, 20, "x")
     asked.close("compared 1 pairs")
     assert capsys.readouterr().err.endswith("kaudit diff: compared 1 pairs\n")

@@ -50,17 +50,31 @@ def built(tmp_path_factory):
     script = out / "build.py"
     script.write_text(BUILD)
     for flavour in ("k3", "k2"):
-        r = subprocess.run([sys.executable, str(script), flavour, str(out)], capture_output=True, text=True,
-                           env=dict(os.environ, TF_USE_LEGACY_KERAS="0"), timeout=300)
+        r = subprocess.run(
+            [sys.executable, str(script), flavour, str(out)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_USE_LEGACY_KERAS="0"),
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
     return out
 
 
 EXPECTED = [
-    "my_lstm/kernel", "my_lstm/recurrent_kernel", "my_lstm/bias",
-    "mha/query/kernel", "mha/query/bias", "mha/key/kernel", "mha/key/bias", "mha/value/kernel", "mha/value/bias",
-    "mha/attention_output/kernel", "mha/attention_output/bias",
-    "td/kernel", "td/bias",
+    "my_lstm/kernel",
+    "my_lstm/recurrent_kernel",
+    "my_lstm/bias",
+    "mha/query/kernel",
+    "mha/query/bias",
+    "mha/key/kernel",
+    "mha/key/bias",
+    "mha/value/kernel",
+    "mha/value/bias",
+    "mha/attention_output/kernel",
+    "mha/attention_output/bias",
+    "td/kernel",
+    "td/bias",
 ]
 
 
@@ -69,9 +83,15 @@ def test_complex_paths(built, name):
     with kaudit.load(built / name) as c:
         paths = [v.path for v in c.weights]
         assert paths[: len(EXPECTED)] == EXPECTED
-        bi = paths[len(EXPECTED):]
-        assert bi == ["bi/forward_gru/kernel", "bi/forward_gru/recurrent_kernel", "bi/forward_gru/bias",
-                      "bi/backward_gru/kernel", "bi/backward_gru/recurrent_kernel", "bi/backward_gru/bias"]
+        bi = paths[len(EXPECTED) :]
+        assert bi == [
+            "bi/forward_gru/kernel",
+            "bi/forward_gru/recurrent_kernel",
+            "bi/forward_gru/bias",
+            "bi/backward_gru/kernel",
+            "bi/backward_gru/recurrent_kernel",
+            "bi/backward_gru/bias",
+        ]
         assert all(v.trainable is True for v in c.weights)
         assert not any("position" in n for n in c.notes), c.notes
 

@@ -33,9 +33,17 @@ def row(result, path):
 # -- same weights, any format ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("other", ["tutorial/k3.keras", "tutorial/k3.weights.h5", "tutorial/k3_legacy.h5",
-                                   "tutorial/k2_weights.h5", "tutorial/k3_sharded.weights.json",
-                                   "tutorial/k2_full.h5"])
+@pytest.mark.parametrize(
+    "other",
+    [
+        "tutorial/k3.keras",
+        "tutorial/k3.weights.h5",
+        "tutorial/k3_legacy.h5",
+        "tutorial/k2_weights.h5",
+        "tutorial/k3_sharded.weights.json",
+        "tutorial/k2_full.h5",
+    ],
+)
 def test_same_weights_every_format_pass(other):
     res = kaudit.diff(fixture(TUT), fixture(other))
     assert res.passed and res.exit_code == 0
@@ -60,9 +68,14 @@ def test_byte_different_files_with_identical_weights(tmp_path):
 # -- fine-tuning regression ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("before,after", [("finetune/before_k2.h5", "finetune/after_k2.h5"),
-                                          ("finetune/before.keras", "finetune/after.keras"),
-                                          ("finetune/before_k2.h5", "finetune/after.keras")])
+@pytest.mark.parametrize(
+    "before,after",
+    [
+        ("finetune/before_k2.h5", "finetune/after_k2.h5"),
+        ("finetune/before.keras", "finetune/after.keras"),
+        ("finetune/before_k2.h5", "finetune/after.keras"),
+    ],
+)
 def test_frozen_backbone_only_head_changed(before, after):
     res = kaudit.diff(fixture(before), fixture(after))
     t = res.table
@@ -80,11 +93,11 @@ def test_frozen_backbone_only_head_changed(before, after):
             d = np.abs(a - b)
             assert r.max_abs == pytest.approx(d.max(), rel=1e-12)
             assert r.mean_abs == pytest.approx(d.mean(), rel=1e-12)
-            assert r.rms == pytest.approx(np.sqrt((d ** 2).mean()), rel=1e-12)
+            assert r.rms == pytest.approx(np.sqrt((d**2).mean()), rel=1e-12)
             assert r.rel_l2 == pytest.approx(np.linalg.norm(a - b) / np.linalg.norm(a), rel=1e-9)
             assert r.cosine == pytest.approx(a.ravel() @ b.ravel() / np.linalg.norm(a) / np.linalg.norm(b), rel=1e-9)
             assert r.n_exceed == int((d > 0).sum())
-            assert tuple(r['argmax']) == np.unravel_index(np.argmax(d), a.shape)
+            assert tuple(r["argmax"]) == np.unravel_index(np.argmax(d), a.shape)
 
 
 def test_tolerance_semantics_are_numpys_isclose(tmp_path):
@@ -133,14 +146,19 @@ def test_renamed_layers_matched_by_structure():
 
 def test_rename_rule_pins_pairs():
     a, b = fixture("renamed/renamed_a.h5"), fixture("renamed/renamed_b.h5")
-    rules = [("conv2d", "conv2d_3"), ("dense", "dense_3"), ("dense_1", "dense_4"),
-             ("batch_normalization", "batch_normalization_3")]
+    rules = [
+        ("conv2d", "conv2d_3"),
+        ("dense", "dense_3"),
+        ("dense_1", "dense_4"),
+        ("batch_normalization", "batch_normalization_3"),
+    ]
     res = kaudit.diff(a, b, rename=rules, structural=False)
     assert res.passed and set(res.table["matched_by"]) == {"rule"}
 
 
 def test_inserted_layer_does_not_shift_the_rest(tmp_path):
     """b = a with one extra layer in the middle: only that layer is only_in_b."""
+
     def add_layer(f):
         g = f["model_weights"]
         names = list(g.attrs["layer_names"])
@@ -150,6 +168,7 @@ def test_inserted_layer_does_not_shift_the_rest(tmp_path):
         new.create_dataset("extra_dense/bias:0", data=np.zeros(10, np.float32))
         names.insert(3, "extra_dense")
         g.attrs["layer_names"] = np.array([str(n).encode() for n in names], dtype="S")
+
     b = mutated(tmp_path, "renamed/renamed_b.h5", "inserted.h5", add_layer)
     res = kaudit.diff(fixture("renamed/renamed_a.h5"), b)
     assert res.summary["only_in_b"] == 2 and res.summary["identical"] == 9
@@ -165,6 +184,7 @@ def test_shape_change(tmp_path):
     def edit(f):
         del f["model_weights/L3_dense/L3_dense/bias:0"]
         f["model_weights/L3_dense/L3_dense"].create_dataset("bias:0", data=np.zeros(2, np.float32))
+
     res = kaudit.diff(fixture(TUT), mutated(tmp_path, TUT, "s.h5", edit))
     r = row(res, "L3_dense/bias")
     assert r.status == "shape_changed" and list(r.shape_b) == [2] and not res.passed
@@ -177,6 +197,7 @@ def test_dtype_change_compares_upcast_values(tmp_path):
         v = ds[()]
         del f["model_weights/L2_dense/L2_dense/kernel:0"]
         f["model_weights/L2_dense/L2_dense"].create_dataset("kernel:0", data=v.astype(np.float64))
+
     res = kaudit.diff(fixture(TUT), mutated(tmp_path, TUT, "d.h5", edit))
     r = row(res, "L2_dense/kernel")
     assert r.status == "dtype_changed" and (r.dtype_a, r.dtype_b) == ("float32", "float64")
@@ -188,7 +209,9 @@ def test_nan_negative_zero_and_inf(tmp_path):
     def put(values):
         def edit(f):
             f["model_weights/L2_dense/L2_dense/kernel:0"][0, :4] = values
+
         return edit
+
     a = mutated(tmp_path, TUT, "a.h5", put([np.nan, 0.0, np.inf, 1.0]))
     same_nan = mutated(tmp_path, TUT, "b.h5", put([np.nan, -0.0, np.inf, 1.0]))
     res = kaudit.diff(a, same_nan)
@@ -200,7 +223,7 @@ def test_nan_negative_zero_and_inf(tmp_path):
     assert row(res, "L2_dense/kernel").status == "changed" and not res.passed
     one_sided = mutated(tmp_path, TUT, "c.h5", put([1.0, 0.0, np.inf, 1.0]))
     r = row(kaudit.diff(a, one_sided), "L2_dense/kernel")
-    assert r.status == "changed" and r.n_exceed == 1 and r.max_abs == np.inf and list(r['argmax']) == [0, 0]
+    assert r.status == "changed" and r.n_exceed == 1 and r.max_abs == np.inf and list(r["argmax"]) == [0, 0]
 
 
 def test_trainability_flip(tmp_path):
@@ -212,6 +235,7 @@ def test_trainability_flip(tmp_path):
             if layer["config"].get("name") == "L3_dense":
                 layer["config"]["trainable"] = False
         f.attrs["model_config"] = json.dumps(cfg)
+
     b = mutated(tmp_path, TUT, "t.h5", edit)
     res = kaudit.diff(fixture(TUT), b)
     t = res.table
@@ -224,7 +248,10 @@ def test_trainability_flip(tmp_path):
 def test_removed_layer(tmp_path):
     def edit(f):
         g = f["model_weights"]
-        g.attrs["layer_names"] = np.array([str(n).encode() for n in g.attrs["layer_names"] if str(n) != "L4_bn"], dtype="S")
+        g.attrs["layer_names"] = np.array(
+            [str(n).encode() for n in g.attrs["layer_names"] if str(n) != "L4_bn"], dtype="S"
+        )
+
     b = mutated(tmp_path, TUT, "r.h5", edit)
     res = kaudit.diff(fixture(TUT), b)
     assert res.summary["only_in_a"] == 4 and not res.passed
@@ -242,8 +269,9 @@ def test_optimizer_left_out_unless_asked():
 # -- properties ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [TUT, "nested/k3.keras", "finetune/after_k2.h5", "dtypes/k3_legacy.h5",
-                                  "tutorial/k3_sharded.weights.json"])
+@pytest.mark.parametrize(
+    "path", [TUT, "nested/k3.keras", "finetune/after_k2.h5", "dtypes/k3_legacy.h5", "tutorial/k3_sharded.weights.json"]
+)
 def test_self_diff_all_identical(path):
     res = kaudit.diff(fixture(path), fixture(path), optimizer=True)
     assert res.passed and set(res.table["status"]) == {"identical"}
@@ -252,8 +280,11 @@ def test_self_diff_all_identical(path):
 def test_swap_sides(tmp_path):
     def edit(f):
         g = f["model_weights"]
-        g.attrs["layer_names"] = np.array([str(n).encode() for n in g.attrs["layer_names"] if str(n) != "L4_bn"], dtype="S")
+        g.attrs["layer_names"] = np.array(
+            [str(n).encode() for n in g.attrs["layer_names"] if str(n) != "L4_bn"], dtype="S"
+        )
         f["model_weights/L2_dense/L2_dense/kernel:0"][0, 0] += 1.0
+
     b = mutated(tmp_path, TUT, "x.h5", edit)
     ab, ba = kaudit.diff(fixture(TUT), b), kaudit.diff(b, fixture(TUT))
     assert ab.summary["only_in_a"] == ba.summary["only_in_b"] == 4
@@ -291,16 +322,38 @@ def _numpy_oracle(pa, pb, pairs):
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("a,b,n,structural", [
-    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.00-0.47.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.02-0.52.hdf5", 80, False),
-    ("mlperf_tiny/model_ToyCar.v2020-11-30.hdf5", "mlperf_tiny/model_ToyCar.v2021-02-19-HEAD.hdf5", 56, False),
-    ("mlperf_tiny/person_detection_vww_96.v2020-09-17.h5", "mlperf_tiny/person_detection_vww_96.v2020-11-11.h5", 137, False),
-    ("mlperf_tiny/str_ww_model.v2024-06-06.h5", "mlperf_tiny/str_ww_model.v2024-06-24.h5", 26, False),
-    ("mlperf_tiny/trainedResnet_20201214_1120.h5", "mlperf_tiny/trainedResnet_20201216_945.h5", 48, True),
-    ("mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
-     "mlperf_tiny/trainedResnet.v2025-01-07-keras3.7.h5", 48, False),
-    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5", "oarriaga/oarriaga_mini_XCEPTION_KDEF.hdf5", 80, False),
-])
+@pytest.mark.parametrize(
+    "a,b,n,structural",
+    [
+        (
+            "oarriaga/oarriaga_fer2013_mini_XCEPTION.00-0.47.hdf5",
+            "oarriaga/oarriaga_fer2013_mini_XCEPTION.02-0.52.hdf5",
+            80,
+            False,
+        ),
+        ("mlperf_tiny/model_ToyCar.v2020-11-30.hdf5", "mlperf_tiny/model_ToyCar.v2021-02-19-HEAD.hdf5", 56, False),
+        (
+            "mlperf_tiny/person_detection_vww_96.v2020-09-17.h5",
+            "mlperf_tiny/person_detection_vww_96.v2020-11-11.h5",
+            137,
+            False,
+        ),
+        ("mlperf_tiny/str_ww_model.v2024-06-06.h5", "mlperf_tiny/str_ww_model.v2024-06-24.h5", 26, False),
+        ("mlperf_tiny/trainedResnet_20201214_1120.h5", "mlperf_tiny/trainedResnet_20201216_945.h5", 48, True),
+        (
+            "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
+            "mlperf_tiny/trainedResnet.v2025-01-07-keras3.7.h5",
+            48,
+            False,
+        ),
+        (
+            "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5",
+            "oarriaga/oarriaga_mini_XCEPTION_KDEF.hdf5",
+            80,
+            False,
+        ),
+    ],
+)
 def test_real_pairs_every_value_changes(a, b, n, structural):
     pa, pb = real(a), real(b)
     res = kaudit.diff(pa, pb)
@@ -314,8 +367,10 @@ def test_real_pairs_every_value_changes(a, b, n, structural):
 
 @pytest.mark.real
 def test_real_pair_shapes_change_by_path():
-    res = kaudit.diff(real("oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5"),
-                      real("oarriaga/oarriaga_fer2013_mini_XCEPTION.119-0.65.hdf5"))
+    res = kaudit.diff(
+        real("oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5"),
+        real("oarriaga/oarriaga_fer2013_mini_XCEPTION.119-0.65.hdf5"),
+    )
     assert res.summary["shape_changed"] == 6 and res.summary["changed"] == 74
     assert set(res.table["matched_by"]) == {"path"}  # Keras paths shared: no mispairing by position
 
@@ -324,7 +379,9 @@ def test_real_pair_shapes_change_by_path():
 def test_real_pair_partly_identical():
     res = kaudit.diff(real("hls4ml/example-prjs_conv1d_1layer.vA.h5"), real("hls4ml/example-prjs_conv1d_1layer.vB.h5"))
     assert dict(zip(res.table["path"], res.table["status"], strict=True)) == {
-        "conv1d/kernel": "changed", "conv1d/bias": "identical"}
+        "conv1d/kernel": "changed",
+        "conv1d/bias": "identical",
+    }
 
 
 @pytest.mark.real
@@ -347,30 +404,57 @@ def test_real_pair_dense_vs_pruned_zero_fraction():
 
 
 REAL_PAIRS = [  # ../shared/real-models/README.md, "Related pairs", with its counts (identical, changed, shape_changed)
-    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.02-0.52.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5", (0, 80, 0)),
-    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5", (0, 80, 0)),
-    ("oarriaga/oarriaga_fer2013_mini_XCEPTION.00-0.47.hdf5", "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5", (0, 80, 0)),
+    (
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.02-0.52.hdf5",
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5",
+        (0, 80, 0),
+    ),
+    (
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.51-0.63.hdf5",
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5",
+        (0, 80, 0),
+    ),
+    (
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.00-0.47.hdf5",
+        "oarriaga/oarriaga_fer2013_mini_XCEPTION.110-0.65.hdf5",
+        (0, 80, 0),
+    ),
     ("oarriaga/oarriaga_mini_XCEPTION_KDEF.hdf5", "oarriaga/oarriaga_tiny_XCEPTION_KDEF.hdf5", (0, 1, 79)),
-    ("mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
-     "mlperf_tiny/pretrainedResnet.v2026-04-27.h5", (0, 1, 47)),
-    ("mlperf_tiny/trainedResnet_20201216_945.h5",
-     "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5", (0, 48, 0)),
-    ("mlperf_tiny/trainedResnet_20201214_1120.h5",
-     "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5", (0, 48, 0)),
+    (
+        "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
+        "mlperf_tiny/pretrainedResnet.v2026-04-27.h5",
+        (0, 1, 47),
+    ),
+    (
+        "mlperf_tiny/trainedResnet_20201216_945.h5",
+        "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
+        (0, 48, 0),
+    ),
+    (
+        "mlperf_tiny/trainedResnet_20201214_1120.h5",
+        "mlperf_tiny/pretrainedResnet.HEAD_same_bytes_as_trainedResnet_20201218_1119.h5",
+        (0, 48, 0),
+    ),
     ("mlperf_tiny/trainedResnet_20201216_945.h5", "mlperf_tiny/trainedResnet.v2025-01-07-keras3.7.h5", (0, 48, 0)),
     ("mlperf_tiny/str_ww_model.v2024-06-24.h5", "mlperf_tiny/str_ww_model.v2024-07-29.h5", (0, 26, 0)),
     ("mlperf_tiny/str_ww_model.v2024-07-29.h5", "mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", (0, 26, 0)),
     ("mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", "mlperf_tiny/str_ww_model_ref.v2024-11-27.h5", (0, 26, 0)),
     ("mlperf_tiny/str_ww_model_ref.v2024-11-27.h5", "mlperf_tiny/str_ww_ref_model.v2025-05-19-HEAD.h5", (0, 26, 0)),
     ("mlperf_tiny/str_ww_ref_model.v2024-08-05.h5", "mlperf_tiny/str_ww_ref_model.v2025-05-19-HEAD.h5", (0, 26, 0)),
-    ("hls4ml/experiments_dense_streaming_keras_model.keras", "hls4ml/experiments_mlp_streaming_keras_model.keras", (2, 2, 0)),
+    (
+        "hls4ml/experiments_dense_streaming_keras_model.keras",
+        "hls4ml/experiments_mlp_streaming_keras_model.keras",
+        (2, 2, 0),
+    ),
     ("hls4ml/example-prjs_fashion_qkeras_FashionMNIST.h5", "hls4ml/example-prjs_fashion_FashionMNIST.h5", (1, 6, 0)),
     ("hls4ml/model_def_KERAS_check_best_model_weights.h5", "hls4ml/model_10P_pruned_model_weights.h5", (0, 6, 0)),
 ]
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("a,b,counts", REAL_PAIRS, ids=[f"{a.split('/')[-1]}~{b.split('/')[-1]}" for a, b, _ in REAL_PAIRS])
+@pytest.mark.parametrize(
+    "a,b,counts", REAL_PAIRS, ids=[f"{a.split('/')[-1]}~{b.split('/')[-1]}" for a, b, _ in REAL_PAIRS]
+)
 def test_real_pairs_against_numpy(a, b, counts):
     """Every status and max_abs agrees with a straight numpy computation over the same tensors
     (read with h5py), and the counts with the corpus README."""
@@ -415,7 +499,7 @@ def test_big_endian_values_are_compared_as_values(tmp_path, monkeypatch, parser)
     with h5py.File(src) as f:
         kernel = f[ds][()]
         start, n = f[ds].id.get_offset(), kernel.nbytes
-    data[start:start + n] = kernel.astype(">f4").tobytes()
+    data[start : start + n] = kernel.astype(">f4").tobytes()
     same_values = tmp_path / "same_values_other_order.h5"
     same_values.write_bytes(bytes(data))
 

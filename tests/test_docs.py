@@ -42,7 +42,7 @@ def generated() -> str:
 
 def test_cli_reference_matches_help():
     text = CLI_DOC.read_text()
-    current = text[text.index(BEGIN): text.index(END) + len(END)]
+    current = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert current == generated(), "docs/cli.md is stale: run python -m tests.test_docs"
 
 

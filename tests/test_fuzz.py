@@ -41,12 +41,34 @@ MEM_LIMIT = 2 << 30
 #: heaps, free-space managers; the superblock and the zip records (hit less: most changes there
 #: only make the file unopenable). Global heaps ("GCOL") are left out on purpose: HDF5 loops
 #: forever on most changes to them (a known limit, kept as corpus cases), which teaches nothing.
-STRUCTURES = (b"OHDR", b"OCHK", b"TREE", b"HEAP", b"SNOD", b"FRHP", b"FHDB", b"FHIB", b"BTHD", b"BTLF", b"BTIN",
-              b"FSHD", b"FSSE")
+STRUCTURES = (
+    b"OHDR",
+    b"OCHK",
+    b"TREE",
+    b"HEAP",
+    b"SNOD",
+    b"FRHP",
+    b"FHDB",
+    b"FHIB",
+    b"BTHD",
+    b"BTLF",
+    b"BTIN",
+    b"FSHD",
+    b"FSSE",
+)
 ENVELOPE = (b"\x89HDF", b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06")
 
-INTERESTING = (b"\x00", b"\xff", b"\x00" * 8, b"\xff" * 8, b"\x7f\xff\xff\xff\xff\xff\xff\xff", b"\x00\x00\x00\x80",
-               b"\xff\xff\xff\x7f", b"\x01\x00\x00\x00", b"\x00\x10\x00\x00\x00\x00\x00\x00")
+INTERESTING = (
+    b"\x00",
+    b"\xff",
+    b"\x00" * 8,
+    b"\xff" * 8,
+    b"\x7f\xff\xff\xff\xff\xff\xff\xff",
+    b"\x00\x00\x00\x80",
+    b"\xff\xff\xff\x7f",
+    b"\x01\x00\x00\x00",
+    b"\x00\x10\x00\x00\x00\x00\x00\x00",
+)
 
 
 def find_all(data: bytes, signatures) -> list[int]:
@@ -140,8 +162,15 @@ class Worker:
         self.err = open(self.errlog, "wb")  # noqa: SIM115
         env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(self.workdir))
         env.pop("KAUDIT_NO_DIRECT_READ", None)
-        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.err, env=env, preexec_fn=limits, cwd=self.workdir)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            env=env,
+            preexec_fn=limits,
+            cwd=self.workdir,
+        )
         ready, _, _ = select.select([self.proc.stdout], [], [], 300)  # imports: not part of any example
         if not ready or self.proc.stdout.readline() != b"ready\n":
             raise RuntimeError(f"the fuzz worker did not start: {self.errlog.read_text(errors='replace')[-2000:]}")
@@ -174,8 +203,13 @@ class Worker:
         dump = self.errlog.read_text(errors="replace")
         frames = [ln.strip() for ln in dump.splitlines() if ln.strip().startswith("File ")]
         innermost = frames[0] if frames else ""
-        return {"outcome": outcome, "returncode": p.returncode, "innermost": innermost, "dump": dump[-3000:],
-                "in_hdf5": "/h5py/" in innermost}
+        return {
+            "outcome": outcome,
+            "returncode": p.returncode,
+            "innermost": innermost,
+            "dump": dump[-3000:],
+            "in_hdf5": "/h5py/" in innermost,
+        }
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -210,8 +244,14 @@ def test_mutated_files_only_raise_kaudit_errors(fmt, worker, tmp_path):
     mutated = tmp_path / f"mutated{suffix}"
     library_defects: list[tuple] = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(mutations=mutation_lists(data))
     def check(mutations):
         mutated.write_bytes(C.apply_mutations(data, mutations))
@@ -228,8 +268,11 @@ def test_mutated_files_only_raise_kaudit_errors(fmt, worker, tmp_path):
             check = example(mutations=mutations)(check)
     check()
     if library_defects:
-        warnings.warn(f"{fmt}: {len(library_defects)} mutated file(s) hung or crashed inside the HDF5 library "
-                      f"(known limit, docs/security.md): {library_defects[:3]}", stacklevel=1)
+        warnings.warn(
+            f"{fmt}: {len(library_defects)} mutated file(s) hung or crashed inside the HDF5 library "
+            f"(known limit, docs/security.md): {library_defects[:3]}",
+            stacklevel=1,
+        )
 
 
 def test_mutations_are_applied_as_documented():

@@ -91,8 +91,11 @@ def test_must_change_catches_untouched_head():
     res = kaudit.diff(BEFORE, AFTER, policy=thresh)
     failed = {f.split(": ")[1].split(" ")[0] for f in res.failures}
     with kaudit.load(BEFORE) as a, kaudit.load(AFTER) as b:
-        expect = {p for p in ("head_dense/kernel", "head_dense/bias", "head_out/kernel", "head_out/bias")
-                  if np.abs(a[p].astype(float) - b[p]).max() <= 0.04}
+        expect = {
+            p
+            for p in ("head_dense/kernel", "head_dense/bias", "head_out/kernel", "head_out/bias")
+            if np.abs(a[p].astype(float) - b[p]).max() <= 0.04
+        }
     assert failed == expect
 
 
@@ -101,8 +104,11 @@ def test_trainable_rule():
     res = kaudit.diff(BEFORE, AFTER, policy=pol, atol=1)
     assert not res.passed and all("trainable=false in b" in f for f in res.failures)
     pol = policy_from_mapping({"rules": [{"path": "head_*/**", "trainable": True}]})
-    res = kaudit.diff(fixture("tutorial/k2_full.h5"), fixture("tutorial/k2_weights.h5"),
-                      policy=policy_from_mapping({"rules": [{"path": "**", "trainable": True}]}))
+    res = kaudit.diff(
+        fixture("tutorial/k2_full.h5"),
+        fixture("tutorial/k2_weights.h5"),
+        policy=policy_from_mapping({"rules": [{"path": "**", "trainable": True}]}),
+    )
     assert not res.passed and all("unknown" in f for f in res.failures)
 
 
@@ -122,18 +128,21 @@ def test_command_line_overrides_file_defaults(tmp_path, cli):
     assert cli("diff", BEFORE, AFTER, "--config", str(cfg), "--atol", "0")[0] == 1
 
 
-@pytest.mark.parametrize("text,words", [
-    ("atoll = 1\n", "unknown key(s) ['atoll']"),
-    ("atol = -1\n", "atol must be a finite number >= 0"),
-    ("atol = 'big'\n", "atol must be a number"),
-    ("[[rules]]\nfrozen = true\n", "'path' (a glob on variable paths) is required"),
-    ("[[rules]]\npath = 'a/[b'\nfrozen = true\n", "bad glob"),
-    ("[[rules]]\npath = 'a'\nfrozn = true\n", "unknown key(s) ['frozn']"),
-    ("[[rules]]\npath = 'a'\nfrozen = 'yes'\n", "frozen must be true or false"),
-    ("[[rules]]\npath = 'a'\nfrozen = true\nmust_change = true\n", "cannot be both frozen and must_change"),
-    ("fail_on = ['nonsense']\n", "fail_on must be a list of audit checks"),
-    ("this is not toml\n", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("atoll = 1\n", "unknown key(s) ['atoll']"),
+        ("atol = -1\n", "atol must be a finite number >= 0"),
+        ("atol = 'big'\n", "atol must be a number"),
+        ("[[rules]]\nfrozen = true\n", "'path' (a glob on variable paths) is required"),
+        ("[[rules]]\npath = 'a/[b'\nfrozen = true\n", "bad glob"),
+        ("[[rules]]\npath = 'a'\nfrozn = true\n", "unknown key(s) ['frozn']"),
+        ("[[rules]]\npath = 'a'\nfrozen = 'yes'\n", "frozen must be true or false"),
+        ("[[rules]]\npath = 'a'\nfrozen = true\nmust_change = true\n", "cannot be both frozen and must_change"),
+        ("fail_on = ['nonsense']\n", "fail_on must be a list of audit checks"),
+        ("this is not toml\n", "is not valid TOML"),
+    ],
+)
 def test_bad_policy_files_exit_2(tmp_path, cli, text, words):
     cfg = write(tmp_path, "kaudit.toml", text)
     with pytest.raises(PolicyError, match="kaudit.toml"):
@@ -207,8 +216,12 @@ def test_junit_xml(tmp_path, cli):
     failed = [c for c in cases if c.find("failure") is not None]
     assert int(suite.get("tests")) == len(cases) == 16
     assert int(suite.get("failures")) == len(failed) == 4
-    assert {c.get("name") for c in failed} == {"head_dense/kernel", "head_dense/bias", "head_out/kernel",
-                                               "head_out/bias"}
+    assert {c.get("name") for c in failed} == {
+        "head_dense/kernel",
+        "head_dense/bias",
+        "head_out/kernel",
+        "head_out/bias",
+    }
     assert "max_abs=" in failed[0].find("failure").text
 
 
@@ -244,10 +257,13 @@ def test_audit_clean_file_passes(cli):
 def test_audit_findings(tmp_path, cli):
     def nan(f):
         f["model_weights/L2_dense/L2_dense/kernel:0"][0, 0] = np.nan
+
     def dead(f):
         f["model_weights/L2_dense/L2_dense/kernel:0"][:, 3] = 0
+
     def badvar(f):
         f["model_weights/L4_bn/L4_bn/moving_variance:0"][0] = -1.0
+
     code, out, _ = cli("audit", _with(tmp_path, "nan.h5", nan), "--format", "json")
     doc = json.loads(out)
     assert code == 1 and [f["check"] for f in doc["findings"] if f["severity"] == "error"] == ["nan_inf"]

@@ -84,7 +84,7 @@ def _load(path, monkeypatch, fast: bool):
         monkeypatch.setenv("KAUDIT_H5_PARSER", "h5py")
     try:
         return readers.load(str(path)), None
-    except Exception as exc:  # noqa: BLE001 - compared with the other path's
+    except Exception as exc:
         return None, exc
 
 
@@ -105,8 +105,9 @@ def _assert_parity(path, monkeypatch, all_values: bool) -> bool | None:
     ref, ref_exc = _load(path, monkeypatch, fast=False)
     try:
         if fast_exc is not None or ref_exc is not None:
-            assert fast_exc is not None and ref_exc is not None, \
+            assert fast_exc is not None and ref_exc is not None, (
                 f"only one path failed: fast path {fast_exc!r}, h5py path {ref_exc!r}"
+            )
             assert (type(fast_exc), str(fast_exc)) == (type(ref_exc), str(ref_exc))
             return None
         assert not any(isinstance(f, P.Group) for f in ref.store.files), "KAUDIT_H5_PARSER=h5py was ignored"
@@ -127,8 +128,11 @@ def _same_value(got, want) -> bool:
     if type(got) is not type(want):
         return False
     if isinstance(want, np.ndarray):
-        return got.dtype == want.dtype and got.shape == want.shape and \
-            np.array_equal(got, want, equal_nan=want.dtype.kind in "fc")
+        return (
+            got.dtype == want.dtype
+            and got.shape == want.shape
+            and np.array_equal(got, want, equal_nan=want.dtype.kind in "fc")
+        )
     if isinstance(want, list):
         return len(got) == len(want) and all(_same_value(g, w) for g, w in zip(got, want, strict=True))
     return got == want
@@ -532,8 +536,9 @@ def test_construct_is_left_to_h5py(construct, tmp_path, monkeypatch):
         _parse_all(path)
     # same variables, notes and values as h5py's path (which the fast path fell back to), or the
     # same error
-    assert _assert_parity(path, monkeypatch, all_values=True) in (False, None), \
+    assert _assert_parity(path, monkeypatch, all_values=True) in (False, None), (
         "the fast path kept a file it does not support"
+    )
 
 
 def test_dataset_of_a_committed_datatype_is_unsupported(tmp_path):
@@ -619,8 +624,14 @@ def test_damaged_bytes_raise_only_unsupported(tmp_path):
     damaged = tmp_path / "damaged.h5"
     old = signal.signal(signal.SIGALRM, _on_alarm)
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None, print_blob=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(edits=st.lists(st.tuples(offset, byte), min_size=1, max_size=8))
     def check(edits):
         buf = bytearray(data)
@@ -693,13 +704,13 @@ def test_damaged_dataspace(case, tmp_path, monkeypatch):
 
 def _snod_entries(data: bytes, snod: int) -> list[int]:
     """Offsets of the entries of the symbol table node at ``snod`` (40 bytes each)."""
-    assert data[snod:snod + 4] == b"SNOD"
+    assert data[snod : snod + 4] == b"SNOD"
     return [snod + 8 + 40 * k for k in range(struct.unpack_from("<H", data, snod + 6)[0])]
 
 
 def _tree_children(data: bytes, node: int) -> list[int]:
     """Offsets of the child pointers of the group B-tree node at ``node``."""
-    assert data[node:node + 4] == b"TREE"
+    assert data[node : node + 4] == b"TREE"
     return [node + 24 + 8 + 16 * k for k in range(struct.unpack_from("<H", data, node + 6)[0])]
 
 
@@ -736,7 +747,7 @@ def _snod_twice(data: bytearray, addrs: dict) -> None:
     while data[leaf + 5] > 0:
         leaf = struct.unpack_from("<Q", data, _tree_children(data, leaf)[0])[0]
     first, second = _tree_children(data, leaf)[:2]
-    data[second:second + 8] = data[first:first + 8]
+    data[second : second + 8] = data[first : first + 8]
 
 
 def _btree_fanout(data: bytearray, addrs: dict) -> None:

@@ -104,8 +104,15 @@ def _can_drop_caps() -> bool:
         return False
 
 
-def spawn(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = TIMEOUT,
-          unprivileged: bool = False, mem_limit: int | None = MEM_LIMIT) -> Run:
+def spawn(
+    args: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+    unprivileged: bool = False,
+    mem_limit: int | None = MEM_LIMIT,
+) -> Run:
     """``python -m kaudit ARGS`` with an address-space limit; returns exit code, output and the
     child's own peak RSS (from wait4)."""
 
@@ -120,11 +127,19 @@ def spawn(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, time
     e["PYTHONPATH"] = str(ROOT)
     e.update(env or {})
     t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-m", "kaudit", *args], cwd=cwd, env=e, preexec_fn=limits,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kaudit", *args],
+        cwd=cwd,
+        env=e,
+        preexec_fn=limits,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     chunks: dict[str, bytes] = {}
-    readers = [threading.Thread(target=lambda k=k, s=s: chunks.__setitem__(k, s.read()))
-               for k, s in (("out", p.stdout), ("err", p.stderr))]
+    readers = [
+        threading.Thread(target=lambda k=k, s=s: chunks.__setitem__(k, s.read()))
+        for k, s in (("out", p.stdout), ("err", p.stderr))
+    ]
     for t in readers:
         t.start()
     done = threading.Event()
@@ -145,9 +160,14 @@ def spawn(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, time
     p.returncode = os.waitstatus_to_exitcode(status)
     p.stdout.close()
     p.stderr.close()
-    return Run(None if killed else p.returncode, chunks.get("out", b"").decode("utf-8", "replace"),
-               chunks.get("err", b"").decode("utf-8", "replace"), time.monotonic() - t0, usage.ru_maxrss,
-               bool(killed))
+    return Run(
+        None if killed else p.returncode,
+        chunks.get("out", b"").decode("utf-8", "replace"),
+        chunks.get("err", b"").decode("utf-8", "replace"),
+        time.monotonic() - t0,
+        usage.ru_maxrss,
+        bool(killed),
+    )
 
 
 def _workdirs(base: Path) -> tuple[Path, Path, Path]:
@@ -173,8 +193,16 @@ def run_case(c: C.Case, command: str, base: Path, unprivileged: bool = False) ->
     if command == "inspect":
         args = ["inspect", str(target), "--format", "json", "-o", str(out_file)]
     else:
-        args = ["diff", str(c.base or fixture("tutorial/k2_full.h5")), str(target), "--format", "json",
-                "-o", str(out_file), "--no-config"]
+        args = [
+            "diff",
+            str(c.base or fixture("tutorial/k2_full.h5")),
+            str(target),
+            "--format",
+            "json",
+            "-o",
+            str(out_file),
+            "--no-config",
+        ]
     run = spawn(args, cwd=work, env={"TMPDIR": str(tmp), C.MARKER_ENV: str(marker)}, unprivileged=unprivileged)
     return run, work, tmp, marker
 
@@ -282,10 +310,26 @@ def test_corpus_covers_the_issue():
     groups = {c.group for c in CASES}
     assert len(CASES) >= 30
     assert {"special", "truncated", "structure", "links", "dtypes", "zip", "sharded", "sizes", "code"} <= groups
-    for word in ("external_link", "external_storage", "virtual_dataset", "soft_link_cycle", "hard_link_cycle",
-                 "zip_bomb", "zip_entry_dotdot", "declared_1e12", "sharded_shard_dotdot", "sharded_shard_absolute",
-                 "model_config_deeply_nested", "model_config_110MB", "layer_names_absent_group",
-                 "weight_names_absent_dataset", "fifo", "unreadable", "lambda_tf_keras", "lambda_keras3"):
+    for word in (
+        "external_link",
+        "external_storage",
+        "virtual_dataset",
+        "soft_link_cycle",
+        "hard_link_cycle",
+        "zip_bomb",
+        "zip_entry_dotdot",
+        "declared_1e12",
+        "sharded_shard_dotdot",
+        "sharded_shard_absolute",
+        "model_config_deeply_nested",
+        "model_config_110MB",
+        "layer_names_absent_group",
+        "weight_names_absent_dataset",
+        "fifo",
+        "unreadable",
+        "lambda_tf_keras",
+        "lambda_keras3",
+    ):
         assert any(word in c.name for c in CASES), word
     for label in ("legacy_h5", "keras", "weights_h5", "sharded"):
         assert sum(c.name.startswith(f"truncated_{label}") for c in CASES) >= 2, label
@@ -351,8 +395,13 @@ def test_lambda_never_deserialised(name, tmp_path):
     out = tmp_path / "vars.json"
     marker = tmp_path / "ran"
     e = dict(os.environ, PYTHONPATH=str(ROOT), **{C.MARKER_ENV: str(marker)})
-    r = subprocess.run([sys.executable, "-c", _AUDIT_CHILD, str(c.path), str(out), code.hex(), C.PAYLOAD_FILENAME],
-                       capture_output=True, text=True, env=e, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", _AUDIT_CHILD, str(c.path), str(out), code.hex(), C.PAYLOAD_FILENAME],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res == {"code": 0, "watched": {"payload": 0, "pickle": 0}, "heavy": []}
@@ -370,18 +419,24 @@ def test_lambda_payload_is_live(tmp_path):
     pytest.importorskip("keras")
     scripts = {
         "lambda_tf_keras.h5": "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import sys, numpy, tf_keras; "
-                              "m = tf_keras.models.load_model(sys.argv[1], compile=False); m(numpy.zeros((1, 4)))",
+        "m = tf_keras.models.load_model(sys.argv[1], compile=False); m(numpy.zeros((1, 4)))",
         "lambda_keras3.keras": "import os; os.environ['KERAS_BACKEND']='tensorflow'; "
-                               "os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import sys, numpy, keras; "
-                               "m = keras.saving.load_model(sys.argv[1], compile=False, safe_mode=False); "
-                               "m(numpy.zeros((1, 4)))",
+        "os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import sys, numpy, keras; "
+        "m = keras.saving.load_model(sys.argv[1], compile=False, safe_mode=False); "
+        "m(numpy.zeros((1, 4)))",
     }
     procs = {}
     for fname, script in scripts.items():
         marker = tmp_path / f"{fname}.ran"
-        procs[fname] = (marker, subprocess.Popen([sys.executable, "-c", script, str(C.DATA / fname)],
-                                                  env=dict(os.environ, **{C.MARKER_ENV: str(marker)}),
-                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        procs[fname] = (
+            marker,
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(C.DATA / fname)],
+                env=dict(os.environ, **{C.MARKER_ENV: str(marker)}),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ),
+        )
     for fname, (marker, p) in procs.items():
         _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode(errors="replace")[-2000:]
@@ -414,8 +469,12 @@ def test_known_hdf5_hang_is_stopped_by_the_watchdog(name, tmp_path):
     the file, nothing left behind. (kaudit's own metadata parser reads this file without HDF5, see
     the next test; the h5py path is forced here, as for any file that parser hands to h5py.)"""
     path = str(BY_NAME[name].path)
-    run = spawn(["inspect", path, "-o", str(tmp_path / "out.json"), "--format", "json"], cwd=tmp_path,
-                env={"KAUDIT_STALL_TIMEOUT": "3", "KAUDIT_H5_PARSER": "h5py"}, timeout=30)
+    run = spawn(
+        ["inspect", path, "-o", str(tmp_path / "out.json"), "--format", "json"],
+        cwd=tmp_path,
+        env={"KAUDIT_STALL_TIMEOUT": "3", "KAUDIT_H5_PARSER": "h5py"},
+        timeout=30,
+    )
     assert not run.timed_out and run.rc == 2
     lines = [ln for ln in run.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("kaudit: error: ") and path in lines[0]
@@ -449,7 +508,7 @@ def _big_legacy_pair(d: Path, n: int = 50_000_000) -> tuple[Path, Path]:
             ds = g.create_dataset("dense/kernel:0", shape=(n // 1000, 1000), dtype="<f4")
             block = (np.sin(np.arange(5_000_000, dtype=np.float64)) + delta).astype("<f4").reshape(5000, 1000)
             for i in range(0, n // 1000, 5000):
-                ds[i:i + 5000] = block
+                ds[i : i + 5000] = block
         paths.append(p)
     return paths[0], paths[1]
 
@@ -479,8 +538,14 @@ def _opened(pid: int, name: str) -> bool:
 
 def _interrupt(args: list[str], cwd: Path, env: dict, ready, signals: int = 1) -> tuple[subprocess.Popen, str, bool]:
     e = dict(os.environ, PYTHONPATH=str(ROOT), **env)
-    p = subprocess.Popen([sys.executable, "-m", "kaudit", *args], cwd=cwd, env=e, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kaudit", *args],
+        cwd=cwd,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not ready(p.pid) and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -501,8 +566,13 @@ def test_ctrl_c_during_diff(tmp_path, signals):
     work, tmp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     tmp.mkdir()
-    p, err, running = _interrupt(["diff", str(a), str(b), "-o", "out.json"], work, {"TMPDIR": str(tmp)},
-                                 lambda pid: _opened(pid, "big_b.h5"), signals)
+    p, err, running = _interrupt(
+        ["diff", str(a), str(b), "-o", "out.json"],
+        work,
+        {"TMPDIR": str(tmp)},
+        lambda pid: _opened(pid, "big_b.h5"),
+        signals,
+    )
     if not running:
         pytest.skip("kaudit finished before it could be interrupted (machine too fast for this file size)")
     assert p.returncode == 130, err
@@ -519,8 +589,9 @@ def test_ctrl_c_while_inflating_keras_member(tmp_path):
     block = np.sin(np.arange(MiB // 4, dtype=np.float64)).astype("<f4").tobytes()
     stream, _ = C.deflate_repeated(block, 300, raw=True)  # 300 MiB inflated
     p = tmp_path / "slow.keras"
-    p.write_bytes(C._keras_zip(members, **{"model.weights.h5": {"data": stream, "method": 8, "size": 300 * MiB,
-                                                                 "crc": 0}}))
+    p.write_bytes(
+        C._keras_zip(members, **{"model.weights.h5": {"data": stream, "method": 8, "size": 300 * MiB, "crc": 0}})
+    )
     work, tmp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     tmp.mkdir()
@@ -539,10 +610,13 @@ def test_ctrl_c_while_inflating_keras_member(tmp_path):
 def test_stored_member_has_no_temp_copy(tmp_path):
     """A stored (uncompressed) model.weights.h5 is read in place: nothing is extracted."""
     e = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
-    code = ("import os, sys; from kaudit.readers import load; ck = load(sys.argv[1]); "
-            "print(os.listdir(os.environ['TMPDIR'])); ck.close()")
-    r = subprocess.run([sys.executable, "-c", code, fixture("tutorial/k3.keras")], env=e, capture_output=True,
-                       text=True, timeout=60)
+    code = (
+        "import os, sys; from kaudit.readers import load; ck = load(sys.argv[1]); "
+        "print(os.listdir(os.environ['TMPDIR'])); ck.close()"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, fixture("tutorial/k3.keras")], env=e, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
 
 

@@ -78,13 +78,13 @@ def test_diff_html_structure_finetune():
     assert f"<title>kaudit diff: {BEFORE} vs {AFTER}</title>" in doc
     assert 'class="verdict fail">FAIL<' in doc
     assert "16 pairs: 12 identical, 4 changed" in doc
-    assert doc.count("<li>tolerance atol=0") == 4            # the failures
+    assert doc.count("<li>tolerance atol=0") == 4  # the failures
     rows = tbody_rows(doc)
-    assert len(rows) == 16                                   # every pair is in the table ...
+    assert len(rows) == 16  # every pair is in the table ...
     assert sum('class="st-identical' in r for r in rows) == 12
-    assert 'class="kd hide-identical"' in doc                # ... identical ones hidden until ticked
+    assert 'class="kd hide-identical"' in doc  # ... identical ones hidden until ticked
     assert "<script>" in doc and 'type="search"' in doc
-    assert not images(doc)                                   # frozen backbone: no changed conv kernel
+    assert not images(doc)  # frozen backbone: no changed conv kernel
     # self-contained: nothing fetched
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", doc, flags=re.IGNORECASE)
     assert "<link" not in doc and "@import" not in doc and "url(" not in doc
@@ -128,7 +128,7 @@ def test_escaping_untrusted_names(tmp_path):
     doc = diff_html(result)
     assert EVIL not in doc
     assert "&lt;img src=x onerror=alert(1)&gt;/kernel" in doc
-    assert len(images(doc)) == 1                 # the montage of the changed kernel is there
+    assert len(images(doc)) == 1  # the montage of the changed kernel is there
     assert re.search(r'alt="A \| B \| B - A montage of &lt;img', doc)
     ckpt = kaudit.load(a)
     assert EVIL not in checkpoint_html(ckpt) and EVIL not in inspect_html(inspect(ckpt))
@@ -161,15 +161,27 @@ def test_cli_html(tmp_path, capsys):
 
 CHROMIUM = "/usr/bin/chromium"
 
-browser = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                             reason="chromium not installed (run .ci/browser.sh)")
+browser = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="chromium not installed (run .ci/browser.sh)")
 
 
 def chromium(tmp_path, url: str, *extra: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000", *extra, url]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+        *extra,
+        url,
+    ]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
 
 
@@ -197,9 +209,9 @@ def test_browser_renders_diff_report(tmp_path):
     with Image.open(shot) as im:
         px = np.asarray(im.convert("RGB"), np.int16)
     assert px.shape[:2] == (1000, 1400)
-    assert px.std() > 20                                         # not blank
+    assert px.std() > 20  # not blank
     red = (px[..., 0] > 150) & (px[..., 1] < 80) & (px[..., 2] < 80)
-    assert red.sum() > 500                                       # the FAIL badge and the red tile of conv1
+    assert red.sum() > 500  # the FAIL badge and the red tile of conv1
 
 
 @pytest.mark.browser
@@ -226,7 +238,7 @@ def test_browser_sort_and_filter(tmp_path):
     dom = dump_dom(tmp_path, page)
     top = result.table.sort_values("max_abs", ascending=False).iloc[0]["path"]
     assert f'data-first="{top}"' in dom
-    assert 'data-shown="2"' in dom   # bb_bn1/moving_mean and bb_bn1/moving_variance
+    assert 'data-shown="2"' in dom  # bb_bn1/moving_mean and bb_bn1/moving_variance
 
 
 @pytest.mark.browser
@@ -275,16 +287,21 @@ def test_browser_drift_chart(tmp_path):
     got = [m.split("|") for m in _html.unescape(re.search(r'data-marks="([^"]*)"', dom).group(1)).split(";;")]
     assert 'data-above="yes"' in dom
     assert int(re.search(r'data-svgw="(\d+)"', dom).group(1)) > 300
-    assert [g[0] for g in got] == [m.name for m in marks]                 # one mark per layer, model order
+    assert [g[0] for g in got] == [m.name for m in marks]  # one mark per layer, model order
     assert len(got) == 6 and len({layer for layer in (p.rsplit("/", 1)[0] for p in result.table.path)}) == 6
 
     def rgb(hex_colour):
-        return "rgb({}, {}, {})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+        return "rgb({}, {}, {})".format(*(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)))
 
     verdicts = {g[0]: g[1] for g in got}
-    assert verdicts == {"backbone/bb_conv1": "identical", "backbone/bb_bn1": "identical",
-                        "backbone/bb_conv2": "identical", "backbone/bb_bn2": "identical",
-                        "head_dense": "changed", "head_out": "fail"}
+    assert verdicts == {
+        "backbone/bb_conv1": "identical",
+        "backbone/bb_bn1": "identical",
+        "backbone/bb_conv2": "identical",
+        "backbone/bb_bn2": "identical",
+        "head_dense": "changed",
+        "head_out": "fail",
+    }
     for name, verdict, fill, height, title in got:
         assert fill == rgb(COLOURS[verdict]), (name, fill)
         assert name in title

@@ -27,7 +27,7 @@ from .conftest import run_cli
 
 pytestmark = pytest.mark.keras
 
-BUILD = textwrap.dedent(r'''
+BUILD = textwrap.dedent(r"""
     import json, os, shutil, sys, tempfile, zipfile
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     flavour, out = sys.argv[1], sys.argv[2]
@@ -220,7 +220,7 @@ BUILD = textwrap.dedent(r'''
         edited_h5(p("nested_k2.h5"), p("nested_k2_frozen.h5"), config_edit="nested_frozen")
         case("k2_h5_nested_model_flags_off", "nested_k2.h5", "nested_k2_frozen.h5")
     json.dump(cases, open(os.path.join(out, flavour + "_cases.json"), "w"), indent=1)
-''')
+""")
 
 #: What kaudit must do with each edited file: "refuse" (its descriptions disagree: exit 2) or
 #: "read" (the values and flags Keras loads). Every edited file here fooled kaudit before.
@@ -257,8 +257,13 @@ def built(tmp_path_factory):
     script.write_text(BUILD)
     cases = {}
     for flavour, legacy in (("k3", "0"), ("k2", "1")):
-        r = subprocess.run([sys.executable, str(script), flavour, str(out)], capture_output=True, text=True,
-                           env=dict(os.environ, TF_USE_LEGACY_KERAS=legacy), timeout=600)
+        r = subprocess.run(
+            [sys.executable, str(script), flavour, str(out)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_USE_LEGACY_KERAS=legacy),
+            timeout=600,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         cases.update(json.loads((out / f"{flavour}_cases.json").read_text()))
     assert set(cases) == set(EXPECT)
@@ -307,7 +312,9 @@ def test_refusal_is_exit_2_with_one_line(built):
     assert r.returncode == 2, r.stdout + r.stderr
     line = r.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
-    assert "Keras would load group 'layers/dense' into layer 'd01', the group's 'name' says it holds 'd02'" in line, line
+    assert "Keras would load group 'layers/dense' into layer 'd01', the group's 'name' says it holds 'd02'" in line, (
+        line
+    )
 
 
 def test_keras_refuses_a_built_layer_without_group(built):
@@ -316,7 +323,7 @@ def test_keras_refuses_a_built_layer_without_group(built):
     assert cases["k3_keras_seq_group_renamed"]["keras"]["keras_error"] is not None
 
 
-BARE = textwrap.dedent(r'''
+BARE = textwrap.dedent(r"""
     import os, shutil, sys
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import h5py, keras, numpy as np
@@ -339,7 +346,7 @@ BARE = textwrap.dedent(r'''
     loaded.load_weights(b)
     same = np.array_equal(loaded.get_layer("d01").kernel.numpy(), m.get_layer("d02").kernel.numpy())
     print("swapped" if same else "not swapped")
-''')
+""")
 
 
 def test_bare_weights_files_pair_where_keras_loads(tmp_path):

@@ -57,7 +57,7 @@ def distinct(shape, seed=None):
 
 def tile(img, k, th, tw, cols):
     r, c = divmod(k, cols)
-    return img[r * th:(r + 1) * th, c * tw:(c + 1) * tw]
+    return img[r * th : (r + 1) * th, c * tw : (c + 1) * tw]
 
 
 def panels_of(img):
@@ -92,9 +92,9 @@ def test_rgb_kernel_tiles_layout_and_values():
     for k in range(4):
         np.testing.assert_array_equal(tile(m, k, 2, 2, 2), w8[:, :, :, k])
     # the min-max formula by hand: value v -> floor(v / 47 * 255)
-    assert m[0, 0].tolist() == [0, 21, 43]          # w[0,0,:,0] = 0, 4, 8
-    assert m[1, 1].tolist() == [195, 217, 238]      # w[1,1,:,0] = 36, 40, 44
-    assert m[3, 3].tolist() == [211, 233, 255]      # tile 3, w[1,1,:,3] = 39, 43, 47
+    assert m[0, 0].tolist() == [0, 21, 43]  # w[0,0,:,0] = 0, 4, 8
+    assert m[1, 1].tolist() == [195, 217, 238]  # w[1,1,:,0] = 36, 40, 44
+    assert m[3, 3].tolist() == [211, 233, 255]  # tile 3, w[1,1,:,3] = 39, 43, 47
     assert m.min() == 0 and m.max() == 255
 
 
@@ -120,14 +120,15 @@ def test_grey_flag_on_rgb_kernel():
     w = distinct((2, 2, 3, 4))
     m = M.kernel_tiles(w, grey=True)
     assert m.shape == (8, 8)  # 12 tiles -> 4 x 4 grid of 2x2
-    np.testing.assert_array_equal(
-        m, skimage.util.montage(tutorial_scale(w).reshape(2, 2, 12).transpose(2, 0, 1)))
+    np.testing.assert_array_equal(m, skimage.util.montage(tutorial_scale(w).reshape(2, 2, 12).transpose(2, 0, 1)))
 
 
 def test_resnet50_shapes_as_in_the_tutorial(tmp_path):
     conv1 = distinct((7, 7, 3, 64), seed=2) * 0.3
     block = distinct((3, 3, 128, 128), seed=3) * 0.05
-    path = write_h5(tmp_path / "resnet_like.h5", {"conv1_conv": {"kernel": conv1}, "conv3_block1_2_conv": {"kernel": block}})
+    path = write_h5(
+        tmp_path / "resnet_like.h5", {"conv1_conv": {"kernel": conv1}, "conv3_block1_2_conv": {"kernel": block}}
+    )
     # first conv layer: the tutorial's exact code
     expected = skimage.util.montage(tutorial_scale(conv1).transpose(3, 0, 1, 2)[..., ::-1], channel_axis=-1)
     assert expected.shape == (56, 56, 3)
@@ -143,7 +144,9 @@ def test_resnet50_shapes_as_in_the_tutorial(tmp_path):
     assert gapped.shape == (8 * 56 + 7 * 2, 8 * 56 + 7 * 2, 3)
     for k in (0, 9, 63):
         r, c = divmod(k, 8)
-        np.testing.assert_array_equal(gapped[r * 58:r * 58 + 56, c * 58:c * 58 + 56], tile(np.asarray(ref), k, 56, 56, 8))
+        np.testing.assert_array_equal(
+            gapped[r * 58 : r * 58 + 56, c * 58 : c * 58 + 56], tile(np.asarray(ref), k, 56, 56, 8)
+        )
     assert (gapped[56:58] == M.EMPTY).all()
     # deeper layer: grey 384 x 384 at scale 1
     expected = skimage.util.montage(tutorial_scale(block).reshape(3, 3, 128 * 128).transpose(2, 0, 1))
@@ -167,14 +170,16 @@ def test_scale_repeats_every_pixel():
 
 
 def test_fixture_first_layer_both_formats_draw_the_same():
-    a = kaudit.montage(CONVNET)           # default: the first conv kernel
+    a = kaudit.montage(CONVNET)  # default: the first conv kernel
     b = kaudit.montage(CONVNET_K3)
     assert a.info["kaudit"]["path"] == "conv1/kernel"
     assert panels_of(a)[0].shape == (3 * 56 + 2 * 2, 3 * 56 + 2 * 2, 3)  # 8 tiles: 3x3 grid of 7x7, x8, 2 px gaps
     np.testing.assert_array_equal(panels_of(a)[0], panels_of(b)[0])
     w = kaudit.load(CONVNET)["conv1/kernel"]
-    np.testing.assert_array_equal(panels_of(kaudit.montage(CONVNET, scale=1))[0],
-                                  skimage.util.montage(tutorial_scale(w).transpose(3, 0, 1, 2), channel_axis=-1))
+    np.testing.assert_array_equal(
+        panels_of(kaudit.montage(CONVNET, scale=1))[0],
+        skimage.util.montage(tutorial_scale(w).transpose(3, 0, 1, 2), channel_axis=-1),
+    )
 
 
 def test_conv1d_depthwise_dense():
@@ -216,15 +221,18 @@ def test_undrawable_shapes():
 # -- --layer ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layer, path", [
-    (None, "conv1/kernel"),
-    ("conv1", "conv1/kernel"),              # layer path
-    ("conv2/kernel", "conv2/kernel"),       # variable path
-    ("conv*", "conv1/kernel"),              # glob on layer paths, first in Keras order
-    ("*/pointwise_kernel", "sepconv/pointwise_kernel"),
-    ("sepconv", "sepconv/depthwise_kernel"),
-    ("head", "head/kernel"),                # Dense: the 2-D kernel
-])
+@pytest.mark.parametrize(
+    "layer, path",
+    [
+        (None, "conv1/kernel"),
+        ("conv1", "conv1/kernel"),  # layer path
+        ("conv2/kernel", "conv2/kernel"),  # variable path
+        ("conv*", "conv1/kernel"),  # glob on layer paths, first in Keras order
+        ("*/pointwise_kernel", "sepconv/pointwise_kernel"),
+        ("sepconv", "sepconv/depthwise_kernel"),
+        ("head", "head/kernel"),  # Dense: the 2-D kernel
+    ],
+)
 def test_layer_resolution(layer, path):
     with kaudit.load(CONVNET) as ckpt:
         assert M.resolve(ckpt, layer).path == path
@@ -253,8 +261,8 @@ def test_snapshot_has_no_values(tmp_path):
 
 
 def test_package_functions_survive_submodule_imports():
-    import kaudit.health  # noqa: F401  (modules are named apart from the package functions)
-    import kaudit.montages  # noqa: F401
+    import kaudit.health
+    import kaudit.montages
 
     assert callable(kaudit.montage) and callable(kaudit.audit)
     assert panels_of(kaudit.montage(CONVNET, scale=1))[0].shape == (21, 21, 3)
@@ -324,7 +332,9 @@ def test_sort_by_change_orders_all_panels(tmp_path):
     assert sorted(srt.order.tolist()) == list(range(8))
     for pos, k in enumerate(srt.order.tolist()):
         for name in ("a", "b", "delta"):
-            np.testing.assert_array_equal(tile(getattr(srt, name), pos, 7, 7, 3), tile(getattr(plain, name), k, 7, 7, 3))
+            np.testing.assert_array_equal(
+                tile(getattr(srt, name), pos, 7, 7, 3), tile(getattr(plain, name), k, 7, 7, 3)
+            )
     assert (tile(srt.delta, 0, 7, 7, 3) == M.NEGATIVE).all()  # the largest move, negative: full blue
 
 
@@ -349,8 +359,13 @@ def test_pairs_like_the_diff_when_names_differ():
 
 
 def test_pair_errors(tmp_path):
-    other = write_h5(tmp_path / "o.h5", {"conv1": {"kernel": np.zeros((3, 3, 3, 8), np.float32)},
-                                         "zzz": {"kernel": np.zeros((2, 2, 2, 2), np.float32)}})
+    other = write_h5(
+        tmp_path / "o.h5",
+        {
+            "conv1": {"kernel": np.zeros((3, 3, 3, 8), np.float32)},
+            "zzz": {"kernel": np.zeros((2, 2, 2, 2), np.float32)},
+        },
+    )
     with pytest.raises(UsageError, match="shape"):
         kaudit.montage(CONVNET, other, layer="conv1")
     with pytest.raises(KauditError, match="no counterpart"):
@@ -364,9 +379,11 @@ def test_caption_text_with_threshold():
     info = img.info["kaudit"]
     assert info["path"] == "head_dense/kernel" and info["delta_max"] > 0
     # the strip above the panels holds the caption: re-draw the expected text and compare
-    lines = [f"A: {BEFORE}" if len(BEFORE) <= 90 else "A: ..." + BEFORE[-87:],
-             f"B: {AFTER}" if len(AFTER) <= 90 else "B: ..." + AFTER[-87:],
-             "head_dense/kernel  (8, 16)  dense tiles"]
+    lines = [
+        f"A: {BEFORE}" if len(BEFORE) <= 90 else "A: ..." + BEFORE[-87:],
+        f"B: {AFTER}" if len(AFTER) <= 90 else "B: ..." + AFTER[-87:],
+        "head_dense/kernel  (8, 16)  dense tiles",
+    ]
     ref = Image.new("RGB", img.size, M.BACKGROUND)
     draw = ImageDraw.Draw(ref)
     for i, line in enumerate(lines):
@@ -389,8 +406,9 @@ def test_caption_text_with_threshold():
 
 
 def test_write_diff_montages(tmp_path):
-    b = modified_copy(tmp_path, change={CONV1: lambda a: a.__setitem__((..., 0), a[..., 0] * 2),
-                                        CONV2: lambda a: a.__imul__(1.1)})
+    b = modified_copy(
+        tmp_path, change={CONV1: lambda a: a.__setitem__((..., 0), a[..., 0] * 2), CONV2: lambda a: a.__imul__(1.1)}
+    )
     result = kaudit.diff(CONVNET, b, pictures=None)
     out = tmp_path / "new" / "dir"
     files = M.write_diff_montages(result, out)
@@ -445,14 +463,24 @@ def test_cli_diff_montage_dir(tmp_path, capsys):
 
 def test_cli_subprocess(tmp_path):
     out = tmp_path / "delta.png"
-    proc = subprocess.run([sys.executable, "-m", "kaudit", "montage", CONVNET, CONVNET_K3, "--layer", "conv*",
-                           "-o", str(out)], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaudit", "montage", CONVNET, CONVNET_K3, "--layer", "conv*", "-o", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as im:
         im.load()
         assert im.mode == "RGB" and im.width > 3 * 168
-    proc = subprocess.run([sys.executable, "-m", "kaudit", "montage", CONVNET, "--layer", "missing", "-o",
-                           str(tmp_path / "no.png")], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kaudit", "montage", CONVNET, "--layer", "missing", "-o", str(tmp_path / "no.png")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -469,7 +497,7 @@ def test_pointwise_and_large_kernels_stay_readable(tmp_path):
     panel = panels_of(img)[0]
     assert max(img.size) <= M.MAX_SIDE + 100 and panel.shape == (M.MAX_SIDE, 700)
     assert img.info["kaudit"]["note"] == "first 2000 of 3000 rows and 700 of 700 columns shown"
-    np.testing.assert_array_equal(panel, tutorial_scale(big_dense)[:M.MAX_SIDE])
+    np.testing.assert_array_equal(panel, tutorial_scale(big_dense)[: M.MAX_SIDE])
     img = kaudit.montage(path, layer="pw")
     assert img.info["kaudit"]["kind"] == "pointwise" and max(img.size) <= M.MAX_SIDE + 100
     assert "columns shown" in img.info["kaudit"]["note"]
@@ -486,6 +514,6 @@ def test_single_file_caption():
     img = kaudit.montage(CONVNET)
     info = img.info["kaudit"]
     x0, y0, _x1, _y1 = info["panels"][0]
-    strip = np.asarray(img.convert("L"))[:y0 - 2]
-    assert (strip < 128).sum() > 200                                    # text in the caption strip
+    strip = np.asarray(img.convert("L"))[: y0 - 2]
+    assert (strip < 128).sum() > 200  # text in the caption strip
     assert info["gap"] == 2 and info["scale"] == 8 and info["note"] is None

@@ -24,24 +24,27 @@ def test_one_component_matches_exactly_as_fnmatch():
         assert P.match(pat, name) == fnmatch.fnmatchcase(name, pat), (pat, name)
 
 
-@pytest.mark.parametrize("pattern, path, expected", [
-    ("backbone/**", "backbone/conv/kernel", True),
-    ("backbone/**", "backbone", False),               # a trailing ** is one component or more
-    ("backbone/**", "backbone_2/conv/kernel", False),
-    ("**/moving_*", "bn/moving_mean", True),
-    ("**/moving_*", "moving_mean", True),            # a leading ** may be none
-    ("a/**/b", "a/b", True),
-    ("a/**/b", "a/x/y/b", True),
-    ("head/*", "head/out/kernel", False),             # * stays inside one component
-    ("kernel", "inner/dense/kernel", True),           # no / and no **: any trailing part
-    ("dense/kernel", "inner/dense/kernel", False),
-    ("dense_[12]/*", "dense_1/kernel", True),
-    ("dense_[12]/*", "dense_3/kernel", False),
-    ("[!d]*/kernel", "e1/kernel", True),
-    ("[!d]*/kernel", "d1/kernel", False),
-    ("a[]b", "a[]b", True),                           # no closing ]: a plain [, as fnmatch says
-    ("a?c/k", "a/c/k", False),                        # ? never matches the separator
-])
+@pytest.mark.parametrize(
+    "pattern, path, expected",
+    [
+        ("backbone/**", "backbone/conv/kernel", True),
+        ("backbone/**", "backbone", False),  # a trailing ** is one component or more
+        ("backbone/**", "backbone_2/conv/kernel", False),
+        ("**/moving_*", "bn/moving_mean", True),
+        ("**/moving_*", "moving_mean", True),  # a leading ** may be none
+        ("a/**/b", "a/b", True),
+        ("a/**/b", "a/x/y/b", True),
+        ("head/*", "head/out/kernel", False),  # * stays inside one component
+        ("kernel", "inner/dense/kernel", True),  # no / and no **: any trailing part
+        ("dense/kernel", "inner/dense/kernel", False),
+        ("dense_[12]/*", "dense_1/kernel", True),
+        ("dense_[12]/*", "dense_3/kernel", False),
+        ("[!d]*/kernel", "e1/kernel", True),
+        ("[!d]*/kernel", "d1/kernel", False),
+        ("a[]b", "a[]b", True),  # no closing ]: a plain [, as fnmatch says
+        ("a?c/k", "a/c/k", False),  # ? never matches the separator
+    ],
+)
 def test_globs_on_paths(pattern, path, expected):
     assert P.match(pattern, path) is expected
 

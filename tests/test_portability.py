@@ -35,8 +35,14 @@ def _run(tmp_path, without):
     files = [fixture("tutorial/k3.keras"), fixture("tutorial/k2_full.h5")]
     report = str(tmp_path / f"report-{len(without)}.json")
     code = SCRIPT.format(without=without, files=files, report=report)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert json.loads((tmp_path / f"report-{len(without)}.json").read_text())["passed"] is (doc["code"] == 0)

@@ -79,8 +79,11 @@ def test_two_quantized_models_compare_stored_values_unless_dequantized():
     assert not stored.passed and any(x.status == "shape_changed" for x in stored.records)
     deq = kaudit.diff(str(QDIR / "int8.keras"), str(QDIR / "int4.keras"), dequantize=True, atol=1.0)
     assert deq.passed
-    assert all(x.quant and "a: int8" in x.quant and "b: int4" in x.quant
-               for x in deq.records if x.path in _truth("int8")["dequantized"])
+    assert all(
+        x.quant and "a: int8" in x.quant and "b: int4" in x.quant
+        for x in deq.records
+        if x.path in _truth("int8")["dequantized"]
+    )
     # int8 and int4 against each other: their distance is their two distances to the float at most
     t8, t4 = _truth("int8")["dequantized"], _truth("int4")["dequantized"]
     for x in deq.records:
@@ -111,8 +114,9 @@ def test_inspect_quant_column_only_when_quantized():
 
 
 def test_cli_diff_dequantize(tmp_path):
-    r = run_cli("diff", str(QDIR / "int8.keras"), str(QDIR / "int4_pc.keras"), "--dequantize", "--atol", "1",
-                "--format", "json")
+    r = run_cli(
+        "diff", str(QDIR / "int8.keras"), str(QDIR / "int4_pc.keras"), "--dequantize", "--atol", "1", "--format", "json"
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     rows = {p["path"]: p for p in doc["variables"]}

@@ -39,7 +39,11 @@ def assert_agrees_with_keras(path: str, truth: dict) -> None:
             assert mine == theirs  # same paths, same order (Keras's model.weights order)
             assert [v.trainable for v in ckpt.model_variables] == [v["trainable"] for v in truth["variables"]]
             t = ckpt.totals
-            assert (t.total, t.trainable, t.non_trainable) == (truth["total"], truth["trainable"], truth["non_trainable"])
+            assert (t.total, t.trainable, t.non_trainable) == (
+                truth["total"],
+                truth["trainable"],
+                truth["non_trainable"],
+            )
         else:
             # no config in the file: same variables; trainability cannot be known; the order is
             # Keras's for Keras 3 weights files (the order the layers were written, the index's
@@ -70,16 +74,19 @@ def test_real_model_agrees_with_keras(truth_path):
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("rel,total,n", [
-    ("hls4ml/QKERAS_3layer_fullmodel.h5", 4389, 8),
-    ("hls4ml/example-prjs_fashion_FashionMNIST.h5", 257, 7),
-    ("hls4ml/example-prjs_fashion_qkeras_FashionMNIST.h5", 257, 7),
-    ("hls4ml/gru_weights.h5", 2145, 7),
-    ("hls4ml/lstm_weights.h5", 1557, 5),
-    ("hls4ml/model_10P_pruned_model_weights.h5", 669706, 6),
-    ("hls4ml/model_def_KERAS_check_best_model_weights.h5", 669706, 6),
-    ("snake/riyadkt_snake_model.weights.h5", 23812, 8),
-])
+@pytest.mark.parametrize(
+    "rel,total,n",
+    [
+        ("hls4ml/QKERAS_3layer_fullmodel.h5", 4389, 8),
+        ("hls4ml/example-prjs_fashion_FashionMNIST.h5", 257, 7),
+        ("hls4ml/example-prjs_fashion_qkeras_FashionMNIST.h5", 257, 7),
+        ("hls4ml/gru_weights.h5", 2145, 7),
+        ("hls4ml/lstm_weights.h5", 1557, 5),
+        ("hls4ml/model_10P_pruned_model_weights.h5", 669706, 6),
+        ("hls4ml/model_def_KERAS_check_best_model_weights.h5", 669706, 6),
+        ("snake/riyadkt_snake_model.weights.h5", 23812, 8),
+    ],
+)
 def test_real_files_without_truth_read(rel, total, n):
     """Custom layers and weights-only files: read with what can be known, counts from h5py."""
     path = real(rel)
@@ -105,7 +112,14 @@ def test_custom_layer_trainability_is_unknown_not_guessed():
 
 # -- the tutorial's API ---------------------------------------------------------------------------
 
-TUTORIAL_FORMATS = ["k2_full.h5", "k2_weights.h5", "k3.keras", "k3.weights.h5", "k3_legacy.h5", "k3_sharded.weights.json"]
+TUTORIAL_FORMATS = [
+    "k2_full.h5",
+    "k2_weights.h5",
+    "k3.keras",
+    "k3.weights.h5",
+    "k3_legacy.h5",
+    "k3_sharded.weights.json",
+]
 
 
 @pytest.fixture
@@ -117,13 +131,45 @@ def tutorial():
 def test_tutorial_totals_and_listing(tutorial):
     t = tutorial.totals
     assert (t.total, t.trainable, t.non_trainable) == (1025, 1023, 2)
-    assert tutorial.totals.summary_lines() == ["Total params: 1,025", "Trainable params: 1,023", "Non-trainable params: 2"]
+    assert tutorial.totals.summary_lines() == [
+        "Total params: 1,025",
+        "Trainable params: 1,023",
+        "Non-trainable params: 2",
+    ]
     assert [v.path for v in tutorial.weights] == [
-        "L0_conv2d/kernel", "L0_conv2d/bias", "L2_dense/kernel", "L3_dense/kernel", "L3_dense/bias",
-        "L4_bn/gamma", "L4_bn/beta", "L4_bn/moving_mean", "L4_bn/moving_variance"]
-    assert [w.shape for w in tutorial.get_weights()] == [(3, 3, 1, 1), (1,), (100, 10), (10, 1), (1,), (1,), (1,), (1,), (1,)]
-    assert list(tutorial.variables.columns) == ["path", "layer", "layer_class", "name", "shape", "dtype", "trainable",
-                                                "params", "kind", "location"]
+        "L0_conv2d/kernel",
+        "L0_conv2d/bias",
+        "L2_dense/kernel",
+        "L3_dense/kernel",
+        "L3_dense/bias",
+        "L4_bn/gamma",
+        "L4_bn/beta",
+        "L4_bn/moving_mean",
+        "L4_bn/moving_variance",
+    ]
+    assert [w.shape for w in tutorial.get_weights()] == [
+        (3, 3, 1, 1),
+        (1,),
+        (100, 10),
+        (10, 1),
+        (1,),
+        (1,),
+        (1,),
+        (1,),
+        (1,),
+    ]
+    assert list(tutorial.variables.columns) == [
+        "path",
+        "layer",
+        "layer_class",
+        "name",
+        "shape",
+        "dtype",
+        "trainable",
+        "params",
+        "kind",
+        "location",
+    ]
 
 
 def test_tutorial_layer_view_like_keras(tutorial):
@@ -143,9 +189,14 @@ def test_tutorial_layer_view_like_keras(tutorial):
 
 def test_nested_paths_like_the_tutorial():
     with kaudit.load(fixture("nested/k2_full.h5")) as c:
-        assert [v.path for v in c.weights] == ["Inner_model/L_in_0/kernel", "Inner_model/L_in_0/bias",
-                                               "Inner_model/L_in_1/kernel", "Inner_model/L_in_1/bias",
-                                               "L_out_1/kernel", "L_out_1/bias"]
+        assert [v.path for v in c.weights] == [
+            "Inner_model/L_in_0/kernel",
+            "Inner_model/L_in_0/bias",
+            "Inner_model/L_in_1/kernel",
+            "Inner_model/L_in_1/bias",
+            "L_out_1/kernel",
+            "L_out_1/bias",
+        ]
         assert c.totals.total == 101121
         assert c.layer("L_in_0").kernel.shape == (1000, 100)
 
@@ -247,8 +298,9 @@ def test_files_the_fast_parser_reads_never_import_h5py():
     env = {k: v for k, v in os.environ.items() if k not in ("KAUDIT_H5_PARSER", "KAUDIT_NO_DIRECT_READ")}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 0 and r.stdout.split() == ["False"], r.stderr
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env=dict(env, KAUDIT_H5_PARSER="h5py"))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=dict(env, KAUDIT_H5_PARSER="h5py")
+    )
     assert r.returncode == 0 and r.stdout.split() == ["True"], r.stderr
 
 
@@ -268,9 +320,15 @@ def test_keras1_layout_reads_with_what_can_be_known(tmp_path):
     w = np.arange(12, dtype=np.float32).reshape(3, 4)
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "1.2.2"
-        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": [
-            {"class_name": "Dense", "config": {"name": "dense_1", "output_dim": 4, "trainable": True}},
-            {"class_name": "Dropout", "config": {"name": "dropout_1"}}]})
+        f.attrs["model_config"] = json.dumps(
+            {
+                "class_name": "Sequential",
+                "config": [
+                    {"class_name": "Dense", "config": {"name": "dense_1", "output_dim": 4, "trainable": True}},
+                    {"class_name": "Dropout", "config": {"name": "dropout_1"}},
+                ],
+            }
+        )
         g = f.create_group("model_weights")
         g.attrs["layer_names"] = np.array([b"dense_1", b"dropout_1"])
         d = g.create_group("dense_1")

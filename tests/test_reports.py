@@ -60,15 +60,21 @@ def table_paths(text: str) -> list[str]:
 
 def test_rule_column_names_the_rule_each_row_failed(tmp_path):
     b = backbone_moved(tmp_path)
-    pol = policy_from_mapping({"rules": [{"path": "backbone/**", "frozen": True},
-                                         {"path": "head_dense/**", "must_change": True, "atol": 1},
-                                         {"path": "head_out/**", "trainable": False}]})
+    pol = policy_from_mapping(
+        {
+            "rules": [
+                {"path": "backbone/**", "frozen": True},
+                {"path": "head_dense/**", "must_change": True, "atol": 1},
+                {"path": "head_out/**", "trainable": False},
+            ]
+        }
+    )
     res = kaudit.diff(BEFORE, b, policy=pol)
     rule = {r.path: r.rule for r in res.records}
     assert rule["backbone/bb_conv1/kernel"] == "frozen"
-    assert rule["backbone/bb_conv1/bias"] is None                      # identical: passes
-    assert rule["head_dense/kernel"] is None                           # it changed, as it must
-    assert rule["head_out/kernel"] == "tolerance,trainable"            # over atol=0 and trainable in b
+    assert rule["backbone/bb_conv1/bias"] is None  # identical: passes
+    assert rule["head_dense/kernel"] is None  # it changed, as it must
+    assert rule["head_out/kernel"] == "tolerance,trainable"  # over atol=0 and trainable in b
     assert all(r.passed == (r.rule is None) for r in res.records)
     assert set(",".join(r.rule for r in res.records if r.rule).split(",")) <= set(RULES)
     # structure: a variable only in b
@@ -84,7 +90,9 @@ def test_rule_for_added_and_must_change(tmp_path):
     b = weights_only(tmp_path, "b.h5", 1.0, layers=("dense", "extra"))
     res = kaudit.diff(a, b)
     assert [(r.path, r.status, r.rule) for r in res.records if r.rule] == [
-        ("extra/kernel", "only_in_b", "structure"), ("extra/bias", "only_in_b", "structure")]
+        ("extra/kernel", "only_in_b", "structure"),
+        ("extra/bias", "only_in_b", "structure"),
+    ]
     assert kaudit.diff(a, b, allow_added=True).passed
 
 
@@ -118,11 +126,11 @@ def test_order_failures_first_then_largest_change(tmp_path):
     rows = {r.path: r for r in res.records}
     assert set(shown) == {r.path for r in res.rows(False)}
     verdicts = [rows[p].passed for p in shown]
-    assert verdicts == sorted(verdicts)                                  # every failure before every pass
+    assert verdicts == sorted(verdicts)  # every failure before every pass
     for passed in (False, True):
         sizes = [rows[p].rel_change for p in shown if rows[p].passed is passed]
-        assert sizes == sorted(sizes, reverse=True) and sizes            # largest change first
-    assert shown[0] == "head_out/bias"                                   # rel_change 0.93: the top
+        assert sizes == sorted(sizes, reverse=True) and sizes  # largest change first
+    assert shown[0] == "head_out/bias"  # rel_change 0.93: the top
     # --sort model: the file's order; path: alphabetical
     assert table_paths(res.render("table", sort="model")) == [r.path for r in res.rows(False)]
     assert table_paths(res.render("table", sort="path")) == sorted(shown)
@@ -174,8 +182,20 @@ def test_table_fits_80_on_a_fixture_and_wide_shows_everything():
     assert max(len(x) for x in narrow.stdout.splitlines()) <= 80
     wide = run_cli("diff", BEFORE, AFTER, "--wide", env={"COLUMNS": "80"})
     header = next(x for x in wide.stdout.splitlines() if x.startswith("path"))
-    assert header.split() == ["path", "status", "verdict", "rel_change", "max_abs", "shape", "trainable",
-                              "n_exceed", "dtype", "mean_abs", "rel_l2", "cosine"]
+    assert header.split() == [
+        "path",
+        "status",
+        "verdict",
+        "rel_change",
+        "max_abs",
+        "shape",
+        "trainable",
+        "n_exceed",
+        "dtype",
+        "mean_abs",
+        "rel_l2",
+        "cosine",
+    ]
     assert max(len(x) for x in wide.stdout.splitlines()) > 80
 
 
@@ -205,8 +225,9 @@ def test_pass_line_says_within_policy():
     line says so instead of reading as a contradiction."""
     res = kaudit.diff(BEFORE, AFTER, policy={"rules": [{"path": "head_*/**", "must_change": True}]})
     assert res.passed and res.summary["elements_over_tolerance"] == 61
-    assert F.verdict_summary(res) == ("16 pairs: 12 identical, 4 changed; 61 element(s) over tolerance, "
-                                      "within policy. PASS")
+    assert F.verdict_summary(res) == (
+        "16 pairs: 12 identical, 4 changed; 61 element(s) over tolerance, within policy. PASS"
+    )
     assert res.render("table").rstrip().endswith("within policy. PASS")
     strict = kaudit.diff(BEFORE, AFTER, atol=1)
     assert strict.passed and F.verdict_summary(strict).endswith("0 element(s) over tolerance. PASS")
@@ -215,8 +236,9 @@ def test_pass_line_says_within_policy():
 def test_misspelled_option_names_the_command():
     proc = run_cli("diff", BEFORE, AFTER, "--atoll", "1")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == ("kaudit: error: kaudit diff: unrecognized arguments: --atoll 1 "
-                                   "(did you mean --atol? see 'kaudit diff --help')")
+    assert proc.stderr.strip() == (
+        "kaudit: error: kaudit diff: unrecognized arguments: --atoll 1 (did you mean --atol? see 'kaudit diff --help')"
+    )
     proc = run_cli("inspect", BEFORE, "--optimiser")
     assert "kaudit inspect: unrecognized arguments: --optimiser" in proc.stderr
     assert "did you mean --optimizer?" in proc.stderr
@@ -265,9 +287,9 @@ def test_progress_on_small_files():
 def test_markdown_cut_says_how_to_see_the_rest():
     a, b = real(OARRIAGA.format("00-0.47")), real(OARRIAGA.format("02-0.52"))
     md = kaudit.diff(a, b).render("markdown")
-    assert len(re.findall(r"^\| \S", md, re.MULTILINE)) == 51                   # the header and 50 rows
+    assert len(re.findall(r"^\| \S", md, re.MULTILINE)) == 51  # the header and 50 rows
     assert "… and 30 more rows: `kaudit diff A B --format markdown --top 0` shows all" in md
-    assert "… and 70 more" in md                                         # failure lines: the first 10
+    assert "… and 70 more" in md  # failure lines: the first 10
     full = kaudit.diff(a, b).render("markdown", top=0)
     assert len(re.findall(r"^\| \S", full, re.MULTILINE)) == 81
 
@@ -297,7 +319,7 @@ def test_drift_marks_match_numpy(pair):
         layer = layer_of(r.path)
         want[layer] = max(want.get(layer, 0.0), v)
     marks = drift_marks(res)
-    assert [m.name for m in marks] == list(want)                         # model order, one per layer
+    assert [m.name for m in marks] == list(want)  # model order, one per layer
     for m in marks:
         assert m.value == pytest.approx(want[m.name], rel=1e-9, abs=1e-15)
         assert m.verdict == ("identical" if want[m.name] == 0 else "fail")
@@ -305,8 +327,11 @@ def test_drift_marks_match_numpy(pair):
     assert [m.name for m in per_var] == [r.path for r in res.records]
     # the SVG carries the same figures, one mark each, coloured by verdict
     svg = drift_svg(res)
-    found = re.findall(r'<g class="mark" data-verdict="(\w+)" data-name="([^"]*)" data-value="([^"]*)">'
-                       r'<title>[^<]*</title><rect class="hit"[^>]*/><rect class="bar"[^>]*fill="(#\w+)"', svg)
+    found = re.findall(
+        r'<g class="mark" data-verdict="(\w+)" data-name="([^"]*)" data-value="([^"]*)">'
+        r'<title>[^<]*</title><rect class="hit"[^>]*/><rect class="bar"[^>]*fill="(#\w+)"',
+        svg,
+    )
     assert len(found) == len(marks)
     for (verdict, name, value, fill), m in zip(found, marks, strict=True):
         assert (verdict, name, float(value), fill) == (m.verdict, m.name, m.value, COLOURS[m.verdict])
@@ -318,8 +343,10 @@ def test_drift_heights_are_log_scaled():
     floor = scale_floor(marks)
     assert floor == 10.0 ** (math.floor(math.log10(min(m.value for m in marks if m.value))) - 1)
     svg = drift_svg(res)
-    bars = {name: float(h) for name, h in re.findall(
-        r'data-name="([^"]*)"[^>]*>.*?<rect class="bar" [^>]*height="([0-9.]+)"', svg)}
+    bars = {
+        name: float(h)
+        for name, h in re.findall(r'data-name="([^"]*)"[^>]*>.*?<rect class="bar" [^>]*height="([0-9.]+)"', svg)
+    }
     from kaudit.report.drift import PLOT_H, STUB, TOP
 
     for m in marks:
@@ -340,7 +367,7 @@ def test_drift_png_and_cli_plot(tmp_path):
     # two failing layers: the red columns form two separate runs
     cols = red.any(axis=0)
     runs = np.count_nonzero(cols[1:] & ~cols[:-1]) + int(cols[0])
-    assert runs == 2 + 1                                                   # and the legend's red square
+    assert runs == 2 + 1  # and the legend's red square
     out = tmp_path / "drift.png"
     proc = run_cli("diff", BEFORE, AFTER, "--plot", str(out), "-q")
     assert proc.returncode == 1 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

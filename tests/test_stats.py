@@ -34,15 +34,23 @@ class MemStore:
     def iter_blocks(self, var, block_elems):
         flat = self.arrays[var.location].reshape(-1)
         for s in range(0, flat.size, block_elems):
-            yield flat[s:s + block_elems]
+            yield flat[s : s + block_elems]
 
     def close(self):
         pass
 
 
 def ckpt_of(arr: np.ndarray, dtype: str | None = None) -> tuple[Checkpoint, Variable]:
-    var = Variable(path="l/w", layer="l", layer_class="Dense", name="w", shape=tuple(arr.shape),
-                   dtype=dtype or arr.dtype.name, trainable=True, location="w")
+    var = Variable(
+        path="l/w",
+        layer="l",
+        layer_class="Dense",
+        name="w",
+        shape=tuple(arr.shape),
+        dtype=dtype or arr.dtype.name,
+        trainable=True,
+        location="w",
+    )
     return Checkpoint(file="mem", format="test", all_variables=(var,), store=MemStore({"w": arr})), var
 
 
@@ -79,8 +87,12 @@ def reference_pair(a, b, atol, rtol, equal_nan) -> dict:
         max_rel=float(np.nanmax(rel)) if rel.size and not np.isnan(rel).all() else 0.0,  # undefined ratios skipped
         n_exceed=int(n - np.count_nonzero(close)),
         n_unequal=int(n - np.count_nonzero(eq)),
-        nan_a=int(nan_a.sum()), nan_b=int(nan_b.sum()), inf_a=int(inf_a.sum()), inf_b=int(inf_b.sum()),
-        norm_a2=float((a64[finite] ** 2).sum()), norm_b2=float((b64[finite] ** 2).sum()),
+        nan_a=int(nan_a.sum()),
+        nan_b=int(nan_b.sum()),
+        inf_a=int(inf_a.sum()),
+        inf_b=int(inf_b.sum()),
+        norm_a2=float((a64[finite] ** 2).sum()),
+        norm_b2=float((b64[finite] ** 2).sum()),
         dot=float((a64[finite] * b64[finite]).sum()),
     )
     return out
@@ -202,8 +214,12 @@ def test_block_and_chunk_sizes_agree(pair, tol, equal_nan, block_elems, chunk):
             assert close_enough(getattr(other, k), getattr(one, k)), k
 
 
-@given(st.integers(1, 50), st.integers(0, 2**32 - 1), st.sampled_from(["int8", "int32", "int64", "uint16", "bool"]),
-       tolerances)
+@given(
+    st.integers(1, 50),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["int8", "int32", "int64", "uint16", "bool"]),
+    tolerances,
+)
 @settings(max_examples=60, deadline=None)
 def test_integer_and_bool_pairs(n, seed, dtype, tol):
     rng = np.random.default_rng(seed)
@@ -223,12 +239,23 @@ def test_integer_and_bool_pairs(n, seed, dtype, tol):
         check_pair(st1, reference_pair(a, b, *tol, True))
 
 
-INT_RANGES = {"int8": (-128, 127), "int64": (-2**63, 2**63 - 1), "uint64": (0, 2**64 - 1), "uint32": (0, 2**32 - 1),
-              "bool": (0, 1)}
+INT_RANGES = {
+    "int8": (-128, 127),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+    "uint32": (0, 2**32 - 1),
+    "bool": (0, 1),
+}
 
 
-@given(st.sampled_from(sorted(INT_RANGES)), st.sampled_from(sorted(INT_RANGES)), st.integers(1, 30),
-       st.integers(0, 2**32 - 1), tolerances, st.sampled_from([1, 4, 1 << 20]))
+@given(
+    st.sampled_from(sorted(INT_RANGES)),
+    st.sampled_from(sorted(INT_RANGES)),
+    st.integers(1, 30),
+    st.integers(0, 2**32 - 1),
+    tolerances,
+    st.sampled_from([1, 4, 1 << 20]),
+)
 @settings(max_examples=150, deadline=None)
 def test_integer_pairs_exactly(dta, dtb, n, seed, tol, block_elems):
     """Integers against an exact Python-int reference over their whole range (near 2**53, 2**63,
@@ -237,9 +264,11 @@ def test_integer_pairs_exactly(dta, dtb, n, seed, tol, block_elems):
 
     def draw(dt):
         lo, hi = INT_RANGES[dt]
-        picks = [lo, hi, 0, 1, 2**53, 2**53 + 1, -2**53 - 1, 2**63 - 1]
-        vals = [int(rng.integers(-2**63, 2**63 - 1)) if rng.random() < 0.5 else picks[rng.integers(len(picks))]
-                for _ in range(n)]
+        picks = [lo, hi, 0, 1, 2**53, 2**53 + 1, -(2**53) - 1, 2**63 - 1]
+        vals = [
+            int(rng.integers(-(2**63), 2**63 - 1)) if rng.random() < 0.5 else picks[rng.integers(len(picks))]
+            for _ in range(n)
+        ]
         vals = [min(max(v, lo), hi) for v in vals]
         return np.array(vals, dtype=object).astype(dt)
 
@@ -327,7 +356,7 @@ def test_accumulate_directly_matches_blocks():
     stats.accumulate(whole, a, b, 0, 1e-4, 1e-3, True)
     parts = stats.PairStats(identical=False)
     for s in range(0, 1000, 33):
-        stats.accumulate(parts, a[s:s + 33], b[s:s + 33], s, 1e-4, 1e-3, True)
+        stats.accumulate(parts, a[s : s + 33], b[s : s + 33], s, 1e-4, 1e-3, True)
     for k in EXACT:
         assert getattr(whole, k) == getattr(parts, k)
     for k in APPROX:
@@ -343,8 +372,13 @@ def reference_summary(x: np.ndarray) -> dict:
     fin = x64[np.isfinite(x64)]
     out = dict(nan=int(np.isnan(x64).sum()), inf=int(np.isinf(x64).sum()), zeros=int((x64 == 0).sum()))
     if fin.size:
-        out.update(min=float(fin.min()), max=float(fin.max()), mean=float(fin.mean()), std=float(fin.std()),
-                   l2=float(np.sqrt((fin * fin).sum())))
+        out.update(
+            min=float(fin.min()),
+            max=float(fin.max()),
+            mean=float(fin.mean()),
+            std=float(fin.std()),
+            l2=float(np.sqrt((fin * fin).sum())),
+        )
     else:
         out.update(min=None, max=None, mean=None, std=None, l2=None)
     return out
@@ -421,8 +455,18 @@ def test_h5store_paths_agree(tmp_path, monkeypatch, no_direct):
         variables = []
         for k in LAYOUTS:
             store.register(f"g/{k}/w", 0, f"g/{k}/w", "float32")
-            variables.append(Variable(path=k, layer=k, layer_class=None, name="w", shape=(17, 10),
-                                      dtype="float32", trainable=None, location=f"g/{k}/w"))
+            variables.append(
+                Variable(
+                    path=k,
+                    layer=k,
+                    layer_class=None,
+                    name="w",
+                    shape=(17, 10),
+                    dtype="float32",
+                    trainable=None,
+                    location=f"g/{k}/w",
+                )
+            )
         return Checkpoint(file=str(p), format="test", all_variables=tuple(variables), store=store)
 
     ca, cb = open_store(pa), open_store(pb)
@@ -451,8 +495,9 @@ def test_h5store_bfloat16_widened(tmp_path):
     f = h5py.File(p, "r")
     store = H.H5Store([f], [str(p)], [(str(p), 0)])
     store.register("w", 0, "w", H.BFLOAT16)
-    var = Variable(path="w", layer="w", layer_class=None, name="w", shape=(4,), dtype=H.BFLOAT16, trainable=None,
-                   location="w")
+    var = Variable(
+        path="w", layer="w", layer_class=None, name="w", shape=(4,), dtype=H.BFLOAT16, trainable=None, location="w"
+    )
     try:
         np.testing.assert_array_equal(store.read(var), vals)
         np.testing.assert_array_equal(np.concatenate(list(store.iter_blocks(var, 3))), vals)
@@ -466,8 +511,9 @@ def test_h5store_truncated_file_is_an_error(tmp_path):
     f = h5py.File(p, "r")
     store = H.H5Store([f], [str(p)], [(str(p), 0)])
     store.register("w", 0, "w", "float32")
-    var = Variable(path="w", layer="w", layer_class=None, name="w", shape=(100000,), dtype="float32",
-                   trainable=None, location="w")
+    var = Variable(
+        path="w", layer="w", layer_class=None, name="w", shape=(100000,), dtype="float32", trainable=None, location="w"
+    )
     store._sizes[0] = 1000  # as if the file were cut short after h5py opened it
     from kaudit.errors import CorruptFileError
 

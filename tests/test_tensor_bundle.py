@@ -31,8 +31,22 @@ TF_CKPT = fixture("tfformats/tf_ckpt")
 TF_SM = fixture("tfformats/tf_savedmodel")
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 MAGIC = bytes.fromhex("57fb808b247547db")
-CODES = {"float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5, "int8": 6, "complex64": 8, "int64": 9,
-         "bool": 10, "uint16": 17, "complex128": 18, "float16": 19, "uint32": 22, "uint64": 23}
+CODES = {
+    "float32": 1,
+    "float64": 2,
+    "int32": 3,
+    "uint8": 4,
+    "int16": 5,
+    "int8": 6,
+    "complex64": 8,
+    "int64": 9,
+    "bool": 10,
+    "uint16": 17,
+    "complex128": 18,
+    "float16": 19,
+    "uint32": 22,
+    "uint64": 23,
+}
 
 
 def _tf():
@@ -126,8 +140,10 @@ def _table(entries: list[tuple[bytes, bytes]], per_block: int = 3) -> bytes:
         out.extend(block + b"\0" + struct.pack("<I", _mask(_crc(block + b"\0"))))
         return handle
 
-    index = [(chunk[-1][0], put(_block(chunk))) for chunk in
-             (entries[i : i + per_block] for i in range(0, len(entries), per_block))]
+    index = [
+        (chunk[-1][0], put(_block(chunk)))
+        for chunk in (entries[i : i + per_block] for i in range(0, len(entries), per_block))
+    ]
     meta = put(_block([]))
     idx = put(_block(index, 1))
     return bytes(out) + (meta + idx).ljust(40, b"\0") + MAGIC
@@ -139,8 +155,9 @@ def _msg(name: str, **fields):
     return messages()[name](**fields)
 
 
-def write_bundle(prefix: str | Path, tensors: dict, *, edit=None, num_shards: int = 1, header: dict | None = None,
-                 per_block: int = 3) -> str:
+def write_bundle(
+    prefix: str | Path, tensors: dict, *, edit=None, num_shards: int = 1, header: dict | None = None, per_block: int = 3
+) -> str:
     """A tensor bundle of ``tensors`` (key -> numeric array, bytes (a string scalar) or a list of
     bytes (a string vector)) in shard 0. ``edit(key, entry)`` may change an entry's fields."""
     prefix = str(prefix)
@@ -198,11 +215,18 @@ def _graph(nodes: list[tuple[list[tuple[int, str]], list[tuple[str, str, str]]]]
     return g.SerializeToString()
 
 
-SMALL = {"dense/kernel": np.arange(12, dtype=np.float32).reshape(3, 4) / 7, "dense/bias": np.array([1.5, -2], np.float64),
-         "emb/table": np.arange(-5, 5, dtype=np.int16).reshape(2, 5), "flag": np.array([True, False]),
-         "half": np.array([0.5, 65504, -0.0], np.float16), "cplx": np.array([1 + 2j], np.complex64),
-         "step": np.array(7, np.int64), "u": np.array([1, 2**32 - 1], np.uint32), "empty": np.zeros((0, 3), np.float32),
-         "names": [b"alpha", b"", b"\xff\x00 bytes"]}
+SMALL = {
+    "dense/kernel": np.arange(12, dtype=np.float32).reshape(3, 4) / 7,
+    "dense/bias": np.array([1.5, -2], np.float64),
+    "emb/table": np.arange(-5, 5, dtype=np.int16).reshape(2, 5),
+    "flag": np.array([True, False]),
+    "half": np.array([0.5, 65504, -0.0], np.float16),
+    "cplx": np.array([1 + 2j], np.complex64),
+    "step": np.array(7, np.int64),
+    "u": np.array([1, 2**32 - 1], np.uint32),
+    "empty": np.zeros((0, 3), np.float32),
+    "names": [b"alpha", b"", b"\xff\x00 bytes"],
+}
 
 
 # -- TensorFlow is the oracle ------------------------------------------------------------------------
@@ -296,36 +320,66 @@ def test_runtime_descriptors_match_tensorflows_protos():
     from kaudit.storage.tensor_bundle import messages
 
     T = trackable_object_graph_pb2.TrackableObjectGraph.TrackableObject
-    theirs = {"VersionDef": versions_pb2.VersionDef, "BundleHeaderProto": tensor_bundle_pb2.BundleHeaderProto,
-              "Dim": tensor_shape_pb2.TensorShapeProto.Dim, "TensorShapeProto": tensor_shape_pb2.TensorShapeProto,
-              "Extent": tensor_slice_pb2.TensorSliceProto.Extent, "TensorSliceProto": tensor_slice_pb2.TensorSliceProto,
-              "BundleEntryProto": tensor_bundle_pb2.BundleEntryProto, "ObjectReference": T.ObjectReference,
-              "SerializedTensor": T.SerializedTensor, "TrackableObject": T,
-              "TrackableObjectGraph": trackable_object_graph_pb2.TrackableObjectGraph,
-              "SavedUserObject": saved_object_graph_pb2.SavedUserObject, "SavedObject": saved_object_graph_pb2.SavedObject,
-              "SavedObjectGraph": saved_object_graph_pb2.SavedObjectGraph, "MetaGraphDef": meta_graph_pb2.MetaGraphDef,
-              "SavedModel": saved_model_pb2.SavedModel}
-    wire = {1: 1, 2: 1, 3: 0, 4: 0, 5: 0, 6: 1, 7: 5, 8: 0, 9: 2, 11: 2, 12: 2, 13: 0, 14: 0, 15: 5, 16: 1, 17: 0, 18: 0}
+    theirs = {
+        "VersionDef": versions_pb2.VersionDef,
+        "BundleHeaderProto": tensor_bundle_pb2.BundleHeaderProto,
+        "Dim": tensor_shape_pb2.TensorShapeProto.Dim,
+        "TensorShapeProto": tensor_shape_pb2.TensorShapeProto,
+        "Extent": tensor_slice_pb2.TensorSliceProto.Extent,
+        "TensorSliceProto": tensor_slice_pb2.TensorSliceProto,
+        "BundleEntryProto": tensor_bundle_pb2.BundleEntryProto,
+        "ObjectReference": T.ObjectReference,
+        "SerializedTensor": T.SerializedTensor,
+        "TrackableObject": T,
+        "TrackableObjectGraph": trackable_object_graph_pb2.TrackableObjectGraph,
+        "SavedUserObject": saved_object_graph_pb2.SavedUserObject,
+        "SavedObject": saved_object_graph_pb2.SavedObject,
+        "SavedObjectGraph": saved_object_graph_pb2.SavedObjectGraph,
+        "MetaGraphDef": meta_graph_pb2.MetaGraphDef,
+        "SavedModel": saved_model_pb2.SavedModel,
+    }
+    wire = {
+        1: 1,
+        2: 1,
+        3: 0,
+        4: 0,
+        5: 0,
+        6: 1,
+        7: 5,
+        8: 0,
+        9: 2,
+        11: 2,
+        12: 2,
+        13: 0,
+        14: 0,
+        15: 5,
+        16: 1,
+        17: 0,
+        18: 0,
+    }
     mine = messages()
     assert set(mine) == set(theirs)
     for name, cls in mine.items():
         ref = theirs[name].DESCRIPTOR
         for f in cls.DESCRIPTOR.fields:
             g = ref.fields_by_number[f.number]
-            assert (f.name == g.name or f.name == f"kind_{f.number}"), (name, f.name)
+            assert f.name == g.name or f.name == f"kind_{f.number}", (name, f.name)
             assert wire[f.type] == wire[g.type] and f.is_repeated == g.is_repeated, (name, f.name)
             if f.message_type is not None:
                 assert mine[f.message_type.name].DESCRIPTOR.full_name.split(".")[-1] == f.message_type.name
                 assert g.message_type.name == f.message_type.name, (name, f.name)
             assert (f.containing_oneof is None) == (g.containing_oneof is None), (name, f.name)
         if name == "SavedObject":  # every member of the 'kind' oneof is declared, so they clear each other
-            assert {f.number for f in cls.DESCRIPTOR.oneofs_by_name["kind"].fields} == \
-                {f.number for f in ref.oneofs_by_name["kind"].fields}
+            assert {f.number for f in cls.DESCRIPTOR.oneofs_by_name["kind"].fields} == {
+                f.number for f in ref.oneofs_by_name["kind"].fields
+            }
 
 
 def test_diffing_tf2_checkpoints_imports_no_tensorflow():
-    real_pair = [REAL / "phasenet/phasenet_190703_epoch50_tfckpt/model_50.ckpt",
-                 REAL / "phasenet/phasenet_190703_epoch95_tfckpt/model_95.ckpt"]
+    real_pair = [
+        REAL / "phasenet/phasenet_190703_epoch50_tfckpt/model_50.ckpt",
+        REAL / "phasenet/phasenet_190703_epoch95_tfckpt/model_95.ckpt",
+    ]
     pairs = [(TF_CKPT, TF_SM)]
     if all(Path(str(p) + ".index").is_file() for p in real_pair):
         pairs.append(tuple(map(str, real_pair)))
@@ -338,8 +392,15 @@ def test_diffing_tf2_checkpoints_imports_no_tensorflow():
         out.append(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras")))
         print(json.dumps(out))
     """)
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(pairs)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(pairs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     *results, modules = json.loads(proc.stdout)
     assert modules == []
@@ -371,8 +432,9 @@ def test_partitioned_variables_are_declined_and_read_by_tensorflow(tmp_path, mon
     from kaudit.errors import MissingDependencyError, UnsupportedFormatError
 
     out = tmp_path / "part"
-    proc = subprocess.run([sys.executable, "-c", _PARTITIONED, str(out)], capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PARTITIONED, str(out)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     prefix = str(out / "model.ckpt")
     with _reader_env("native"), pytest.raises(UnsupportedFormatError, match="partitioned"):
@@ -387,8 +449,10 @@ def test_partitioned_variables_are_declined_and_read_by_tensorflow(tmp_path, mon
         kaudit.load(prefix)
 
 
-@pytest.mark.parametrize("header, what", [({"endianness": 1}, "big-endian"), ({"min_consumer": 2}, "version"),
-                                          ({"bad_consumers": [1]}, "version")])
+@pytest.mark.parametrize(
+    "header, what",
+    [({"endianness": 1}, "big-endian"), ({"min_consumer": 2}, "version"), ({"bad_consumers": [1]}, "version")],
+)
 def test_declined_headers(tmp_path, monkeypatch, header, what):
     import kaudit
     from kaudit.errors import MissingDependencyError, UnsupportedFormatError
@@ -421,8 +485,9 @@ def test_non_numeric_tensors_are_listed_in_a_note(tmp_path):
         if key == "q":
             e.dtype = 11  # DT_QINT8: one byte per element, not read by either reader
 
-    prefix = write_bundle(tmp_path / "b" / "ckpt", {"w": np.ones(3, np.float32), "q": np.ones(4, np.int8),
-                                                    "s": [b"x", b"yz"]}, edit=edit)
+    prefix = write_bundle(
+        tmp_path / "b" / "ckpt", {"w": np.ones(3, np.float32), "q": np.ones(4, np.int8), "s": [b"x", b"yz"]}, edit=edit
+    )
     with _reader_env("native"), kaudit.load(prefix) as ck:
         assert [v.path for v in ck.all_variables] == ["w"]
         assert any("2 non-numeric tensor(s) not listed (e.g. 'q')" in n for n in ck.notes)
@@ -454,6 +519,7 @@ def _edit_entry(field: str, value, key: str = "dense/kernel"):
                 e.slices.add()
             else:
                 setattr(e, field, value)
+
     return edit
 
 
@@ -492,6 +558,7 @@ def _flip(pos: int):
     def fn(b):
         b[pos] ^= 0x41
         return bytes(b)
+
     return fn
 
 
@@ -507,6 +574,7 @@ def _footer_handles(meta=None, index=None):
         mo, ms = meta or (mo, ms)
         io_, is_ = index or (io_, is_)
         return bytes(b[:-48]) + (_v(mo) + _v(ms) + _v(io_) + _v(is_)).ljust(40, b"\0") + MAGIC
+
     return fn
 
 
@@ -517,14 +585,21 @@ HOSTILE_FILES = {
     "data block byte changed": (lambda p: _bytes_edit(p, ".index", _flip(20)), "block checksum mismatch"),
     "block trailer changed": (lambda p: _bytes_edit(p, ".index", _flip(-60)), "checksum mismatch"),
     "bad magic": (lambda p: _bytes_edit(p, ".index", _flip(-1)), "bad magic"),
-    "index handle outside the file": (lambda p: _bytes_edit(p, ".index", _footer_handles(index=(1 << 40, 10))),
-                                      "outside the file"),
-    "index handle into the footer": (lambda p: _bytes_edit(p, ".index", _footer_handles(
-        index=(os.path.getsize(p + ".index") - 50, 10))), "outside the file"),
-    "metaindex handle with a 11-byte varint": (lambda p: _bytes_edit(p, ".index", lambda b: bytes(b[:-48]) + (
-        b"\xff" * 10 + b"\x01").ljust(40, b"\0") + MAGIC), "varint too long"),
-    "index truncated to its footer": (lambda p: _bytes_edit(p, ".index", lambda b: bytes(b[-48:])),
-                                      "outside the file"),
+    "index handle outside the file": (
+        lambda p: _bytes_edit(p, ".index", _footer_handles(index=(1 << 40, 10))),
+        "outside the file",
+    ),
+    "index handle into the footer": (
+        lambda p: _bytes_edit(p, ".index", _footer_handles(index=(os.path.getsize(p + ".index") - 50, 10))),
+        "outside the file",
+    ),
+    "metaindex handle with a 11-byte varint": (
+        lambda p: _bytes_edit(
+            p, ".index", lambda b: bytes(b[:-48]) + (b"\xff" * 10 + b"\x01").ljust(40, b"\0") + MAGIC
+        ),
+        "varint too long",
+    ),
+    "index truncated to its footer": (lambda p: _bytes_edit(p, ".index", lambda b: bytes(b[-48:])), "outside the file"),
     "index shorter than a footer": (lambda p: _bytes_edit(p, ".index", lambda b: bytes(b[:30])), "too short"),
     "index missing": (lambda p: os.remove(p + ".index"), "index"),
 }
@@ -605,11 +680,13 @@ def test_snappy_blocks(tmp_path):
     # back-references, overlapping ones included
     assert unsnappy(_v(9) + bytes([2 << 2]) + b"abc" + bytes([(6 - 4) << 2 | 1, 3])) == b"abcabcabc"
     assert unsnappy(_v(7) + bytes([0]) + b"x" + bytes([(6 - 1) << 2 | 2]) + struct.pack("<H", 1)) == b"x" * 7
-    for bad in (_v(5) + bytes([4 << 2]) + b"ab",  # literal past the block
-                _v(5) + bytes([(4 - 4) << 2 | 1, 1]),  # copy before the start
-                _v(2) + bytes([2 << 2]) + b"abc",  # more than declared
-                _v(9) + bytes([0]) + b"a",  # less than declared
-                _v(1 << 30) + b"\0a"):  # a declared length the block cannot hold
+    for bad in (
+        _v(5) + bytes([4 << 2]) + b"ab",  # literal past the block
+        _v(5) + bytes([(4 - 4) << 2 | 1, 1]),  # copy before the start
+        _v(2) + bytes([2 << 2]) + b"abc",  # more than declared
+        _v(9) + bytes([0]) + b"a",  # less than declared
+        _v(1 << 30) + b"\0a",
+    ):  # a declared length the block cannot hold
         with pytest.raises(ValueError):
             unsnappy(bad)
     with pytest.raises(CorruptFileError, match="snappy"):
@@ -624,9 +701,13 @@ def test_snappy_blocks(tmp_path):
 def test_cyclic_object_graph(tmp_path):
     """Children that point back, at themselves and out of range: read once each, no hang."""
     key = "model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE"
-    graph = _graph([([(1, "model")], []),
-                    ([(0, "back"), (1, "self"), (2, "layer_with_weights-0"), (99, "out"), (-4, "neg")], []),
-                    ([(1, "up"), (2, "self")], [("VARIABLE_VALUE", "dense/kernel", key)])])
+    graph = _graph(
+        [
+            ([(1, "model")], []),
+            ([(0, "back"), (1, "self"), (2, "layer_with_weights-0"), (99, "out"), (-4, "neg")], []),
+            ([(1, "up"), (2, "self")], [("VARIABLE_VALUE", "dense/kernel", key)]),
+        ]
+    )
     prefix = write_bundle(tmp_path / "c" / "ckpt", {key: np.ones((2, 3), np.float32), GRAPH_KEY: graph})
     native = _snapshot(prefix)
     assert len(native[0]) == 1 and native[1][0][1] == (2, 3)
@@ -656,8 +737,9 @@ def test_object_graph_that_is_not_a_graph(tmp_path):
     """Intact bytes that do not parse: named by their keys, with a note (as TensorFlow's path does)."""
     import kaudit
 
-    prefix = write_bundle(tmp_path / "g" / "ckpt", {"w/.ATTRIBUTES/VARIABLE_VALUE": np.ones(2, np.float32),
-                                                    GRAPH_KEY: b"\x0a\x05\xff"})
+    prefix = write_bundle(
+        tmp_path / "g" / "ckpt", {"w/.ATTRIBUTES/VARIABLE_VALUE": np.ones(2, np.float32), GRAPH_KEY: b"\x0a\x05\xff"}
+    )
     with _reader_env("native"), kaudit.load(prefix) as ck:
         assert [v.path for v in ck.all_variables] == ["w"]
         assert any("object graph cannot be read" in n for n in ck.notes)
@@ -666,8 +748,11 @@ def test_object_graph_that_is_not_a_graph(tmp_path):
 def test_object_graph_with_a_bad_checksum_is_corrupt(tmp_path):
     from kaudit.errors import CorruptFileError
 
-    prefix = write_bundle(tmp_path / "g" / "ckpt", {"k": np.ones(2, np.float32), GRAPH_KEY: _graph([([], [])])},
-                          edit=lambda k, e: setattr(e, "crc32c", e.crc32c ^ 1) if k == GRAPH_KEY else None)
+    prefix = write_bundle(
+        tmp_path / "g" / "ckpt",
+        {"k": np.ones(2, np.float32), GRAPH_KEY: _graph([([], [])])},
+        edit=lambda k, e: setattr(e, "crc32c", e.crc32c ^ 1) if k == GRAPH_KEY else None,
+    )
     with pytest.raises(CorruptFileError, match="checksum"):
         _load_all(prefix)
 
@@ -675,8 +760,9 @@ def test_object_graph_with_a_bad_checksum_is_corrupt(tmp_path):
 # -- the command line --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["bad tensor CRC", "huge shape", "data file short", "bad magic",
-                                  "index handle outside the file"])
+@pytest.mark.parametrize(
+    "case", ["bad tensor CRC", "huge shape", "data file short", "bad magic", "index handle outside the file"]
+)
 def test_cli_exit_2_one_line(tmp_path, case):
     if case in HOSTILE_ENTRIES:
         prefix = write_bundle(tmp_path / "h" / "ckpt", SMALL, edit=HOSTILE_ENTRIES[case][0])
@@ -716,8 +802,9 @@ def _tf_oracle(prefixes: list[str]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     todo = list(prefixes)
     while todo:
-        proc = subprocess.run([sys.executable, "-c", _TF_ORACLE, *todo], capture_output=True, text=True, timeout=600,
-                              check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _TF_ORACLE, *todo], capture_output=True, text=True, timeout=600, check=False
+        )
         for line in proc.stdout.splitlines():
             prefix, res = json.loads(line)
             out[prefix] = res

@@ -60,8 +60,9 @@ def _no_tensorflow(monkeypatch, how: str) -> None:
 # -- the fixtures agree with Keras's truth ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, path, fmt", [("tf_ckpt", TF_CKPT, "tf-checkpoint"),
-                                             ("tf_savedmodel", TF_SM, "tf-savedmodel")])
+@pytest.mark.parametrize(
+    "name, path, fmt", [("tf_ckpt", TF_CKPT, "tf-checkpoint"), ("tf_savedmodel", TF_SM, "tf-savedmodel")]
+)
 def test_load_agrees_with_truth(name, path, fmt):
     _tf()
     import kaudit
@@ -84,8 +85,9 @@ def test_load_agrees_with_truth(name, path, fmt):
             assert ck.totals.trainable is None and ck.keras_version is None
 
 
-@pytest.mark.parametrize("path, prefix", [(TF_CKPT, os.path.join(TF_CKPT, "ckpt")),
-                                          (TF_SM, os.path.join(TF_SM, "variables", "variables"))])
+@pytest.mark.parametrize(
+    "path, prefix", [(TF_CKPT, os.path.join(TF_CKPT, "ckpt")), (TF_SM, os.path.join(TF_SM, "variables", "variables"))]
+)
 def test_values_and_kinds_agree_with_tensorflow(path, prefix):
     import kaudit
 
@@ -168,8 +170,11 @@ def test_cli_inspect_in_process(cli):
     assert code == 0, err
     doc = json.loads(out)
     assert [v["path"] for v in doc["variables"]] == [t["path"] for t in truth["variables"]]
-    assert doc["totals"] == {"total": truth["total"], "trainable": truth["trainable"],
-                             "non_trainable": truth["non_trainable"]}
+    assert doc["totals"] == {
+        "total": truth["total"],
+        "trainable": truth["trainable"],
+        "non_trainable": truth["non_trainable"],
+    }
     code, out, err = cli("inspect", TF_CKPT)
     assert code == 0 and f"Total params: {truth['total']:,}" in out
 
@@ -208,10 +213,19 @@ def test_missing_tensorflow_is_one_clear_error(monkeypatch, capsys, how):
 
 
 def test_reading_keras_files_never_imports_tensorflow():
-    code = ("import sys, kaudit; r = kaudit.diff('fixtures/tutorial/k2_full.h5', 'fixtures/tutorial/k3.keras'); "
-            "assert r.passed; print('tensorflow' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys, kaudit; r = kaudit.diff('fixtures/tutorial/k2_full.h5', 'fixtures/tutorial/k3.keras'); "
+        "assert r.passed; print('tensorflow' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
 
@@ -229,8 +243,12 @@ def _paths(p) -> list[str]:
 def test_every_way_of_naming_a_checkpoint(tmp_path, monkeypatch):
     _tf()
     want = [t["path"] for t in _truth("tf_ckpt")["variables"]]
-    for p in (TF_CKPT, os.path.join(TF_CKPT, "ckpt"), os.path.join(TF_CKPT, "ckpt.index"),
-              os.path.join(TF_CKPT, "ckpt.data-00000-of-00001")):
+    for p in (
+        TF_CKPT,
+        os.path.join(TF_CKPT, "ckpt"),
+        os.path.join(TF_CKPT, "ckpt.index"),
+        os.path.join(TF_CKPT, "ckpt.data-00000-of-00001"),
+    ):
         assert _paths(p) == want, p
     # the state file's path is resolved relative to its directory, not to the working directory
     copy = tmp_path / "copy"
@@ -313,8 +331,11 @@ def test_dtypes(tmp_path):
     tf.train.Checkpoint(mod=M()).write(prefix)
     reader = tf.train.load_checkpoint(prefix)
     with kaudit.load(prefix) as ck:
-        assert {v.path: v.dtype for v in ck.model_variables} == {"mod/a": "bfloat16", "mod/b": "float16",
-                                                                 "mod/c": "int64"}
+        assert {v.path: v.dtype for v in ck.model_variables} == {
+            "mod/a": "bfloat16",
+            "mod/b": "float16",
+            "mod/c": "int64",
+        }
         assert any("non-numeric" in n for n in ck.notes)  # the string variable
         a = ck["mod/a"]
         assert a.dtype == np.float32  # bfloat16 widened exactly
@@ -409,8 +430,14 @@ def _generate(tmp_path_factory, name: str, script: str, needs: str) -> Path:
     pytest.importorskip(needs)
     out = tmp_path_factory.mktemp(name)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), str(out)], capture_output=True, text=True,
-                          timeout=600, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.fail(f"{name} generation failed:\n{proc.stderr[-3000:]}")
     return out
@@ -439,8 +466,9 @@ def test_tf_keras_savedmodel_names_nested_rnn_attention_like_keras(k2_models):
     truth = json.loads((k2_models / "truth.json").read_text())["variables"]
     with kaudit.load(str(k2_models / "sm")) as ck:
         assert ck.has_config
-        assert [(v.path, list(v.shape), v.trainable) for v in ck.model_variables] == \
-            [(t["path"], t["shape"], t["trainable"]) for t in truth]
+        assert [(v.path, list(v.shape), v.trainable) for v in ck.model_variables] == [
+            (t["path"], t["shape"], t["trainable"]) for t in truth
+        ]
     assert "Inner_model/L_in_0/kernel" in {t["path"] for t in truth} and "lstm/kernel" in {t["path"] for t in truth}
     res = kaudit.diff(str(k2_models / "m.h5"), str(k2_models / "sm"))
     assert res.passed and set(res.table["matched_by"]) == {"path"} and res.summary["identical"] == len(truth)
@@ -455,13 +483,15 @@ def test_tf_keras_checkpoint_without_metadata(k2_models):
     with kaudit.load(str(k2_models / "ck")) as ck:
         got = [v.path for v in ck.model_variables]
         assert not ck.has_config and all(v.trainable is None for v in ck.model_variables)
-    assert [list(v) for v in [kaudit.load(str(k2_models / "ck")).variable(p).shape for p in got]] == \
-        [t["shape"] for t in truth]  # Keras's model.weights order
+    assert [list(v) for v in [kaudit.load(str(k2_models / "ck")).variable(p).shape for p in got]] == [
+        t["shape"] for t in truth
+    ]  # Keras's model.weights order
     # names come from the variables' own names; the nested model's own name is not in them
     outer = {t["path"] for t in truth if not t["path"].startswith("Inner_model/")}
     assert outer <= set(got)
-    assert {p for p in got if p.startswith("layer_with_weights-")} == \
-        {"layer_with_weights-4/" + t["path"].split("/", 1)[1] for t in truth if t["path"].startswith("Inner_model/")}
+    assert {p for p in got if p.startswith("layer_with_weights-")} == {
+        "layer_with_weights-4/" + t["path"].split("/", 1)[1] for t in truth if t["path"].startswith("Inner_model/")
+    }
     res = kaudit.diff(str(k2_models / "m.h5"), str(k2_models / "ck"))
     s = res.summary
     assert res.passed and s["only_in_a"] == s["only_in_b"] == 0 and s["identical"] == len(truth)
@@ -497,8 +527,14 @@ def test_tf1_checkpoints_v1_and_v2(tf1_models):
             assert sorted(v.location for v in ck.all_variables) == sorted(keys)
             assert [v.path for v in ck.model_variables] == ["conv1/biases", "conv1/weights"]
             assert {v.path for v in ck.optimizer_variables} == {
-                "conv1/weights/Adam", "conv1/weights/Adam_1", "conv1/biases/Adam", "conv1/biases/Adam_1",
-                "beta1_power", "beta2_power", "global_step"}
+                "conv1/weights/Adam",
+                "conv1/weights/Adam_1",
+                "conv1/biases/Adam",
+                "conv1/biases/Adam_1",
+                "beta1_power",
+                "beta2_power",
+                "global_step",
+            }
             for v in ck.all_variables:
                 assert np.array_equal(ck.read(v), reader.get_tensor(v.location)), v.path
     res = kaudit.diff(v1, str(tf1_models / "v2"), optimizer=True)

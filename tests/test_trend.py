@@ -25,8 +25,10 @@ from kaudit.trend import TREND_COLUMNS, labels_of, natural_key, run_members, tre
 from .conftest import AFTER, BEFORE, REAL, real, run_cli
 from .test_reports import backbone_moved
 
-OARRIAGA = [f"oarriaga/oarriaga_fer2013_mini_XCEPTION.{e}.hdf5" for e in
-            ("00-0.47", "02-0.52", "51-0.63", "110-0.65", "119-0.65")]
+OARRIAGA = [
+    f"oarriaga/oarriaga_fer2013_mini_XCEPTION.{e}.hdf5"
+    for e in ("00-0.47", "02-0.52", "51-0.63", "110-0.65", "119-0.65")
+]
 STR_WW = [f"mlperf_tiny/str_ww_model.v2024-{d}.h5" for d in ("06-06", "06-24", "07-29")]
 PHASENET = ["phasenet/phasenet_190703_epoch50_tfckpt", "phasenet/phasenet_190703_epoch95_tfckpt"]
 
@@ -59,8 +61,8 @@ def test_natural_order_and_labels():
     ordered = sorted(names, key=natural_key)
     assert ordered == ["m.00-0.47.h5", "m.02-0.52.h5", "m.51-0.63.h5", "m.110-0.65.h5", "m.119-0.65.h5"]
     assert labels_of(ordered) == ["00-0.47", "02-0.52", "51-0.63", "110-0.65", "119-0.65"]
-    assert labels_of(["run/ep10.h5", "run/ep12.h5"]) == ["10", "12"]           # a number is never cut in two
-    assert labels_of(["x/epoch_9.h5", "y/epoch_9.h5"]) == ["x", "y"]               # same names: the folders
+    assert labels_of(["run/ep10.h5", "run/ep12.h5"]) == ["10", "12"]  # a number is never cut in two
+    assert labels_of(["x/epoch_9.h5", "y/epoch_9.h5"]) == ["x", "y"]  # same names: the folders
 
 
 def test_run_members_from_files_glob_and_directory(tmp_path):
@@ -87,7 +89,7 @@ def test_run_members_from_files_glob_and_directory(tmp_path):
 @pytest.mark.parametrize("run", ["oarriaga", "str_ww"])
 def test_trend_agrees_with_pairwise_diff_on_real_runs(run):
     files = [real(p) for p in (OARRIAGA if run == "oarriaga" else STR_WW)]
-    res = trend(files[::-1])                                             # put back in order by the names
+    res = trend(files[::-1])  # put back in order by the names
     assert list(res.files) == files
     assert not res.gated and res.passed and res.exit_code == 0
     assert_steps_match_pairwise_diff(res)
@@ -137,19 +139,23 @@ def fixture_run(tmp_path) -> list[str]:
 
 def test_frozen_through_the_run(tmp_path):
     files = fixture_run(tmp_path)
-    pol = policy_from_mapping({"rules": [{"path": "backbone/**", "frozen": True},
-                                         {"path": "head*/**", "atol": 1}]})
+    pol = policy_from_mapping({"rules": [{"path": "backbone/**", "frozen": True}, {"path": "head*/**", "atol": 1}]})
     res = trend(files, policy=pol)
     assert res.gated and not res.passed and res.exit_code == 1 and res.verdict == "FAIL"
     assert res.steps[1].passed and res.from_first[1].passed
     assert not res.steps[2].passed and not res.from_first[2].passed
     assert res.failures == (
         "10 vs previous: backbone/** frozen: backbone/bb_conv1/kernel changed, max_abs 0.001, 216 element(s)",
-        "10 vs first: backbone/** frozen: backbone/bb_conv1/kernel changed, max_abs 0.001, 216 element(s)")
+        "10 vs first: backbone/** frozen: backbone/bb_conv1/kernel changed, max_abs 0.001, 216 element(s)",
+    )
     grid = dict(res.grid("rel_change_prev"))
     assert grid["backbone/bb_conv1"][1] == 0.0 and grid["backbone/bb_conv1"][2] > 0
-    assert grid["head_out"][1] == pytest.approx(kaudit.diff(files[0], files[1]).table.set_index("path")
-                                                .loc[["head_out/kernel", "head_out/bias"], "rel_change"].max())
+    assert grid["head_out"][1] == pytest.approx(
+        kaudit.diff(files[0], files[1])
+        .table.set_index("path")
+        .loc[["head_out/kernel", "head_out/bias"], "rel_change"]
+        .max()
+    )
     # within the policy: exit 0
     ok = trend(files[:2], policy=pol)
     assert ok.passed and ok.exit_code == 0 and ok.verdict == "PASS"
@@ -165,11 +171,12 @@ def test_cli_trend_exit_codes_and_outputs(tmp_path):
     proc = run_cli("trend", str(tmp_path / "run"), "--config", str(conf), env={"COLUMNS": "80"})
     assert proc.returncode == 1, proc.stderr
     assert max(len(x) for x in proc.stdout.splitlines()) <= 80
-    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()
-            if line.startswith(("backbone/", "head"))}
-    assert rows["backbone/bb_conv1"] == ["0", "0.00217!", "0.00217!"]     # frozen, moved at epoch 10
+    rows = {
+        line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.startswith(("backbone/", "head"))
+    }
+    assert rows["backbone/bb_conv1"] == ["0", "0.00217!", "0.00217!"]  # frozen, moved at epoch 10
     assert rows["backbone/bb_bn1"] == ["0", "0", "0"]
-    assert rows["head_out"] == ["0.928!", "0", "0.928!"]                   # atol 0 by default: a change fails
+    assert rows["head_out"] == ["0.928!", "0", "0.928!"]  # atol 0 by default: a change fails
     assert proc.stdout.rstrip().endswith("FAIL")
     proc = run_cli("trend", *files[:2], "--no-config")
     assert proc.returncode == 0 and "MEASURED" in proc.stdout
@@ -193,12 +200,12 @@ def test_trend_html_and_heatmap(tmp_path):
     res = trend(files, policy=pol)
     page = res.render("html")
     assert page.count('<table class="kd trend"') == 2
-    assert page.count('class="num hm bad"') == 2                         # bb_conv1 at epoch 10, both tables
+    assert page.count('class="num hm bad"') == 2  # bb_conv1 at epoch 10, both tables
     assert "http" not in page.replace("http-equiv", "").replace('"http://www.w3.org/2000/svg"', "")
     with Image.open(io.BytesIO(trend_png(res))) as im:
         px = np.asarray(im.convert("RGB"))
     red = np.all(px == (207, 34, 46), axis=-1)
-    assert red.sum() > 20                                                # the failing cell's frame
+    assert red.sum() > 20  # the failing cell's frame
     assert res.matrix("rel_change_prev").shape == (6, 3)
     assert res.matrix("norm", by="variable").shape == (16, 3)
 

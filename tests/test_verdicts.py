@@ -63,19 +63,23 @@ def conv1(f: h5py.File) -> h5py.Dataset:
 
 def swapped(tmp_path) -> str:
     """convnet with two different elements of conv1's kernel swapped: min/max/mean/std/L2 unchanged."""
+
     def edit(f):
         x = conv1(f)[...]
         flat = x.reshape(-1)
         j = int(np.flatnonzero(flat != flat[0])[0])
         flat[0], flat[j] = flat[j], flat[0]
         conv1(f)[...] = x
+
     return copy_edit(CONVNET, tmp_path / "swapped.h5", edit)
 
 
 def bgr(tmp_path) -> str:
     """convnet with conv1's input channels reversed (RGB -> BGR)."""
+
     def edit(f):
         conv1(f)[...] = conv1(f)[...][:, :, ::-1, :]
+
     return copy_edit(CONVNET, tmp_path / "bgr.h5", edit)
 
 
@@ -108,10 +112,12 @@ def test_snapshot_without_values_never_calls_a_permutation_close(tmp_path, cli):
 
 def test_snapshot_proves_a_change_from_min_and_max(tmp_path):
     """What the statistics do prove: max |a - b| >= |max a - max b| (and the same for min)."""
+
     def edit(f):
         x = conv1(f)[...]
         x.reshape(-1)[int(np.argmax(x))] += 0.5  # the maximum moves by 0.5
         conv1(f)[...] = x
+
     b = copy_edit(CONVNET, tmp_path / "moved.h5", edit)
     s = tmp_path / "s.json"
     s.write_text(json.dumps(kaudit.snapshot(CONVNET)))
@@ -125,8 +131,9 @@ def test_snapshot_proves_a_change_from_min_and_max(tmp_path):
     res = kaudit.diff(str(s), b, policy=must_more, atol=1)
     assert not res.passed and any("cannot be proven" in f for f in res.failures), res.failures
     # a swap changes no statistic: a change is not proven either
-    res = kaudit.diff(str(s), swapped(tmp_path), policy={"rules": [{"path": "conv1/kernel", "must_change": True}]},
-                      atol=1)
+    res = kaudit.diff(
+        str(s), swapped(tmp_path), policy={"rules": [{"path": "conv1/kernel", "must_change": True}]}, atol=1
+    )
     assert not res.passed and any("cannot be proven" in f for f in res.failures), res.failures
 
 
@@ -134,8 +141,7 @@ def test_snapshot_with_values_compares_like_the_file(tmp_path, cli):
     s = snap(cli, CONVNET, tmp_path / "sv.json", "--values")
     doc = json.loads(Path(s).read_text())
     assert doc["values"] == "zlib-base64" and all("data" in v for v in doc["variables"])
-    cases = [(swapped(tmp_path), {}), (bgr(tmp_path), {"atol": 1e-3}), (bgr(tmp_path), {"atol": 10.0}),
-             (CONVNET, {})]
+    cases = [(swapped(tmp_path), {}), (bgr(tmp_path), {"atol": 1e-3}), (bgr(tmp_path), {"atol": 10.0}), (CONVNET, {})]
     for b, kw in cases:
         via_snap = kaudit.diff(s, b, policy=False, **kw)
         via_file = kaudit.diff(CONVNET, b, policy=False, **kw)
@@ -190,8 +196,13 @@ def test_snapshot_values_are_checked_and_bounded(tmp_path, cli):
     def missing(row):
         del row["data"]
 
-    for name, edit, words in (("flip", flip, "do not match their sha256"), ("short", short, "bytes"),
-                              ("bomb", bomb, "bytes"), ("b64", not_b64, "base64"), ("missing", missing, "data")):
+    for name, edit, words in (
+        ("flip", flip, "do not match their sha256"),
+        ("short", short, "bytes"),
+        ("bomb", bomb, "bytes"),
+        ("b64", not_b64, "base64"),
+        ("missing", missing, "data"),
+    ):
         bad = _tamper(s, tmp_path / f"{name}.json", edit)
         code, out, err = cli("diff", bad, CONVNET)
         assert code == 2 and out == "", (name, out)
@@ -230,16 +241,26 @@ class MemStore:
     def iter_blocks(self, var, block_elems):
         flat = self.arrays[var.location].reshape(-1)
         for s in range(0, flat.size, block_elems):
-            yield flat[s:s + block_elems]
+            yield flat[s : s + block_elems]
 
     def close(self):
         pass
 
 
 def mem(arrays: dict[str, np.ndarray], name: str = "mem") -> Checkpoint:
-    variables = tuple(Variable(path=p, layer=paths.layer_of(p), layer_class=None, name=paths.short_name(p),
-                               shape=tuple(x.shape), dtype=x.dtype.name, trainable=None, location=p)
-                      for p, x in arrays.items())
+    variables = tuple(
+        Variable(
+            path=p,
+            layer=paths.layer_of(p),
+            layer_class=None,
+            name=paths.short_name(p),
+            shape=tuple(x.shape),
+            dtype=x.dtype.name,
+            trainable=None,
+            location=p,
+        )
+        for p, x in arrays.items()
+    )
     return Checkpoint(file=name, format="test", all_variables=variables, store=MemStore(arrays))
 
 
@@ -286,7 +307,9 @@ def test_int64_file_on_the_command_line(tmp_path, cli):
     def at(value):
         def edit(f):
             f["optimizer_weights/iteration:0"][()] = value
+
         return edit
+
     names = []
     with h5py.File(TUT_FULL) as f:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.dtype == np.int64 else None)
@@ -308,6 +331,7 @@ def _nan_file(tmp_path, name, bits):
         x = d[...]
         x.view(np.uint32)[0, 0] = bits
         d[...] = x
+
     return copy_edit(TUT_FULL, tmp_path / name, edit)
 
 
@@ -367,6 +391,7 @@ HOSTILE = {
 
 def hostile_file(tmp_path, name: str, bump: bool = False) -> str:
     """tutorial/k2_weights.h5 with layers renamed (group names and ``layer_names``)."""
+
     def edit(f):
         order = [str(n) for n in f.attrs["layer_names"]]
         for old, new in HOSTILE.items():
@@ -376,8 +401,12 @@ def hostile_file(tmp_path, name: str, bump: bool = False) -> str:
         f.attrs["layer_names"] = np.array([HOSTILE.get(n, n).encode() for n in order])
         if bump:
             for new in HOSTILE.values():
-                f[new].visititems(lambda n, o: o.__setitem__(Ellipsis, o[...] + 1)
-                                  if isinstance(o, h5py.Dataset) and "kernel" in n else None)
+                f[new].visititems(
+                    lambda n, o: (
+                        o.__setitem__(Ellipsis, o[...] + 1) if isinstance(o, h5py.Dataset) and "kernel" in n else None
+                    )
+                )
+
     return copy_edit(TUT_WEIGHTS, tmp_path / name, edit)
 
 
@@ -431,10 +460,12 @@ def test_hostile_names_are_escaped_everywhere(tmp_path, cli):
             _check_markdown(out, "inspect markdown")
         if fmt == "html":
             assert "<img src=x" not in out
+
     # audit names variables in its findings
     def dead(f):
         for n in HOSTILE.values():
             f[n].visititems(lambda k, o: o.__setitem__(Ellipsis, 0) if isinstance(o, h5py.Dataset) else None)
+
     c = copy_edit(a, tmp_path / "dead.h5", dead)
     for fmt in ("table", "markdown"):
         code, out, _ = cli("audit", c, "--format", fmt, "--strict")
@@ -489,14 +520,24 @@ def _audit_inputs(tmp_path):
 
     def nan(f):
         f["model_weights/L2_dense/L2_dense/kernel:0"][0, 0] = np.nan
-    return {"clean": TUT_FULL, "warning": copy_edit(TUT_FULL, tmp_path / "dead.h5", dead),
-            "error": copy_edit(TUT_FULL, tmp_path / "nan.h5", nan)}
+
+    return {
+        "clean": TUT_FULL,
+        "warning": copy_edit(TUT_FULL, tmp_path / "dead.h5", dead),
+        "error": copy_edit(TUT_FULL, tmp_path / "nan.h5", nan),
+    }
 
 
 def test_one_verdict_for_every_command_and_format(tmp_path, cli):
     s = snap(cli, BEFORE, tmp_path / "s.json")
-    diff_cases = [(BEFORE, BEFORE, []), (BEFORE, AFTER, []), (BEFORE, AFTER, ["--atol", "1"]),
-                  (s, BEFORE, []), (s, AFTER, ["--atol", "1"]), (BEFORE, AFTER, ["--ignore", "head_*/**"])]
+    diff_cases = [
+        (BEFORE, BEFORE, []),
+        (BEFORE, AFTER, []),
+        (BEFORE, AFTER, ["--atol", "1"]),
+        (s, BEFORE, []),
+        (s, AFTER, ["--atol", "1"]),
+        (BEFORE, AFTER, ["--ignore", "head_*/**"]),
+    ]
     seen = set()
     for a, b, opts in diff_cases:
         codes = set()

@@ -41,8 +41,9 @@ sys.exit(W.supervise(work))
 
 def run(mode: str, timeout: str = "1", send_sigint: bool = False):
     env = dict(os.environ, PYTHONPATH=str(ROOT), KAUDIT_STALL_TIMEOUT=timeout)
-    p = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if send_sigint:
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)
@@ -54,8 +55,10 @@ def test_stalled_worker_is_stopped():
     t0 = time.monotonic()
     code, err = run("stall")
     assert code == 2 and time.monotonic() - t0 < 20
-    assert err.strip() == ("kaudit: error: model.h5: no progress for 1 s while reading it, stopped (HDF5 loops "
-                           "forever on some corrupted files; set KAUDIT_STALL_TIMEOUT to wait longer)")
+    assert err.strip() == (
+        "kaudit: error: model.h5: no progress for 1 s while reading it, stopped (HDF5 loops "
+        "forever on some corrupted files; set KAUDIT_STALL_TIMEOUT to wait longer)"
+    )
 
 
 def test_progress_keeps_the_worker_alive_and_codes_pass_through():
@@ -74,6 +77,11 @@ def test_ctrl_c_reaches_the_worker():
 
 @pytest.mark.parametrize("args,code", [(["--version"], 0), (["diff"], 2)])
 def test_cli_under_watchdog(args, code):
-    r = subprocess.run([sys.executable, "-m", "kaudit", *args], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "kaudit", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    )
     assert r.returncode == code

@@ -26,18 +26,18 @@ by ``tests/test_keras_layers.py``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 __all__ = [
-    "VarSpec",
+    "NAMED_STORE_KEYS",
+    "NON_TRAINABLE_BY_DESIGN",
     "ChildSpec",
     "LayerSpec",
-    "layer_spec",
+    "VarSpec",
     "flat_variables",
     "known_classes",
-    "NON_TRAINABLE_BY_DESIGN",
-    "NAMED_STORE_KEYS",
+    "layer_spec",
     "to_snake_case",
 ]
 
@@ -78,8 +78,7 @@ def to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-_KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tf.keras",
-                  "tensorflow.python.keras")
+_KERAS_MODULES = ("keras", "tf_keras", "tensorflow.keras", "tf.keras", "tensorflow.python.keras")
 
 # Export aliases -> the class name Keras writes in configs.
 _ALIASES = {
@@ -115,8 +114,7 @@ def _canonical_class(class_name) -> str | None:
         return None
     if "." in class_name:
         module, _, class_name = class_name.rpartition(".")
-        if not any(module == m or module.startswith(m + ".")
-                   for m in _KERAS_MODULES):
+        if not any(module == m or module.startswith(m + ".") for m in _KERAS_MODULES):
             return None
     return _ALIASES.get(class_name, class_name)
 
@@ -136,8 +134,11 @@ def _unwrap(obj) -> tuple[str, dict]:
     module = obj.get("module")
     if isinstance(registered, str) and ">" in registered:
         class_name = registered
-    elif isinstance(module, str) and module and not any(
-            module == m or module.startswith(m + ".") for m in _KERAS_MODULES):
+    elif (
+        isinstance(module, str)
+        and module
+        and not any(module == m or module.startswith(m + ".") for m in _KERAS_MODULES)
+    ):
         class_name = f"{module}.{class_name}"
     return class_name, config
 
@@ -222,10 +223,8 @@ class _Rule:
         if callable(self.own):
             variables = tuple(self.own(cfg))
         else:
-            present = [VarSpec(v.name, v.trainable) for v in self.own
-                       if v.when(cfg)]
-            variables = tuple([v for v in present if v.trainable]
-                              + [v for v in present if not v.trainable])
+            present = [VarSpec(v.name, v.trainable) for v in self.own if v.when(cfg)]
+            variables = tuple([v for v in present if v.trainable] + [v for v in present if not v.trainable])
         children = tuple(self.children(cfg)) if self.children else ()
         return LayerSpec(variables, children)
 
@@ -241,9 +240,13 @@ def _own(*variables: _V) -> _Rule:
 # Quantization (Keras 3 only) ----------------------------------------------
 
 _QUANT_MODES = ("int8", "float8", "int4", "gptq", "awq")
-_QUANT_POLICY_CLASSES = ("QuantizedDTypePolicy", "QuantizedFloat8DTypePolicy",
-                         "Int4DTypePolicy", "GPTQDTypePolicy",
-                         "AWQDTypePolicy")
+_QUANT_POLICY_CLASSES = (
+    "QuantizedDTypePolicy",
+    "QuantizedFloat8DTypePolicy",
+    "Int4DTypePolicy",
+    "GPTQDTypePolicy",
+    "AWQDTypePolicy",
+)
 
 
 def _policy_mode(policy) -> str | None:
@@ -306,8 +309,7 @@ def _quantization(cfg: dict) -> tuple[str | None, bool]:
         raise _Unnamed  # gptq / awq / unknown: not handled
     block = None
     qconfig = cfg.get("quantization_config")
-    if isinstance(qconfig, dict) and qconfig.get(
-            "class_name") == "Int4QuantizationConfig":
+    if isinstance(qconfig, dict) and qconfig.get("class_name") == "Int4QuantizationConfig":
         inner = qconfig.get("config") or {}
         block = inner.get("block_size", 128)
     elif rest:
@@ -326,9 +328,16 @@ _DENSE_SERIALIZATION = {
     None: ("kernel", "bias"),
     "int8": ("kernel", "bias", "kernel_scale"),
     "int4": ("kernel", "bias", "kernel_scale", "kernel_zero?", "g_idx?"),
-    "float8": ("kernel", "bias", "inputs_scale", "inputs_amax_history",
-               "kernel_scale", "kernel_amax_history", "outputs_grad_scale",
-               "outputs_grad_amax_history"),
+    "float8": (
+        "kernel",
+        "bias",
+        "inputs_scale",
+        "inputs_amax_history",
+        "kernel_scale",
+        "kernel_amax_history",
+        "outputs_grad_scale",
+        "outputs_grad_amax_history",
+    ),
 }
 _EMBEDDING_SERIALIZATION = {
     None: ("embeddings",),
@@ -338,13 +347,11 @@ _EMBEDDING_SERIALIZATION = {
 _REVERSE_SERIALIZATION = {  # appended by ReversibleEmbedding if not tied
     None: ("reverse_embeddings",),
     "int8": ("reverse_embeddings", "reverse_embeddings_scale"),
-    "int4": ("reverse_embeddings", "reverse_embeddings_scale",
-             "reverse_embeddings_zero?"),
+    "int4": ("reverse_embeddings", "reverse_embeddings_scale", "reverse_embeddings_zero?"),
 }
 
 
-def _serialized_own(table: dict, main: str, has: dict[str, Pred] = {},
-                    extra: tuple[dict, Pred] | None = None):
+def _serialized_own(table: dict, main: str, has: dict[str, Pred] = {}, extra: tuple[dict, Pred] | None = None):
     """Own-variable rule of a layer whose save_own_variables follows a
     per-quantization-mode list (Dense, EinsumDense, Embedding, ...).
 
@@ -375,8 +382,7 @@ def _serialized_own(table: dict, main: str, has: dict[str, Pred] = {},
 def _table_names(table: dict, mode, sub_channel: bool) -> list[str]:
     if mode not in table:
         raise _Unnamed
-    return [n.rstrip("?") for n in table[mode]
-            if not n.endswith("?") or sub_channel]
+    return [n.rstrip("?") for n in table[mode] if not n.endswith("?") or sub_channel]
 
 
 def _lora_kernel(cfg: dict) -> tuple[VarSpec, ...]:
@@ -402,15 +408,12 @@ def _named(cfg: dict, name) -> dict:
     return out
 
 
-def _cell_child(cell_class: str, cell_name: str, keras_major: int,
-                segment: str | None = None, **extra):
+def _cell_child(cell_class: str, cell_name: str, keras_major: int, segment: str | None = None, **extra):
     """Built-in recurrent layers create their cell from their own config."""
 
     def children(cfg: dict) -> tuple[ChildSpec, ...]:
-        attr = "cell" if keras_major == 3 else (
-            cell_name if segment is None else segment)
-        child_cfg = dict(_named(cfg, cell_name), **{
-            k: (v(cfg) if callable(v) else v) for k, v in extra.items()})
+        attr = "cell" if keras_major == 3 else (cell_name if segment is None else segment)
+        child_cfg = dict(_named(cfg, cell_name), **{k: (v(cfg) if callable(v) else v) for k, v in extra.items()})
         return (ChildSpec(attr, cell_class, child_cfg, True),)
 
     return children
@@ -428,8 +431,7 @@ def _rnn_children(keras_major: int):
         if keras_major == 3:
             attr = "cell"
         else:
-            attr = cell_cfg.get("name") or to_snake_case(
-                _short_class(class_name))
+            attr = cell_cfg.get("name") or to_snake_case(_short_class(class_name))
         return (ChildSpec(attr, class_name, cell_cfg, True),)
 
     return children
@@ -439,13 +441,10 @@ def _stacked_children(keras_major: int):
     def children(cfg: dict) -> tuple[ChildSpec, ...]:
         cells = [_unwrap(c) for c in cfg.get("cells") or ()]
         if keras_major == 3:  # a list attribute: container groups
-            attrs = ["cells/" + n for n in _unique_names(
-                to_snake_case(_short_class(c)) for c, _ in cells)]
+            attrs = ["cells/" + n for n in _unique_names(to_snake_case(_short_class(c)) for c, _ in cells)]
         else:
-            attrs = [c_cfg.get("name") or to_snake_case(_short_class(c))
-                     for c, c_cfg in cells]
-        return tuple(ChildSpec(a, c, c_cfg, False)
-                     for a, (c, c_cfg) in zip(attrs, cells))
+            attrs = [c_cfg.get("name") or to_snake_case(_short_class(c)) for c, c_cfg in cells]
+        return tuple(ChildSpec(a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, cells))
 
     return children
 
@@ -464,7 +463,7 @@ def _wrapped_child(keras_major: int):
 
 
 def _removeprefix(text: str, prefix: str) -> str:
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _bidirectional_children(keras_major: int):
@@ -476,8 +475,7 @@ def _bidirectional_children(keras_major: int):
         derived = cfg.get("backward_layer") is None
         if derived:  # backward copy of the forward layer
             b_class = f_class
-            b_cfg = dict(f_cfg, go_backwards=not f_cfg.get("go_backwards",
-                                                           False))
+            b_cfg = dict(f_cfg, go_backwards=not f_cfg.get("go_backwards", False))
             b_name = f_name
         else:
             b_class, b_cfg = _unwrap(cfg["backward_layer"])
@@ -496,8 +494,10 @@ def _bidirectional_children(keras_major: int):
             f_name = "forward_" + f_name
             b_name = "backward_" + b_name
             attrs = (f_name, b_name)
-        return (ChildSpec(attrs[0], f_class, _named(f_cfg, f_name), False),
-                ChildSpec(attrs[1], b_class, _named(b_cfg, b_name), False))
+        return (
+            ChildSpec(attrs[0], f_class, _named(f_cfg, f_name), False),
+            ChildSpec(attrs[1], b_class, _named(b_cfg, b_name), False),
+        )
 
     return children
 
@@ -517,13 +517,16 @@ def _mha_children(keras_major: int):
             if keras_major == 2:
                 raise _Unnamed  # tf_keras has no gate
             parts.append(("_gate_dense", "gate", "de"))
-        parts += [("value_dense", "value", "de"),
-                  ("output_dense", "attention_output", "e")]
+        parts += [("value_dense", "value", "de"), ("output_dense", "attention_output", "e")]
         return tuple(
-            ChildSpec(attr if keras_major == 3 else name, "EinsumDense",
-                      {"name": name, "bias_axes": axes if use_bias else None,
-                       "dtype": cfg.get("dtype")}, False)
-            for attr, name, axes in parts)
+            ChildSpec(
+                attr if keras_major == 3 else name,
+                "EinsumDense",
+                {"name": name, "bias_axes": axes if use_bias else None, "dtype": cfg.get("dtype")},
+                False,
+            )
+            for attr, name, axes in parts
+        )
 
     return children
 
@@ -535,21 +538,23 @@ def _gqa_children(cfg: dict) -> tuple[ChildSpec, ...]:
     parts = [("_query_dense", "query", "uh"), ("_key_dense", "key", "vh")]
     if cfg.get("use_gate", False):
         parts.append(("_gate_dense", "gate", "uh"))
-    parts += [("_value_dense", "value", "vh"),
-              ("_output_dense", "attention_output", "m")]
+    parts += [("_value_dense", "value", "vh"), ("_output_dense", "attention_output", "m")]
     return tuple(
-        ChildSpec(attr, "EinsumDense",
-                  {"name": name, "bias_axes": axes if use_bias else None,
-                   "dtype": cfg.get("dtype")}, False)
-        for attr, name, axes in parts)
+        ChildSpec(
+            attr,
+            "EinsumDense",
+            {"name": name, "bias_axes": axes if use_bias else None, "dtype": cfg.get("dtype")},
+            False,
+        )
+        for attr, name, axes in parts
+    )
 
 
 def _pipeline_children(cfg: dict) -> tuple[ChildSpec, ...]:
     """Pipeline (Keras 3): the list property `layers` -> container groups."""
     layers = [_unwrap(item) for item in cfg.get("layers") or ()]
     attrs = _unique_names(to_snake_case(_short_class(c)) for c, _ in layers)
-    return tuple(ChildSpec("layers/" + a, c, c_cfg, False)
-                 for a, (c, c_cfg) in zip(attrs, layers))
+    return tuple(ChildSpec("layers/" + a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, layers))
 
 
 def _text_vectorization_children(cfg: dict) -> tuple[ChildSpec, ...]:
@@ -558,17 +563,28 @@ def _text_vectorization_children(cfg: dict) -> tuple[ChildSpec, ...]:
     auto-generated name is not in the config."""
     if cfg.get("output_mode") != "tf_idf":
         return ()
-    return (ChildSpec("_lookup_layer", "StringLookup",
-                      {"output_mode": "tf_idf"}, False),)
+    return (ChildSpec("_lookup_layer", "StringLookup", {"output_mode": "tf_idf"}, False),)
 
 
 # Layers that SpectralNormalization can wrap, and the variable it aliases.
 _SPECTRAL_ALIAS = {
-    **{c: "kernel" for c in (
-        "Dense", "EinsumDense", "Conv1D", "Conv2D", "Conv3D",
-        "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-        "DepthwiseConv1D", "DepthwiseConv2D", "LocallyConnected1D",
-        "LocallyConnected2D")},
+    **dict.fromkeys(
+        (
+            "Dense",
+            "EinsumDense",
+            "Conv1D",
+            "Conv2D",
+            "Conv3D",
+            "Conv1DTranspose",
+            "Conv2DTranspose",
+            "Conv3DTranspose",
+            "DepthwiseConv1D",
+            "DepthwiseConv2D",
+            "LocallyConnected1D",
+            "LocallyConnected2D",
+        ),
+        "kernel",
+    ),
     "Embedding": "embeddings",
     "ReversibleEmbedding": "embeddings",
 }
@@ -623,77 +639,146 @@ _BATCH_NORM = _own(
 )
 _SCALE_CENTER = _own(_V("gamma", _flag("scale")), _V("beta", _flag("center")))
 _BIASED = _own(_V("kernel"), _V("bias", _USE_BIAS))
-_SEPARABLE = _own(_V("depthwise_kernel"), _V("pointwise_kernel"),
-                  _V("bias", _USE_BIAS))
-_ATTENTION = _own(_V("scale", _flag("use_scale", False)),
-                  _V("concat_score_weight",
-                     _equals("score_mode", "concat", "dot")))
+_SEPARABLE = _own(_V("depthwise_kernel"), _V("pointwise_kernel"), _V("bias", _USE_BIAS))
+_ATTENTION = _own(
+    _V("scale", _flag("use_scale", False)), _V("concat_score_weight", _equals("score_mode", "concat", "dot"))
+)
 _ADDITIVE_ATTENTION = _own(_V("scale", _flag("use_scale", True)))
-_NORMALIZATION = _own(*(_V(n, _unset("mean"), trainable=False)
-                        for n in ("mean", "variance", "count")))
+_NORMALIZATION = _own(*(_V(n, _unset("mean"), trainable=False) for n in ("mean", "variance", "count")))
 
 # Classes (both versions) that never own variables.
-_WEIGHTLESS_COMMON = """
-Activation ActivityRegularization Add AlphaDropout Average AveragePooling1D
-AveragePooling2D AveragePooling3D CategoryEncoding CenterCrop Concatenate
-Cropping1D Cropping2D Cropping3D Dot Dropout ELU Flatten GaussianDropout
-GaussianNoise GlobalAveragePooling1D GlobalAveragePooling2D
-GlobalAveragePooling3D GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D
-HashedCrossing Hashing Identity InputLayer Lambda Layer LeakyReLU Masking
-MaxPooling1D MaxPooling2D MaxPooling3D Maximum Minimum Multiply Permute
-RandomBrightness RandomContrast RandomCrop RandomFlip RandomRotation
-RandomTranslation RandomZoom ReLU RepeatVector Rescaling Reshape Resizing
-Softmax SpatialDropout1D SpatialDropout2D SpatialDropout3D Subtract
-UnitNormalization UpSampling1D UpSampling2D UpSampling3D ZeroPadding1D
-ZeroPadding2D ZeroPadding3D
-""".split()
+_WEIGHTLESS_COMMON = [
+    "Activation",
+    "ActivityRegularization",
+    "Add",
+    "AlphaDropout",
+    "Average",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "AveragePooling3D",
+    "CategoryEncoding",
+    "CenterCrop",
+    "Concatenate",
+    "Cropping1D",
+    "Cropping2D",
+    "Cropping3D",
+    "Dot",
+    "Dropout",
+    "ELU",
+    "Flatten",
+    "GaussianDropout",
+    "GaussianNoise",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
+    "HashedCrossing",
+    "Hashing",
+    "Identity",
+    "InputLayer",
+    "Lambda",
+    "Layer",
+    "LeakyReLU",
+    "Masking",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "MaxPooling3D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Permute",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "ReLU",
+    "RepeatVector",
+    "Rescaling",
+    "Reshape",
+    "Resizing",
+    "Softmax",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "Subtract",
+    "UnitNormalization",
+    "UpSampling1D",
+    "UpSampling2D",
+    "UpSampling3D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "ZeroPadding3D",
+]
 
-_WEIGHTLESS_K3 = """
-AdaptiveAveragePooling1D AdaptiveAveragePooling2D AdaptiveAveragePooling3D
-AdaptiveMaxPooling1D AdaptiveMaxPooling2D AdaptiveMaxPooling3D AugMix
-AutoContrast ContrastLimitedAdaptiveHistogramEqualization CutMix
-Discretization Equalization MaxNumBoundingBoxes MelSpectrogram MixUp
-RandAugment RandomColorDegeneration RandomColorJitter RandomElasticTransform
-RandomErasing RandomGaussianBlur RandomGrayscale RandomHue RandomInvert
-RandomPerspective RandomPosterization RandomSaturation RandomSharpness
-RandomShear Solarization
-""".split()
+_WEIGHTLESS_K3 = [
+    "AdaptiveAveragePooling1D",
+    "AdaptiveAveragePooling2D",
+    "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D",
+    "AdaptiveMaxPooling2D",
+    "AdaptiveMaxPooling3D",
+    "AugMix",
+    "AutoContrast",
+    "ContrastLimitedAdaptiveHistogramEqualization",
+    "CutMix",
+    "Discretization",
+    "Equalization",
+    "MaxNumBoundingBoxes",
+    "MelSpectrogram",
+    "MixUp",
+    "RandAugment",
+    "RandomColorDegeneration",
+    "RandomColorJitter",
+    "RandomElasticTransform",
+    "RandomErasing",
+    "RandomGaussianBlur",
+    "RandomGrayscale",
+    "RandomHue",
+    "RandomInvert",
+    "RandomPerspective",
+    "RandomPosterization",
+    "RandomSaturation",
+    "RandomSharpness",
+    "RandomShear",
+    "Solarization",
+]
 
-_WEIGHTLESS_K2 = """
-AbstractRNNCell RandomHeight RandomWidth ThresholdedReLU TFOpLambda
-SlicingOpLambda
-""".split()
+_WEIGHTLESS_K2 = ["AbstractRNNCell", "RandomHeight", "RandomWidth", "ThresholdedReLU", "TFOpLambda", "SlicingOpLambda"]
 
 _K3: dict[str, _Rule] = {
-    **{c: _NONE for c in _WEIGHTLESS_COMMON + _WEIGHTLESS_K3},
+    **dict.fromkeys(_WEIGHTLESS_COMMON + _WEIGHTLESS_K3, _NONE),
     # core
-    "Dense": _Rule(own=_serialized_own(
-        _DENSE_SERIALIZATION, "kernel", has={"bias": _USE_BIAS})),
-    "EinsumDense": _Rule(own=_serialized_own(
-        _DENSE_SERIALIZATION, "kernel", has={"bias": _flag("bias_axes", None)})),
-    "Embedding": _Rule(own=_serialized_own(_EMBEDDING_SERIALIZATION,
-                                           "embeddings")),
-    "ReversibleEmbedding": _Rule(own=_serialized_own(
-        _EMBEDDING_SERIALIZATION, "embeddings",
-        extra=(_REVERSE_SERIALIZATION,
-               lambda cfg: not cfg.get("tie_weights", True)))),
+    "Dense": _Rule(own=_serialized_own(_DENSE_SERIALIZATION, "kernel", has={"bias": _USE_BIAS})),
+    "EinsumDense": _Rule(own=_serialized_own(_DENSE_SERIALIZATION, "kernel", has={"bias": _flag("bias_axes", None)})),
+    "Embedding": _Rule(own=_serialized_own(_EMBEDDING_SERIALIZATION, "embeddings")),
+    "ReversibleEmbedding": _Rule(
+        own=_serialized_own(
+            _EMBEDDING_SERIALIZATION,
+            "embeddings",
+            extra=(_REVERSE_SERIALIZATION, lambda cfg: not cfg.get("tie_weights", True)),
+        )
+    ),
     # convolutions (BaseConv overrides save_own_variables for LoRA)
     **{c: _Rule(own=_lora_kernel) for c in ("Conv1D", "Conv2D", "Conv3D")},
-    **{c: _BIASED for c in ("Conv1DTranspose", "Conv2DTranspose",
-                            "Conv3DTranspose", "DepthwiseConv1D",
-                            "DepthwiseConv2D")},
+    **dict.fromkeys(
+        ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv1D", "DepthwiseConv2D"), _BIASED
+    ),
     "SeparableConv1D": _SEPARABLE,
     "SeparableConv2D": _SEPARABLE,
     # normalization
     "BatchNormalization": _BATCH_NORM,
     "LayerNormalization": _own(
         _V("gamma", _any(_flag("scale"), _flag("rms_scaling", False))),
-        _V("beta", _all(_flag("center"),
-                        lambda cfg: not cfg.get("rms_scaling", False)))),
+        _V("beta", _all(_flag("center"), lambda cfg: not cfg.get("rms_scaling", False))),
+    ),
     "GroupNormalization": _SCALE_CENTER,
     "RMSNormalization": _own(_V("scale")),
-    "SpectralNormalization": _Rule(own=_spectral_own,
-                                   children=_spectral_children(3)),
+    "SpectralNormalization": _Rule(own=_spectral_own, children=_spectral_children(3)),
     "Normalization": _NORMALIZATION,
     # activations
     "PReLU": _own(_V("alpha")),
@@ -707,12 +792,10 @@ _K3: dict[str, _Rule] = {
     "LSTMCell": _CELL,
     "GRUCell": _CELL,
     "ConvLSTMCell": _CELL,  # internal class, cell of ConvLSTM1D/2D/3D
-    "SimpleRNN": _Rule(children=_cell_child("SimpleRNNCell",
-                                            "simple_rnn_cell", 3)),
+    "SimpleRNN": _Rule(children=_cell_child("SimpleRNNCell", "simple_rnn_cell", 3)),
     "LSTM": _Rule(children=_cell_child("LSTMCell", "lstm_cell", 3)),
     "GRU": _Rule(children=_cell_child("GRUCell", "gru_cell", 3)),
-    **{f"ConvLSTM{n}D": _Rule(children=_cell_child(
-        "ConvLSTMCell", "conv_lstm_cell", 3, rank=n)) for n in (1, 2, 3)},
+    **{f"ConvLSTM{n}D": _Rule(children=_cell_child("ConvLSTMCell", "conv_lstm_cell", 3, rank=n)) for n in (1, 2, 3)},
     "RNN": _Rule(children=_rnn_children(3)),
     "StackedRNNCells": _Rule(children=_stacked_children(3)),
     "Bidirectional": _Rule(children=_bidirectional_children(3)),
@@ -722,18 +805,15 @@ _K3: dict[str, _Rule] = {
     "Pipeline": _Rule(children=_pipeline_children),
     # preprocessing: IndexLookup.save_own_variables writes vars/idf_weights
     # (a named key, not "0") in tf_idf mode only.
-    "StringLookup": _own(_V("idf_weights", _equals("output_mode", "tf_idf"),
-                            trainable=False)),
-    "IntegerLookup": _own(_V("idf_weights", _equals("output_mode", "tf_idf"),
-                             trainable=False)),
+    "StringLookup": _own(_V("idf_weights", _equals("output_mode", "tf_idf"), trainable=False)),
+    "IntegerLookup": _own(_V("idf_weights", _equals("output_mode", "tf_idf"), trainable=False)),
     "TextVectorization": _Rule(
-        own=(_V("idf_weights", _equals("output_mode", "tf_idf"),
-                trainable=False),),
-        children=_text_vectorization_children),
-    "STFTSpectrogram": _own(_V("real_kernel", _not_equals("mode", "imag",
-                                                          "log")),
-                            _V("imag_kernel", _not_equals("mode", "real",
-                                                          "log"))),
+        own=(_V("idf_weights", _equals("output_mode", "tf_idf"), trainable=False),),
+        children=_text_vectorization_children,
+    ),
+    "STFTSpectrogram": _own(
+        _V("real_kernel", _not_equals("mode", "imag", "log")), _V("imag_kernel", _not_equals("mode", "real", "log"))
+    ),
     # Backend-bridge layers hold foreign state: refuse to name it.
     "JaxLayer": _Rule(own=_refuse),
     "FlaxLayer": _Rule(own=_refuse),
@@ -742,28 +822,35 @@ _K3: dict[str, _Rule] = {
 }
 
 _K2: dict[str, _Rule] = {
-    **{c: _NONE for c in _WEIGHTLESS_COMMON + _WEIGHTLESS_K2},
+    **dict.fromkeys(_WEIGHTLESS_COMMON + _WEIGHTLESS_K2, _NONE),
     "Dense": _BIASED,
     "EinsumDense": _own(_V("kernel"), _V("bias", _flag("bias_axes", None))),
     "Embedding": _own(_V("embeddings")),
-    **{c: _BIASED for c in (
-        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
-        "Conv3DTranspose", "LocallyConnected1D", "LocallyConnected2D")},
+    **dict.fromkeys(
+        (
+            "Conv1D",
+            "Conv2D",
+            "Conv3D",
+            "Conv1DTranspose",
+            "Conv2DTranspose",
+            "Conv3DTranspose",
+            "LocallyConnected1D",
+            "LocallyConnected2D",
+        ),
+        _BIASED,
+    ),
     # tf_keras names the depthwise kernel differently from Keras 3
-    **{c: _own(_V("depthwise_kernel"), _V("bias", _USE_BIAS))
-       for c in ("DepthwiseConv1D", "DepthwiseConv2D")},
+    **{c: _own(_V("depthwise_kernel"), _V("bias", _USE_BIAS)) for c in ("DepthwiseConv1D", "DepthwiseConv2D")},
     "SeparableConv1D": _SEPARABLE,
     "SeparableConv2D": _SEPARABLE,
     "BatchNormalization": _BATCH_NORM,
     "SyncBatchNormalization": _BATCH_NORM,
     "LayerNormalization": _SCALE_CENTER,
     "GroupNormalization": _SCALE_CENTER,
-    "SpectralNormalization": _Rule(own=_spectral_own,
-                                   children=_spectral_children(2)),
+    "SpectralNormalization": _Rule(own=_spectral_own, children=_spectral_children(2)),
     "Normalization": _NORMALIZATION,
     # adapt()-able Discretization keeps its quantile summary as a weight
-    "Discretization": _own(_V("summary", _unset("bin_boundaries"),
-                              trainable=False)),
+    "Discretization": _own(_V("summary", _unset("bin_boundaries"), trainable=False)),
     "PReLU": _own(_V("alpha")),
     "Attention": _ATTENTION,
     "AdditiveAttention": _ADDITIVE_ATTENTION,
@@ -774,27 +861,28 @@ _K2: dict[str, _Rule] = {
     "ConvLSTMCell": _CELL,
     "CuDNNLSTM": _own(_V("kernel"), _V("recurrent_kernel"), _V("bias")),
     "CuDNNGRU": _own(_V("kernel"), _V("recurrent_kernel"), _V("bias")),
-    "SimpleRNN": _Rule(children=_cell_child("SimpleRNNCell",
-                                            "simple_rnn_cell", 2)),
+    "SimpleRNN": _Rule(children=_cell_child("SimpleRNNCell", "simple_rnn_cell", 2)),
     "LSTM": _Rule(children=_cell_child("LSTMCell", "lstm_cell", 2)),
     "GRU": _Rule(children=_cell_child("GRUCell", "gru_cell", 2)),
     # tf_keras builds the ConvLSTM cell without its name scope
-    **{f"ConvLSTM{n}D": _Rule(children=_cell_child(
-        "ConvLSTMCell", "conv_lstm_cell", 2, segment="", rank=n))
-       for n in (1, 2, 3)},
+    **{
+        f"ConvLSTM{n}D": _Rule(children=_cell_child("ConvLSTMCell", "conv_lstm_cell", 2, segment="", rank=n))
+        for n in (1, 2, 3)
+    },
     "RNN": _Rule(children=_rnn_children(2)),
     "StackedRNNCells": _Rule(children=_stacked_children(2)),
     "Bidirectional": _Rule(children=_bidirectional_children(2)),
     "TimeDistributed": _Rule(children=_wrapped_child(2)),
     "Wrapper": _Rule(children=_wrapped_child(2)),
     "RandomFourierFeatures": _own(
-        _V("unscaled_kernel", trainable=False), _V("bias", trainable=False),
-        _V("kernel_scale")),
+        _V("unscaled_kernel", trainable=False), _V("bias", trainable=False), _V("kernel_scale")
+    ),
     # tf_idf lookups keep an unnamed tf.Variable ("Variable:0") or a
     # VocabWeightHandler: refuse; the other modes have no weights.
-    **{c: _Rule(own=lambda cfg: _refuse(cfg)
-                if cfg.get("output_mode") == "tf_idf" else ())
-       for c in ("StringLookup", "IntegerLookup", "TextVectorization")},
+    **{
+        c: _Rule(own=lambda cfg: _refuse(cfg) if cfg.get("output_mode") == "tf_idf" else ())
+        for c in ("StringLookup", "IntegerLookup", "TextVectorization")
+    },
     # feature columns / dynamic vocabularies: not nameable from the config
     "DenseFeatures": _Rule(own=_refuse),
     "DynamicEmbedding": _Rule(own=_refuse),
@@ -809,8 +897,7 @@ def _static_non_trainable() -> frozenset[tuple[str, str]]:
     for table in _TABLES.values():
         for class_name, rule in table.items():
             if not callable(rule.own):
-                pairs.update((class_name, v.name) for v in rule.own
-                             if not v.trainable)
+                pairs.update((class_name, v.name) for v in rule.own if not v.trainable)
     pairs.add(("SpectralNormalization", "vector_u"))
     aliases = {(a, n) for a, c in _ALIASES.items() for k, n in pairs if k == c}
     return frozenset(pairs | aliases)
@@ -821,8 +908,7 @@ NON_TRAINABLE_BY_DESIGN: frozenset[tuple[str, str]] = _static_non_trainable()
 config.  Config-dependent cases are not listed (quantized int8/int4 kernels
 and scales, LoRA-frozen kernels): use VarSpec.trainable for those."""
 
-NAMED_STORE_KEYS: frozenset[str] = frozenset(
-    {"StringLookup", "IntegerLookup", "TextVectorization"})
+NAMED_STORE_KEYS: frozenset[str] = frozenset({"StringLookup", "IntegerLookup", "TextVectorization"})
 """Keras 3 classes whose `vars` group keys are variable names
 (`vars/idf_weights`) instead of indices."""
 
@@ -832,8 +918,7 @@ NAMED_STORE_KEYS: frozenset[str] = frozenset(
 # --------------------------------------------------------------------------
 
 
-def layer_spec(class_name: str, config: dict,
-               keras_major: int = 3) -> LayerSpec | None:
+def layer_spec(class_name: str, config: dict, keras_major: int = 3) -> LayerSpec | None:
     """Variables and nested saveables of a built-in Keras layer.
 
     None when the class is unknown (custom layer) or the config uses a
@@ -883,8 +968,9 @@ def known_classes(keras_major: int = 3) -> frozenset[str]:
     return frozenset(_TABLES[keras_major])
 
 
-def flat_variables(class_name: str, config: dict, keras_major: int = 3
-                   ) -> tuple[tuple[tuple[str, ...], VarSpec], ...] | None:
+def flat_variables(
+    class_name: str, config: dict, keras_major: int = 3
+) -> tuple[tuple[tuple[str, ...], VarSpec], ...] | None:
     """All variables of a layer and its children as (path, VarSpec).
 
     `path` is the tuple of ChildSpec.attr leading to the owner.
@@ -919,8 +1005,7 @@ def flat_variables(class_name: str, config: dict, keras_major: int = 3
                     sub = path + (child.attr,)
                 else:
                     sub = path
-                self.children.append(_Node(child.class_name, child.config,
-                                           sub))
+                self.children.append(_Node(child.class_name, child.config, sub))
 
         # tf_keras Layer.trainable_weights / non_trainable_weights / weights
         def trainable_weights(self) -> list[Entry]:
@@ -937,8 +1022,7 @@ def flat_variables(class_name: str, config: dict, keras_major: int = 3
                 for c in self.children:
                     out += c.non_trainable_weights()
                 return out
-            out = ([e for e in self.own if e[1].trainable]
-                   + [e for e in self.own if not e[1].trainable])
+            out = [e for e in self.own if e[1].trainable] + [e for e in self.own if not e[1].trainable]
             for c in self.children:
                 out += c.weights()
             return out
@@ -953,8 +1037,7 @@ def flat_variables(class_name: str, config: dict, keras_major: int = 3
             return out
 
     try:
-        root = _Node(class_name, config if isinstance(config, dict) else {},
-                     ())
+        root = _Node(class_name, config if isinstance(config, dict) else {}, ())
     except _Unnamed:
         return None
     if keras_major == 3:

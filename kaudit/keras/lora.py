@@ -76,7 +76,7 @@ def delta_norms(a: np.ndarray, b: np.ndarray, scale: float, block_elems: int = 1
     rows = max(1, block_elems // max(1, b2.shape[1]))
     m = 0.0
     for s in range(0, a2.shape[0], rows):
-        block = a2[s:s + rows] @ b2
+        block = a2[s : s + rows] @ b2
         if block.size:
             m = max(m, float(np.max(np.abs(block))))
     return fro, m * abs(scale)

@@ -66,7 +66,7 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
             name = cfg.get("name")
             head = "{'name': " + repr(name) + ", " if isinstance(name, str) else None
             if head is not None and text.startswith(head) and next(iter(cfg)) == "name":
-                text = "{" + text[len(head):]
+                text = "{" + text[len(head) :]
             else:
                 text = repr({k: v for k, v in cfg.items() if k != "name"})
         return keras_major, node.class_name, bool(node.trainable), text
@@ -160,7 +160,9 @@ def from_file_name(weight_name: str, layer_name: str) -> tuple[str, str]:
     return "/".join(rest[:-1]), rest[-1]
 
 
-def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: list[str], keras_major: int) -> tuple[list[Named], bool]:
+def name_legacy_layer(
+    node: LayerNode | None, layer_name: str, weight_names: list[str], keras_major: int
+) -> tuple[list[Named], bool]:
     """Canonical names for the weights of one leaf layer of a legacy HDF5 file, in file order.
 
     Returns (names, known): known is False when the layer class is unknown and the names are
@@ -182,8 +184,9 @@ def name_legacy_layer(node: LayerNode | None, layer_name: str, weight_names: lis
     return list(found[0]), found[1]
 
 
-def _name_legacy_layer(node: LayerNode | None, from_file: list[tuple[str, str]], keras_major: int,
-                       key: tuple | None, layer_name: str) -> tuple[list[Named], bool]:
+def _name_legacy_layer(
+    node: LayerNode | None, from_file: list[tuple[str, str]], keras_major: int, key: tuple | None, layer_name: str
+) -> tuple[list[Named], bool]:
     spec = spec_flat(node, keras_major, key) if node is not None else None
     if spec is not None and len(spec) == len(from_file):
         if all(_compatible(f, s) for f, s in zip(from_file, spec, strict=True)):
@@ -201,15 +204,22 @@ def _name_legacy_layer(node: LayerNode | None, from_file: list[tuple[str, str]],
             raise CorruptFileError(
                 f"the file's weight names disagree with their order: 'weight_names' of layer {layer_name!r} lists "
                 f"{from_file[k][1]!r} at position {k}, where Keras loads the value into {spec[k].rel!r}",
-                hint="the file was edited; kaudit does not pick one of the two")
+                hint="the file was edited; kaudit does not pick one of the two",
+            )
     # a class kaudit does not know: the names are the file's, and whether a variable is
     # trainable by design (a custom layer's moving statistics?) is unknown, not guessed
     return [Named(sub, short, None) for sub, short in from_file], spec is not None
 
 
 #: Option sets tried for a layer whose config the file does not have (weights-only files).
-OPTION_SETS = ({}, {"use_bias": False}, {"center": False}, {"scale": False}, {"center": False, "scale": False},
-               {"use_scale": True})
+OPTION_SETS = (
+    {},
+    {"use_bias": False},
+    {"center": False},
+    {"scale": False},
+    {"center": False, "scale": False},
+    {"use_scale": True},
+)
 
 #: Per Keras major version: sorted variable names -> the orders built-in layers list them in.
 _BUILTIN_ORDERS: dict[int, dict[tuple[str, ...], frozenset[tuple[str, ...]]]] = {}
@@ -222,8 +232,9 @@ def _builtin_orders(keras_major: int) -> dict[tuple[str, ...], frozenset[tuple[s
         for cls in sorted(keras_layers.known_classes(keras_major)):
             for cfg in OPTION_SETS:
                 for trainable in (True, False):
-                    node = LayerNode(name="x", class_name=cls, config=dict(cfg, name="x", trainable=trainable),
-                                     trainable=trainable)
+                    node = LayerNode(
+                        name="x", class_name=cls, config=dict(cfg, name="x", trainable=trainable), trainable=trainable
+                    )
                     flat = _spec_flat(node, keras_major)
                     if flat:
                         order = tuple(n.name for n in flat)
@@ -245,7 +256,9 @@ def _check_builtin_order(layer_name: str, shorts: list[str], keras_major: int) -
         raise CorruptFileError(
             f"the file's weight names disagree with their order: 'weight_names' of layer {layer_name!r} lists "
             f"{shorts[k]!r} at position {k}, where every Keras layer with these weights has {want[k]!r} "
-            "(Keras loads the values by position)", hint="the file was edited; kaudit does not pick one of the two")
+            "(Keras loads the values by position)",
+            hint="the file was edited; kaudit does not pick one of the two",
+        )
 
 
 def _compatible(from_file: tuple[str, str], spec: Named) -> bool:

@@ -47,8 +47,14 @@ _WEIGHTS = {
     "Embedding": ("embeddings", "embedding"),
     "ReversibleEmbedding": ("embeddings", "embedding"),
 }
-FLOAT8_STATE = ("inputs_scale", "inputs_amax_history", "kernel_scale", "kernel_amax_history",
-                "outputs_grad_scale", "outputs_grad_amax_history")
+FLOAT8_STATE = (
+    "inputs_scale",
+    "inputs_amax_history",
+    "kernel_scale",
+    "kernel_amax_history",
+    "outputs_grad_scale",
+    "outputs_grad_amax_history",
+)
 BITS = {"int8": 8, "int4": 4, "float8": 8}
 
 
@@ -86,8 +92,9 @@ class QuantInfo:
         return f"{kind} {self.role} of {self.weight}"
 
 
-def annotate(class_name: str | None, config: dict, variables: list[tuple[str, tuple[int, ...]]]
-             ) -> list[QuantInfo | None]:
+def annotate(
+    class_name: str | None, config: dict, variables: list[tuple[str, tuple[int, ...]]]
+) -> list[QuantInfo | None]:
     """QuantInfo (or None) for each (name, stored shape) of one layer, from its class and config
     (the dtype policy ``int8_from_float32``, ``int4/128_from_float32``... and
     ``quantization_config``). All None for a float layer, or when the variables are not what
@@ -146,7 +153,9 @@ def _einsum_specs(equation) -> tuple[str, str] | None:
     a kernel axis)."""
     if not isinstance(equation, str):
         return None
-    m = re.fullmatch(r"(?:\.\.\.)?([a-zA-Z]*)(?:\.\.\.)?,([a-zA-Z]+)->(?:\.\.\.)?([a-zA-Z]+)(?:\.\.\.)?", equation.replace(" ", ""))
+    m = re.fullmatch(
+        r"(?:\.\.\.)?([a-zA-Z]*)(?:\.\.\.)?,([a-zA-Z]+)->(?:\.\.\.)?([a-zA-Z]+)(?:\.\.\.)?", equation.replace(" ", "")
+    )
     if m is None or len(set(m.group(2))) != len(m.group(2)):
         return None
     return m.group(2), m.group(3)

@@ -53,11 +53,20 @@ def sniff(path: str | os.PathLike) -> str:
 
         if is_preset(p):
             return "preset"
-        if (p / "saved_model.pb").is_file() or (p / "saved_model.pbtxt").is_file() or (p / "checkpoint").is_file() \
-                or (p / ".index").is_file() or any(p.glob("*.index")) or any(p.glob("*.meta")):
+        if (
+            (p / "saved_model.pb").is_file()
+            or (p / "saved_model.pbtxt").is_file()
+            or (p / "checkpoint").is_file()
+            or (p / ".index").is_file()
+            or any(p.glob("*.index"))
+            or any(p.glob("*.meta"))
+        ):
             return "tf"
-        raise UnsupportedFormatError("is a directory, not a checkpoint",
-                                     path=display, hint="give a model file, a TF checkpoint prefix or a SavedModel directory")
+        raise UnsupportedFormatError(
+            "is a directory, not a checkpoint",
+            path=display,
+            hint="give a model file, a TF checkpoint prefix or a SavedModel directory",
+        )
     if not stat.S_ISREG(st.st_mode):
         raise UnsupportedFormatError("is not a regular file (FIFO, socket or device); refused", path=display)
     if st.st_size == 0:
@@ -133,12 +142,16 @@ def opened(source) -> Iterator[Checkpoint]:
 def _fast_parser_enabled() -> bool:
     """The pure-Python metadata parser (``_h5parse``) is used when values can be read directly
     (``os.preadv``); ``KAUDIT_H5_PARSER=h5py`` turns it off (tests compare the two)."""
-    return (H._HAVE_PREADV and os.environ.get("KAUDIT_NO_DIRECT_READ", "") == ""
-            and os.environ.get("KAUDIT_H5_PARSER", "") != "h5py")
+    return (
+        H._HAVE_PREADV
+        and os.environ.get("KAUDIT_NO_DIRECT_READ", "") == ""
+        and os.environ.get("KAUDIT_H5_PARSER", "") != "h5py"
+    )
 
 
-def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], build, open_h5py,
-               owned: list | None = None) -> Checkpoint:
+def _read_hdf5(
+    images: list[tuple[str, int, int | None]], displays: list[str], build, open_h5py, owned: list | None = None
+) -> Checkpoint:
     """``build(files, store)`` over HDF5 images given as (path, byte offset, size or None).
 
     First on files parsed by ``_h5parse`` (fast); when that parser meets anything it does not
@@ -154,7 +167,7 @@ def _read_hdf5(images: list[tuple[str, int, int | None]], displays: list[str], b
             for path, base, size in images:
                 parsed.append(P.File(path, base, size).root)
             return build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
-        except Exception:  # noqa: BLE001 - whatever it was, h5py's path says it properly
+        except Exception:
             for root in parsed:
                 root.close()
         except BaseException:  # Ctrl-C
@@ -184,8 +197,10 @@ def _load_hdf5(path: str, display: str) -> Checkpoint:
         elif keras_v3.looks_like(f):
             variables, notes, has_config = keras_v3.read([f], [display], store, display, None)
             version, fmt = None, "keras3-weights"
-            notes = ["no model config in a bare .weights.h5: trainable flags are unknown; layers in the order "
-                     "Keras wrote them"] + notes
+            notes = [
+                "no model config in a bare .weights.h5: trainable flags are unknown; layers in the order "
+                "Keras wrote them"
+            ] + notes
         else:
             raise UnsupportedFormatError(
                 "is HDF5 but not a Keras checkpoint (no 'model_weights', 'layer_names' or 'layers')",
@@ -221,14 +236,21 @@ def _load_archive(path: str, display: str) -> Checkpoint:
     version = metadata.get("keras_version") if isinstance(metadata, dict) else None
 
     def build(files, store) -> Checkpoint:
-        variables, notes, has_config = keras_v3.read(files, [member_display], store, display, config,
-                                                     member=archive.WEIGHTS)
-        return Checkpoint(display, "keras3-archive", tuple(variables), store, version, has_config, tuple(notes),
-                          (display,))
+        variables, notes, has_config = keras_v3.read(
+            files, [member_display], store, display, config, member=archive.WEIGHTS
+        )
+        return Checkpoint(
+            display, "keras3-archive", tuple(variables), store, version, has_config, tuple(notes), (display,)
+        )
 
     try:
-        return _read_hdf5([(src_path, src_base, src_size)], [member_display], build,
-                          lambda: [H.open_h5(fobj, member_display)], owned=[fobj, arc])
+        return _read_hdf5(
+            [(src_path, src_base, src_size)],
+            [member_display],
+            build,
+            lambda: [H.open_h5(fobj, member_display)],
+            owned=[fobj, arc],
+        )
     except BaseException:
         fobj.close()
         arc.close()
@@ -241,16 +263,18 @@ def _load_json(path: str, display: str) -> Checkpoint:
             data = fh.read(64 << 20)
         doc = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise UnsupportedFormatError(f"is neither HDF5, a zip archive nor valid JSON ({str(exc)[:100]})",
-                                     path=display) from None
+        raise UnsupportedFormatError(
+            f"is neither HDF5, a zip archive nor valid JSON ({str(exc)[:100]})", path=display
+        ) from None
     if isinstance(doc, dict) and "weight_map" in doc:
         return _load_sharded(path, display, doc)
     if isinstance(doc, dict) and doc.get("format") == "kaudit-snapshot":
         from . import snapshot
 
         return snapshot.load(path, display, doc)
-    raise UnsupportedFormatError("is JSON but neither a Keras sharded-weights index nor a kaudit snapshot",
-                                 path=display)
+    raise UnsupportedFormatError(
+        "is JSON but neither a Keras sharded-weights index nor a kaudit snapshot", path=display
+    )
 
 
 def _load_preset(p: Path, display: str) -> Checkpoint:
@@ -265,8 +289,9 @@ def _load_preset(p: Path, display: str) -> Checkpoint:
     inner = _load(weights)
     try:
         skip = set(inner.files) | {weights.name}
-        skip = {os.path.relpath(f, str(p)).replace(os.sep, "/") if os.path.isabs(f) or os.sep in f else f
-                for f in skip} | {os.path.basename(f) for f in inner.files}
+        skip = {
+            os.path.relpath(f, str(p)).replace(os.sep, "/") if os.path.isabs(f) or os.sep in f else f for f in skip
+        } | {os.path.basename(f) for f in inner.files}
         assets = keras_hub.asset_hashes(p, display, skip)
         meta = keras_hub.metadata(p)
     except BaseException:
@@ -274,10 +299,20 @@ def _load_preset(p: Path, display: str) -> Checkpoint:
         raise
     version = meta.get("keras_version") if isinstance(meta.get("keras_version"), str) else None
     notes = [n for n in inner.notes if not n.startswith("no model config")]
-    notes.insert(0, f"KerasHub preset ({wdisplay}): config.json describes the backbone, not its layers; "
-                    "trainable flags are unknown; layers in the order Keras wrote them")
-    return replace(inner, file=display, format="keras-hub-preset", keras_version=version, notes=tuple(notes),
-                   files=(display, *inner.files), assets=assets)
+    notes.insert(
+        0,
+        f"KerasHub preset ({wdisplay}): config.json describes the backbone, not its layers; "
+        "trainable flags are unknown; layers in the order Keras wrote them",
+    )
+    return replace(
+        inner,
+        file=display,
+        format="keras-hub-preset",
+        keras_version=version,
+        notes=tuple(notes),
+        files=(display, *inner.files),
+        assets=assets,
+    )
 
 
 def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
@@ -291,8 +326,9 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
     for value in wmap.values():
         for name in value if isinstance(value, list) else [value]:
             if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
-                raise UnsafeInputError(f"shard name {name!r} is not a plain file name beside the index; refused",
-                                       path=display)
+                raise UnsafeInputError(
+                    f"shard name {name!r} is not a plain file name beside the index; refused", path=display
+                )
             if name not in shards:
                 shards.append(name)
     base = os.path.dirname(os.path.abspath(path))
@@ -304,8 +340,11 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
         sp = os.path.join(base, name)
         sdisplay = os.path.join(os.path.dirname(display), name)
         if os.path.dirname(os.path.realpath(sp)) not in roots:
-            raise UnsafeInputError("shard is a symbolic link to a file outside the index's directory; refused",
-                                   path=sdisplay, hint="copy the shard beside the index")
+            raise UnsafeInputError(
+                "shard is a symbolic link to a file outside the index's directory; refused",
+                path=sdisplay,
+                hint="copy the shard beside the index",
+            )
         if sniff(sp) != "hdf5":
             raise UnsupportedFormatError("shard is not HDF5", path=sdisplay)
         displays.append(sdisplay)
@@ -324,9 +363,12 @@ def _load_sharded(path: str, display: str, doc: dict) -> Checkpoint:
 
     def build(files, store) -> Checkpoint:
         variables, notes, has_config = keras_v3.read(files, displays, store, display, None, written=list(wmap))
-        notes = ["no model config beside sharded weights: trainable flags are unknown; layers in the index's "
-                 "weight_map order (Keras's)"] + notes
-        return Checkpoint(display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes),
-                          (display, *displays))
+        notes = [
+            "no model config beside sharded weights: trainable flags are unknown; layers in the index's "
+            "weight_map order (Keras's)"
+        ] + notes
+        return Checkpoint(
+            display, "keras3-sharded", tuple(variables), store, None, has_config, tuple(notes), (display, *displays)
+        )
 
     return _read_hdf5([(sp, 0, None) for sp in sources], displays, build, open_all)

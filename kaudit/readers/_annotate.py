@@ -27,8 +27,7 @@ def lora_merged(out: list[Variable], start: int, class_name: str | None, config:
             out[i] = replace(out[i], lora=info)
 
 
-def quantized(out: list[Variable], start: int, class_name: str | None, config: dict,
-              trainable: list[bool]) -> None:
+def quantized(out: list[Variable], start: int, class_name: str | None, config: dict, trainable: list[bool]) -> None:
     """Annotate ``out[start:]`` (one layer's own variables, just read, in stored order; their
     trainable flags by design) in place when the layer's config says it is quantized, and put
     them in Keras's ``layer.weights`` order for a loaded model: trainable first (a quantized kernel

@@ -87,7 +87,7 @@ def asset_hashes(p: Path, display: str, skip: set[str]) -> dict[str, str]:
 def looks_like_lora(f) -> bool:
     try:
         return LORA.HUB_GROUP in f and "layers" not in f and "layer_names" not in f.attrs
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -110,8 +110,9 @@ def read_lora(f, store: H.H5Store, display: str) -> tuple[list[Variable], list[s
         layer = f"{LORA.HUB_GROUP}/{g}"
         own = {k: ds for k, _fi, ds in tree.datasets(f"{layer}/vars")}
         if set(own) != {"lora_kernel_a", "lora_kernel_b"}:
-            raise CorruptFileError(f"{layer}: expected lora_kernel_a and lora_kernel_b, found {sorted(own)}",
-                                   path=display)
+            raise CorruptFileError(
+                f"{layer}: expected lora_kernel_a and lora_kernel_b, found {sorted(own)}", path=display
+            )
         start = len(r.out)
         for name in ("lora_kernel_a", "lora_kernel_b"):
             r.add(f"{layer}/{name}", layer, None, name, 0, own[name], None, None)
@@ -121,10 +122,14 @@ def read_lora(f, store: H.H5Store, display: str) -> tuple[list[Variable], list[s
                 raise ValueError(f"rank {b.shape[0]} in the factors, {rank} in lora/vars/rank")
         except ValueError as exc:
             raise CorruptFileError(f"{layer}: {exc}", path=display) from None
-        r.out[start:start + 2] = [_with_lora(a, LORA.LoraInfo(rank, float(rank), "a")),
-                                  _with_lora(b, LORA.LoraInfo(rank, float(rank), "b"))]
-    notes = [f"KerasHub LoRA adapters of rank {rank} (scale 1): layers are numbered as in the backbone's "
-             "_flatten_layers() with weights, which the file does not name"]
+        r.out[start : start + 2] = [
+            _with_lora(a, LORA.LoraInfo(rank, float(rank), "a")),
+            _with_lora(b, LORA.LoraInfo(rank, float(rank), "b")),
+        ]
+    notes = [
+        f"KerasHub LoRA adapters of rank {rank} (scale 1): layers are numbered as in the backbone's "
+        "_flatten_layers() with weights, which the file does not name"
+    ]
     return r.out, notes
 
 

@@ -165,23 +165,46 @@ class _Reader:
         self.has_config = False
 
     # -- emit ------------------------------------------------------------------------------
-    def add(self, path: str, layer: str, cls: str | None, name: str, fi: int, ds: h5py.Dataset,
-            trainable: bool | None, hint: str | None, kind: str = "model", named: bool = True) -> None:
+    def add(
+        self,
+        path: str,
+        layer: str,
+        cls: str | None,
+        name: str,
+        fi: int,
+        ds: h5py.Dataset,
+        trainable: bool | None,
+        hint: str | None,
+        kind: str = "model",
+        named: bool = True,
+    ) -> None:
         shape, dt = H.check_dataset(ds, self.tree.displays[fi])
         dtype = H.logical_dtype(ds, hint, self.tree.displays[fi], dt)
         ds_path = ds.name.lstrip("/")
         prefix = self.member or (self.tree.displays[fi] if len(self.tree.files) > 1 else "")
         location = f"{prefix}:{ds_path}" if prefix else ds_path
         self.store.register(location, fi, ds_path, dtype, ds=ds, shape=shape, raw_dtype=dt)
-        self.out.append(Variable.from_fields((path, layer, cls, name, tuple(map(int, shape)), dtype,
-                                              trainable, kind, location, named)))
+        self.out.append(
+            Variable.from_fields(
+                (path, layer, cls, name, tuple(map(int, shape)), dtype, trainable, kind, location, named)
+            )
+        )
 
     # -- models ----------------------------------------------------------------------------
     def model(self, node: LayerNode | None, gpath: str, prefix: str, eff: bool | None) -> None:
         own = self.tree.datasets(paths.join(gpath, "vars"))
         for key, fi, ds in own:  # a model's own variables (rare: subclassed models)
-            self.add(paths.join(prefix, key), prefix.rstrip("/"), node.class_name if node else None,
-                     f"vars/{key}", fi, ds, None if eff is None else eff, node.var_dtype if node else None, named=False)
+            self.add(
+                paths.join(prefix, key),
+                prefix.rstrip("/"),
+                node.class_name if node else None,
+                f"vars/{key}",
+                fi,
+                ds,
+                None if eff is None else eff,
+                node.var_dtype if node else None,
+                named=False,
+            )
         lpath = paths.join(gpath, "layers")
         groups = self.tree.groups(lpath)
         used: set[str] = set()
@@ -198,7 +221,9 @@ class _Reader:
                     raise CorruptFileError(
                         f"the file's layer names disagree with its group paths: Keras would load group {gp!r} "
                         f"into layer {prefix + ch.name!r}, the group's 'name' says it holds {said!r}",
-                        path=self.display, hint="the file was edited; kaudit does not pick one of the two")
+                        path=self.display,
+                        hint="the file was edited; kaudit does not pick one of the two",
+                    )
                 used.add(snake)
                 plan.append((ch, snake))
 
@@ -236,25 +261,35 @@ class _Reader:
         if flat is not None and not flat:
             return  # no variables: nothing to load, Keras does not look
         if node.built and flat:
-            raise CorruptFileError(f"layer {layer_path!r} ({node.class_name}) has variables but the file has no "
-                                   f"group {gpath!r} for them: Keras refuses to load it", path=self.display,
-                                   hint="the file is truncated or was edited")
-        self.notes.append(f"{layer_path}: no group {gpath!r} in the file; Keras loads no values into this layer "
-                          "(and fails if it has variables)")
+            raise CorruptFileError(
+                f"layer {layer_path!r} ({node.class_name}) has variables but the file has no "
+                f"group {gpath!r} for them: Keras refuses to load it",
+                path=self.display,
+                hint="the file is truncated or was edited",
+            )
+        self.notes.append(
+            f"{layer_path}: no group {gpath!r} in the file; Keras loads no values into this layer "
+            "(and fails if it has variables)"
+        )
 
-    def layer(self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None,
-              hint: str | None = None) -> None:
+    def layer(
+        self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None, hint: str | None = None
+    ) -> None:
         cls = node.class_name if node is not None else None
         hint = node.var_dtype if node is not None and node.var_dtype else hint
         own = self.tree.datasets(paths.join(gpath, "vars"))
         spec = keras_layers.layer_spec(node.class_name, node.config, 3) if node is not None else None
         if spec is not None and len(spec.variables) != len(own):
-            self.notes.append(f"{layer_path}: {cls} should have {len(spec.variables)} variables, the file has "
-                              f"{len(own)}; named by position")
+            self.notes.append(
+                f"{layer_path}: {cls} should have {len(spec.variables)} variables, the file has "
+                f"{len(own)}; named by position"
+            )
             spec = None
         elif spec is None and node is not None and own:
-            self.notes.append(f"{layer_path}: layer class {cls} is unknown to kaudit (custom layer?); "
-                              "its variables are named by position (vars/<i>)")
+            self.notes.append(
+                f"{layer_path}: layer class {cls} is unknown to kaudit (custom layer?); "
+                "its variables are named by position (vars/<i>)"
+            )
         start = len(self.out)
         for i, (key, fi, ds) in enumerate(own):
             if spec is not None:
@@ -263,8 +298,9 @@ class _Reader:
                 self.add(paths.join(layer_path, vs.name), layer_path, cls, vs.name, fi, ds, tr, hint)
             else:
                 tr = None if eff is None or eff else False
-                self.add(paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint,
-                         named=False)
+                self.add(
+                    paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint, named=False
+                )
         if spec is not None:
             annotated.layer(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
         done = {"vars"}
@@ -275,8 +311,12 @@ class _Reader:
                 if not self.tree.has(cp):
                     continue
                 cname = self.tree.name_attr(paths.join(cp, "vars")) or str(ch.config.get("name", ch.attr))
-                sub = LayerNode(name=cname, class_name=ch.class_name, config=ch.config,
-                                trainable=bool(ch.config.get("trainable", True)))
+                sub = LayerNode(
+                    name=cname,
+                    class_name=ch.class_name,
+                    config=ch.config,
+                    trainable=bool(ch.config.get("trainable", True)),
+                )
                 ceff = None if eff is None else (eff and sub.trainable)
                 self.layer(sub, cp, layer_path if ch.collapse else paths.join(layer_path, cname), ceff, hint)
         for g in self.tree.groups(gpath):
@@ -342,12 +382,19 @@ class _Reader:
 def looks_like(f: h5py.File) -> bool:
     try:
         return "layers" in f or ("vars" in f and "layer_names" not in f.attrs)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
-def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display: str, config,
-         member: str = "", written: list[str] | None = None) -> tuple[list[Variable], list[str], bool]:
+def read(
+    files: list[h5py.File],
+    displays: list[str],
+    store: H.H5Store,
+    display: str,
+    config,
+    member: str = "",
+    written: list[str] | None = None,
+) -> tuple[list[Variable], list[str], bool]:
     """Variables of a Keras 3 weights file (or its shards), named with the help of ``config``
     (``config.json`` of a .keras archive; None for a bare .weights.h5). ``written``: a sharded
     index's weight_map keys, in its order (Keras's)."""
@@ -356,7 +403,7 @@ def read(files: list[h5py.File], displays: list[str], store: H.H5Store, display:
     root = parse_model_config(config) if config is not None else None
     if config is not None and root is None:
         r.notes.append("config.json could not be understood; variables named by position")
-    eff = (root.loaded_trainable(3, top=True) if root is not None else None)
+    eff = root.loaded_trainable(3, top=True) if root is not None else None
     with H.steady_metadata_cache(files):
         r.model(root, "", "", eff)
         r.extras()

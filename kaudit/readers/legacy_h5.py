@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def looks_like(f: h5py.File) -> bool:
     try:
         return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -46,14 +46,37 @@ class _Builder:
         self.out: list[Variable] = []
         self.notes: list[str] = []
 
-    def add(self, path: str, layer: str, node: LayerNode | None, name: str, ds: h5py.Dataset,
-            trainable: bool | None, kind: str = "model", named: bool = True) -> None:
+    def add(
+        self,
+        path: str,
+        layer: str,
+        node: LayerNode | None,
+        name: str,
+        ds: h5py.Dataset,
+        trainable: bool | None,
+        kind: str = "model",
+        named: bool = True,
+    ) -> None:
         shape, dt = H.check_dataset(ds, self.display)
         dtype = H.logical_dtype(ds, node.var_dtype if node is not None else None, self.display, dt)
         location = ds.name.lstrip("/")
         self.store.register(location, 0, location, dtype, ds=ds, shape=shape, raw_dtype=dt)
-        self.out.append(Variable.from_fields((path, layer, node.class_name if node is not None else None, name,
-                                              tuple(map(int, shape)), dtype, trainable, kind, location, named)))
+        self.out.append(
+            Variable.from_fields(
+                (
+                    path,
+                    layer,
+                    node.class_name if node is not None else None,
+                    name,
+                    tuple(map(int, shape)),
+                    dtype,
+                    trainable,
+                    kind,
+                    location,
+                    named,
+                )
+            )
+        )
 
 
 def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
@@ -96,12 +119,18 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
     def layer(i: int) -> None:
         lname = names[i]
         if i in repeated:
-            raise CorruptFileError(f"'layer_names' lists {lname!r} twice", path=display,
-                                   hint="Keras layer names are unique; the file was edited")
+            raise CorruptFileError(
+                f"'layer_names' lists {lname!r} twice",
+                path=display,
+                hint="Keras layer names are unique; the file was edited",
+            )
         g = H.child(wgroup, lname, display)
         if not isinstance(g, H.GROUPS):
-            raise CorruptFileError(f"'layer_names' lists {lname!r} but the file has no such group", path=display,
-                                   hint="the file is truncated or was edited")
+            raise CorruptFileError(
+                f"'layer_names' lists {lname!r} but the file has no such group",
+                path=display,
+                hint="the file is truncated or was edited",
+            )
         wnames = _names(H.attr(g, "weight_names", display))
         if not wnames:
             return
@@ -111,7 +140,9 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
         for w in wnames:
             ds = H.walk(g, w, display, groups)
             if not isinstance(ds, H.DATASETS):
-                raise CorruptFileError(f"layer {lname!r} lists weight {w!r} but the file has no such dataset", path=display)
+                raise CorruptFileError(
+                    f"layer {lname!r} lists weight {w!r} but the file has no such dataset", path=display
+                )
             datasets.append(ds)
         node = root.find(lname) if root is not None else None
         if node is not None and node.is_model:
@@ -120,10 +151,18 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
             eff = top_eff and node.loaded_trainable(major) if node is not None else None
             named, known = _name_layer(node, lname, wnames, major, display)
             if node is not None and not known and node.class_name:
-                b.notes.append(f"{lname}: layer class {node.class_name} is not a Keras built-in; names taken from the file")
+                b.notes.append(
+                    f"{lname}: layer class {node.class_name} is not a Keras built-in; names taken from the file"
+                )
             for n, ds in zip(named, datasets, strict=True):
-                b.add(paths.join(lname, n.rel), paths.join(lname, n.subpath), node, n.name, ds,
-                      _trainable(eff, n, root is not None))
+                b.add(
+                    paths.join(lname, n.rel),
+                    paths.join(lname, n.subpath),
+                    node,
+                    n.name,
+                    ds,
+                    _trainable(eff, n, root is not None),
+                )
 
     for i in range(len(names)):
         layer(i)
@@ -137,8 +176,14 @@ def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable],
             ds = H.walk(top, w, display)
             if isinstance(ds, H.DATASETS):
                 short = paths.strip_device_suffix(w)
-                b.add(short, paths.layer_of(short), None, paths.short_name(short), ds,
-                      top_eff if root is not None else None)
+                b.add(
+                    short,
+                    paths.layer_of(short),
+                    None,
+                    paths.short_name(short),
+                    ds,
+                    top_eff if root is not None else None,
+                )
 
     _optimizer(b, f)
     return b.out, b.notes, version, config is not None and root is not None
@@ -179,13 +224,17 @@ def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display
     if expected == weighted:
         return None
     if len(expected) != len(weighted):
-        return (f"Keras would refuse this file: its config has {len(expected)} layers with weights, 'layer_names' "
-                f"lists {len(weighted)}; values are named by the file's layer names")
+        return (
+            f"Keras would refuse this file: its config has {len(expected)} layers with weights, 'layer_names' "
+            f"lists {len(weighted)}; values are named by the file's layer names"
+        )
     k, got, want = next((k, g, w) for k, (g, w) in enumerate(zip(weighted, expected)) if g != w)
     raise CorruptFileError(
         f"the file's layer order disagrees with its config: Keras would load group {got!r} (the layer #{k} "
-        f"with weights in 'layer_names') into layer {want!r}", path=display,
-        hint="the file was edited; kaudit does not pick one of the two")
+        f"with weights in 'layer_names') into layer {want!r}",
+        path=display,
+        hint="the file was edited; kaudit does not pick one of the two",
+    )
 
 
 def _names(value) -> list[str]:
@@ -223,8 +272,9 @@ def _trainable(enclosing: bool | None, n: Named, has_config: bool) -> bool | Non
     return None if n.trainable is None else bool(enclosing) and n.trainable
 
 
-def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int,
-            top_eff: bool) -> None:
+def _nested(
+    b: _Builder, node: LayerNode, lname: str, wnames: list[str], datasets: list, major: int, top_eff: bool
+) -> None:
     """Weights of a nested model saved in one group: assign each to its inner layer, then emit
     them in Keras's walk order (the file lists trainable weights first)."""
     leaves = list(node.leaves(prefix=lname + "/", enclosing_trainable=top_eff and node.loaded_trainable(major)))
@@ -260,20 +310,26 @@ def _nested(b: _Builder, node: LayerNode, lname: str, wnames: list[str], dataset
     expected = _nested_order(node, major)
     if expected is not None and not unassigned:
         if len(expected) != len(wnames):
-            b.notes.append(f"{lname}: Keras would refuse this file: the nested model has {len(expected)} weights, "
-                           f"the file lists {len(wnames)}")
+            b.notes.append(
+                f"{lname}: Keras would refuse this file: the nested model has {len(expected)} weights, "
+                f"the file lists {len(wnames)}"
+            )
         else:
             for k, (w, want) in enumerate(zip(wnames, expected)):
                 if got.get(w) != want:
                     raise CorruptFileError(
                         f"the file's weight names disagree with their order: 'weight_names' of nested model {lname!r} "
                         f"lists {w!r} at position {k}, where Keras loads the value into "
-                        f"{leaves[want[0]][0] + '/' + want[1]!r}", path=b.display,
-                        hint="the file was edited; kaudit does not pick one of the two")
+                        f"{leaves[want[0]][0] + '/' + want[1]!r}",
+                        path=b.display,
+                        hint="the file was edited; kaudit does not pick one of the two",
+                    )
     for w, ds in unassigned:
         short = paths.strip_device_suffix(w)
         b.notes.append(f"{lname}: weight {w!r} matches no layer of the nested model's config; kept under its file name")
-        b.add(paths.join(lname, short), paths.join(lname, paths.layer_of(short)), None, paths.short_name(short), ds, None)
+        b.add(
+            paths.join(lname, short), paths.join(lname, paths.layer_of(short)), None, paths.short_name(short), ds, None
+        )
 
 
 def _nested_order(node: LayerNode, major: int) -> list[tuple[int, str]] | None:
@@ -318,7 +374,9 @@ def _optimizer(b: _Builder, f: h5py.File) -> None:
             continue
         short = paths.strip_device_suffix(w)
         try:
-            b.add(paths.join("optimizer", short), "optimizer", None, paths.short_name(short), ds, None, kind="optimizer")
+            b.add(
+                paths.join("optimizer", short), "optimizer", None, paths.short_name(short), ds, None, kind="optimizer"
+            )
         except CorruptFileError as exc:
             b.notes.append(f"optimizer weight {w!r} skipped: {exc.message}")
 

@@ -64,20 +64,25 @@ class SnapshotStore:
     def iter_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
         flat = self._values(var)
         for start in range(0, flat.size, block_elems):
-            yield flat[start:start + block_elems]
+            yield flat[start : start + block_elems]
 
     def _values(self, var: Variable) -> np.ndarray:
         if not self.has_values:
-            raise KauditError(f"{var.path!r}: a snapshot without values keeps hashes and statistics",
-                              path=self._display,
-                              hint="compare against the checkpoint, or a snapshot written with --values")
+            raise KauditError(
+                f"{var.path!r}: a snapshot without values keeps hashes and statistics",
+                path=self._display,
+                hint="compare against the checkpoint, or a snapshot written with --values",
+            )
         dtype = value_dtype(var.dtype)
         expected = var.params * dtype.itemsize
         text = self._rows[var.location]["data"]
 
         def corrupt(what: str) -> CorruptFileError:
-            return CorruptFileError(f"the stored values of {var.path!r} {what}", path=self._display,
-                                    hint="re-create it with: kaudit snapshot FILE --values -o SNAPSHOT")
+            return CorruptFileError(
+                f"the stored values of {var.path!r} {what}",
+                path=self._display,
+                hint="re-create it with: kaudit snapshot FILE --values -o SNAPSHOT",
+            )
 
         # zlib adds at most 5 bytes per 16 KiB block and 6 overall; base64 4 characters per 3 bytes
         if len(text) > 4 * ((expected + 5 * (expected // 16384 + 1) + 6 + 2) // 3):
@@ -105,12 +110,16 @@ class SnapshotStore:
 def load(path: str, display: str, doc: dict) -> Checkpoint:
 
     if doc.get("version") != SNAPSHOT_VERSION:
-        raise CorruptFileError(f"snapshot version {doc.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})",
-                               path=display, hint="re-create it with this kaudit: kaudit snapshot FILE -o baseline.json")
+        raise CorruptFileError(
+            f"snapshot version {doc.get('version')!r} is not supported (expected {SNAPSHOT_VERSION})",
+            path=display,
+            hint="re-create it with this kaudit: kaudit snapshot FILE -o baseline.json",
+        )
     encoding = doc.get("values")
     if encoding not in (None, VALUES_ENCODING):
-        raise CorruptFileError(f"snapshot values are encoded as {str(encoding)[:40]!r}, not {VALUES_ENCODING!r}",
-                               path=display)
+        raise CorruptFileError(
+            f"snapshot values are encoded as {str(encoding)[:40]!r}, not {VALUES_ENCODING!r}", path=display
+        )
     has_values = encoding is not None
     raw = doc.get("variables")
     if not isinstance(raw, list):
@@ -119,20 +128,37 @@ def load(path: str, display: str, doc: dict) -> Checkpoint:
     for i, r in enumerate(raw):
         try:
             v = Variable(
-                path=str(r["path"]), layer=str(r.get("layer", "")), layer_class=r.get("layer_class"),
+                path=str(r["path"]),
+                layer=str(r.get("layer", "")),
+                layer_class=r.get("layer_class"),
                 name=str(r.get("name", str(r["path"]).rsplit("/", 1)[-1])),
-                shape=tuple(int(d) for d in r["shape"]), dtype=str(r["dtype"]), trainable=r.get("trainable"),
-                kind=str(r.get("kind", "model")), location=f"snapshot[{i}]", named=bool(r.get("named", True)),
+                shape=tuple(int(d) for d in r["shape"]),
+                dtype=str(r["dtype"]),
+                trainable=r.get("trainable"),
+                kind=str(r.get("kind", "model")),
+                location=f"snapshot[{i}]",
+                named=bool(r.get("named", True)),
             )
             row = _checked_row(r, v, has_values)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptFileError(f"snapshot variable #{i} is malformed ({str(exc)[:200]})", path=display) from None
         variables.append(v)
         rows[v.location] = row
-    note = ("values stored in the snapshot (zlib, checked against their sha256)" if has_values else
-            "a snapshot without values: identity and difference are proven by sha256, closeness cannot be")
-    return Checkpoint(display, "kaudit-snapshot", tuple(variables), SnapshotStore(rows, display, has_values),
-                      doc.get("keras_version"), bool(doc.get("has_config")), (note,), (display,))
+    note = (
+        "values stored in the snapshot (zlib, checked against their sha256)"
+        if has_values
+        else "a snapshot without values: identity and difference are proven by sha256, closeness cannot be"
+    )
+    return Checkpoint(
+        display,
+        "kaudit-snapshot",
+        tuple(variables),
+        SnapshotStore(rows, display, has_values),
+        doc.get("keras_version"),
+        bool(doc.get("has_config")),
+        (note,),
+        (display,),
+    )
 
 
 def _checked_row(r: dict, v: Variable, has_values: bool) -> dict:

@@ -73,29 +73,50 @@ _MAX_GRAPH_DEPTH = 64
 
 # edges of the object graph that are views (lists of the same variables, traced functions,
 # Keras bookkeeping) rather than the structure of the model
-_VIEW_EDGES = frozenset({
-    "variables", "trainable_variables", "non_trainable_variables", "trainable_weights",
-    "non_trainable_weights", "weights", "regularization_losses", "layer_regularization_losses",
-    "keras_api", "layer_metrics", "signatures", "_default_save_signature", "__call__",
-    "call_and_return_all_conditional_losses", "call_and_return_conditional_losses",
-    "train_function", "train_tf_function", "test_function", "predict_function", "_all_variables",
-})
+_VIEW_EDGES = frozenset(
+    {
+        "variables",
+        "trainable_variables",
+        "non_trainable_variables",
+        "trainable_weights",
+        "non_trainable_weights",
+        "weights",
+        "regularization_losses",
+        "layer_regularization_losses",
+        "keras_api",
+        "layer_metrics",
+        "signatures",
+        "_default_save_signature",
+        "__call__",
+        "call_and_return_all_conditional_losses",
+        "call_and_return_conditional_losses",
+        "train_function",
+        "train_tf_function",
+        "test_function",
+        "predict_function",
+        "_all_variables",
+    }
+)
 _MODEL_IDS = frozenset({"_tf_keras_network", "_tf_keras_sequential", "_tf_keras_model"})
 _LAYER_IDS = frozenset({"_tf_keras_layer", "_tf_keras_rnn_layer", "_tf_keras_input_layer"}) | _MODEL_IDS
 
 # optimizer state
 _OPTIMIZER_COMPONENTS = frozenset({"optimizer", "_optimizer", "optimizers"})
-_METRIC_COMPONENTS = frozenset({"metrics", "_metrics", "compiled_metrics", "_compiled_metrics",
-                                "compiled_loss", "_compiled_loss"})
-_BOOKKEEPING = frozenset({"save_counter", "global_step", "step", "iter", "iteration", "iterations",
-                          "epoch", "learning_rate", "lr"})
+_METRIC_COMPONENTS = frozenset(
+    {"metrics", "_metrics", "compiled_metrics", "_compiled_metrics", "compiled_loss", "_compiled_loss"}
+)
+_BOOKKEEPING = frozenset(
+    {"save_counter", "global_step", "step", "iter", "iteration", "iterations", "epoch", "learning_rate", "lr"}
+)
 _POWER_RE = re.compile(r"^beta[12]_power(?:_\d+)?$")
 _SLOT_NAME_RE = re.compile(
     r"^(?:Adam|AdamW|Nadam|LazyAdam|Adamax|Momentum|RMSProp|RMSprop|Adagrad|AdagradDA|Adadelta|"
-    r"Ftrl|ProximalAdagrad|ProximalGradientDescent|LARS|LAMB|Lamb|ExponentialMovingAverage)(?:_\d+)?$")
+    r"Ftrl|ProximalAdagrad|ProximalGradientDescent|LARS|LAMB|Lamb|ExponentialMovingAverage)(?:_\d+)?$"
+)
 _CAMEL_RE = re.compile(r"^[A-Z][A-Za-z0-9]*(?:_\d+)?$")
-_OPTIMIZER_SCOPES = frozenset({"training", "Adam", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta",
-                               "Adamax", "Ftrl", "AdamW"})
+_OPTIMIZER_SCOPES = frozenset(
+    {"training", "Adam", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Ftrl", "AdamW"}
+)
 
 
 # -- finding the checkpoint --------------------------------------------------------------------------
@@ -190,8 +211,11 @@ def _from_state_file(directory: str, display: str, notes: list[str]) -> str:
         inside = real_parent == real_dir or real_parent.startswith(real_dir + os.sep)
         if inside and _prefix_exists(target):
             return target
-        why = (f"names {named!r}, outside the directory (not followed)" if not inside
-               else f"names {named!r}, which does not exist")
+        why = (
+            f"names {named!r}, outside the directory (not followed)"
+            if not inside
+            else f"names {named!r}, which does not exist"
+        )
         base = os.path.basename(named.rstrip("/\\"))
         same = [c for c in cands if os.path.basename(c) == base]
         pick = same[0] if len(same) == 1 else (cands[0] if len(cands) == 1 else None)
@@ -200,15 +224,22 @@ def _from_state_file(directory: str, display: str, notes: list[str]) -> str:
             raise UnsafeInputError(
                 f"its 'checkpoint' state file {why}, and the directory holds no single checkpoint to use "
                 f"instead (found: {found})",
-                path=display, hint="give the checkpoint prefix itself, e.g. DIR/model.ckpt")
+                path=display,
+                hint="give the checkpoint prefix itself, e.g. DIR/model.ckpt",
+            )
         notes.append(f"the 'checkpoint' state file {why}; read {_rel(pick, directory)!r} found in the directory")
         return pick
     if len(cands) == 1:
-        notes.append("the 'checkpoint' state file names no model_checkpoint_path; read the only checkpoint "
-                     f"in the directory, {_rel(cands[0], directory)!r}")
+        notes.append(
+            "the 'checkpoint' state file names no model_checkpoint_path; read the only checkpoint "
+            f"in the directory, {_rel(cands[0], directory)!r}"
+        )
         return cands[0]
-    raise CorruptFileError("its 'checkpoint' state file names no model_checkpoint_path", path=display,
-                           hint="give the checkpoint prefix itself, e.g. DIR/model.ckpt")
+    raise CorruptFileError(
+        "its 'checkpoint' state file names no model_checkpoint_path",
+        path=display,
+        hint="give the checkpoint prefix itself, e.g. DIR/model.ckpt",
+    )
 
 
 def _single(directory: str, display: str) -> str:
@@ -216,12 +247,17 @@ def _single(directory: str, display: str) -> str:
     if len(cands) == 1:
         return cands[0]
     if not cands:
-        raise UnsupportedFormatError("holds no TensorFlow checkpoint (no .index file, no SavedModel)", path=display,
-                                     hint="give a checkpoint prefix, a SavedModel directory or a model file")
+        raise UnsupportedFormatError(
+            "holds no TensorFlow checkpoint (no .index file, no SavedModel)",
+            path=display,
+            hint="give a checkpoint prefix, a SavedModel directory or a model file",
+        )
     names = ", ".join(repr(_rel(c, directory)) for c in cands[:6])
-    raise UnsupportedFormatError(f"holds {len(cands)} checkpoints ({names}) and no 'checkpoint' state file "
-                                 "says which is the latest", path=display,
-                                 hint="give one checkpoint prefix, e.g. DIR/model.ckpt")
+    raise UnsupportedFormatError(
+        f"holds {len(cands)} checkpoints ({names}) and no 'checkpoint' state file says which is the latest",
+        path=display,
+        hint="give one checkpoint prefix, e.g. DIR/model.ckpt",
+    )
 
 
 def _shard_files(prefix: str) -> list[str]:
@@ -243,10 +279,14 @@ def resolve(path: str, display: str) -> Target:
     notes: list[str] = []
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "saved_model.pb")) or os.path.isfile(
-                os.path.join(path, "saved_model.pbtxt")):
+            os.path.join(path, "saved_model.pbtxt")
+        ):
             prefix = os.path.join(path, "variables", "variables")
-            pb = [os.path.join(path, n) for n in ("saved_model.pb", "saved_model.pbtxt", "keras_metadata.pb")
-                  if os.path.isfile(os.path.join(path, n))]
+            pb = [
+                os.path.join(path, n)
+                for n in ("saved_model.pb", "saved_model.pbtxt", "keras_metadata.pb")
+                if os.path.isfile(os.path.join(path, n))
+            ]
             if not os.path.isfile(prefix + ".index"):
                 note = "the SavedModel has no variables/variables.index: it holds no variables"
                 return Target(None, "tf-savedmodel", path, pb, [note])
@@ -264,8 +304,9 @@ def resolve(path: str, display: str) -> Target:
         elif _is_table(path):
             prefix = path  # checkpoint V1: one table file holds names and values
         else:
-            raise UnsupportedFormatError("is not a TensorFlow checkpoint file (.index, .data-*, or a V1 checkpoint)",
-                                         path=display)
+            raise UnsupportedFormatError(
+                "is not a TensorFlow checkpoint file (.index, .data-*, or a V1 checkpoint)", path=display
+            )
     elif os.path.isfile(path + ".index"):
         prefix = path
     else:
@@ -299,12 +340,18 @@ def _import_tf(display: str, why: str | None = None):
                 import tensorflow as tf
     except ImportError:
         raise MissingDependencyError(
-            f"{why}: reading it needs TensorFlow, which is not installed" if why else
-            "reading TensorFlow checkpoints and SavedModels needs TensorFlow, which is not installed",
-            path=display, hint=INSTALL_HINT) from None
-    except Exception as exc:  # noqa: BLE001 - a broken TensorFlow install raises anything
-        raise MissingDependencyError(f"TensorFlow is installed but cannot be imported ({_short(exc)})",
-                                     path=display, hint=f"reinstall it: {INSTALL_HINT}") from None
+            f"{why}: reading it needs TensorFlow, which is not installed"
+            if why
+            else "reading TensorFlow checkpoints and SavedModels needs TensorFlow, which is not installed",
+            path=display,
+            hint=INSTALL_HINT,
+        ) from None
+    except Exception as exc:
+        raise MissingDependencyError(
+            f"TensorFlow is installed but cannot be imported ({_short(exc)})",
+            path=display,
+            hint=f"reinstall it: {INSTALL_HINT}",
+        ) from None
     return tf
 
 
@@ -341,9 +388,12 @@ def _open_reader(tf, prefix: str, display: str):
     try:
         with _quiet_stderr():
             return tf.compat.v1.train.NewCheckpointReader(prefix)
-    except Exception as exc:  # noqa: BLE001 - TF raises its own error classes
-        raise CorruptFileError(f"cannot be read as a TensorFlow checkpoint ({_short(exc)})", path=display,
-                               hint="the index or data files are missing, truncated or corrupted") from None
+    except Exception as exc:
+        raise CorruptFileError(
+            f"cannot be read as a TensorFlow checkpoint ({_short(exc)})",
+            path=display,
+            hint="the index or data files are missing, truncated or corrupted",
+        ) from None
 
 
 def _dtype_name(dt) -> str | None:
@@ -355,7 +405,7 @@ def _dtype_name(dt) -> str | None:
         if name in ("string", "resource", "variant") or name.startswith(("q", "float8")) or not dt.is_numpy_compatible:
             return None
         return np.dtype(dt.as_numpy_dtype).name
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -380,13 +430,17 @@ class TFStore:
                 raise KauditError("the checkpoint is closed", path=self.display)
             try:
                 value = reader.get_tensor(var.location)
-            except Exception as exc:  # noqa: BLE001
-                raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.display,
-                                       hint="the data file is missing, truncated or corrupted") from None
+            except Exception as exc:
+                raise CorruptFileError(
+                    f"cannot read {var.path!r} ({_short(exc)})",
+                    path=self.display,
+                    hint="the data file is missing, truncated or corrupted",
+                ) from None
         arr = np.asarray(value)
         if tuple(arr.shape) != var.shape:
-            raise CorruptFileError(f"{var.path!r} has shape {list(arr.shape)}, the index says {list(var.shape)}",
-                                   path=self.display)
+            raise CorruptFileError(
+                f"{var.path!r} has shape {list(arr.shape)}, the index says {list(var.shape)}", path=self.display
+            )
         if var.dtype == "bfloat16" or arr.dtype.name == "bfloat16":
             arr = arr.astype(np.float32)
         return arr
@@ -469,16 +523,17 @@ def _reader_choice() -> str:
         return "auto"
     if value in ("native", "tensorflow"):
         return value
-    raise UsageError(f"{READER_ENV}={value!r} is not a reader",
-                     hint="use 'native' or 'tensorflow', or leave it unset (native, TensorFlow for what it declines)")
+    raise UsageError(
+        f"{READER_ENV}={value!r} is not a reader",
+        hint="use 'native' or 'tensorflow', or leave it unset (native, TensorFlow for what it declines)",
+    )
 
 
 def load(path: str, display: str) -> Checkpoint:
     """Read the variable table of a TF checkpoint or SavedModel (values stay on disk)."""
     target = resolve(path, display)
     if target.prefix is None:
-        return Checkpoint(display, target.fmt, (), _EmptyStore(), None, False, tuple(target.notes),
-                          tuple(target.files))
+        return Checkpoint(display, target.fmt, (), _EmptyStore(), None, False, tuple(target.notes), tuple(target.files))
     choice = _reader_choice()
     why = None
     if choice != "tensorflow":
@@ -517,13 +572,26 @@ def _load_native(target: Target, display: str) -> Checkpoint:
 
         has_graph = OBJECT_GRAPH_KEY in bundle.entries
         variables, notes, version, has_config = _build(
-            tensors, skipped, graph_bytes if has_graph else None,
-            lambda key: bundle.read_array(bundle.entries[key]), target, display)
+            tensors,
+            skipped,
+            graph_bytes if has_graph else None,
+            lambda key: bundle.read_array(bundle.entries[key]),
+            target,
+            display,
+        )
     except BaseException:
         bundle.close()
         raise
-    return Checkpoint(display, target.fmt, tuple(variables), BundleStore(bundle, display), version, has_config,
-                      tuple(target.notes + notes), tuple(target.files))
+    return Checkpoint(
+        display,
+        target.fmt,
+        tuple(variables),
+        BundleStore(bundle, display),
+        version,
+        has_config,
+        tuple(target.notes + notes),
+        tuple(target.files),
+    )
 
 
 def _load_tf(target: Target, display: str, why: str | None) -> Checkpoint:
@@ -534,7 +602,7 @@ def _load_tf(target: Target, display: str, why: str | None) -> Checkpoint:
         try:
             shapes = reader.get_variable_to_shape_map()
             dtypes = reader.get_variable_to_dtype_map()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CorruptFileError(f"cannot list the checkpoint's tensors ({_short(exc)})", path=display) from None
         tensors: dict[str, _Tensor] = {}
         skipped = []
@@ -551,17 +619,25 @@ def _load_tf(target: Target, display: str, why: str | None) -> Checkpoint:
             try:
                 raw = reader.get_tensor(OBJECT_GRAPH_KEY)
                 return raw if isinstance(raw, bytes) else bytes(raw)
-            except Exception as exc:  # noqa: BLE001 - TF raises its own error classes
+            except Exception as exc:
                 raise ValueError(_short(exc)) from None
 
         variables, notes, version, has_config = _build(
-            tensors, skipped, graph_bytes if OBJECT_GRAPH_KEY in shapes else None, reader.get_tensor, target,
-            display)
+            tensors, skipped, graph_bytes if OBJECT_GRAPH_KEY in shapes else None, reader.get_tensor, target, display
+        )
     except BaseException:
         store.close()
         raise
-    return Checkpoint(display, target.fmt, tuple(variables), store, version, has_config,
-                      tuple(target.notes + notes), tuple(target.files))
+    return Checkpoint(
+        display,
+        target.fmt,
+        tuple(variables),
+        store,
+        version,
+        has_config,
+        tuple(target.notes + notes),
+        tuple(target.files),
+    )
 
 
 @dataclass
@@ -571,8 +647,9 @@ class _Tensor:
     dtype: str
 
 
-def _build(tensors: dict[str, _Tensor], skipped: list[str], graph_bytes, read, target: Target, display: str
-           ) -> tuple[list[Variable], list[str], str | None, bool]:
+def _build(
+    tensors: dict[str, _Tensor], skipped: list[str], graph_bytes, read, target: Target, display: str
+) -> tuple[list[Variable], list[str], str | None, bool]:
     """The variable table from a reader's listing: numeric ``tensors``, the keys of the ``skipped``
     others, ``graph_bytes()`` (the serialized object graph; None when there is none) and
     ``read(key)`` (values, to find duplicates)."""
@@ -635,11 +712,25 @@ def _name_based(tensors: dict[str, _Tensor], notes: list[str]) -> list[Variable]
         t = tensors[key]
         kind = _name_based_kind(key, t, tensors)
         path = _readable_key(key)
-        rows.append(Variable(path=path, layer=paths.layer_of(path), layer_class=None, name=paths.short_name(path),
-                             shape=t.shape, dtype=t.dtype, trainable=None, kind=kind, location=key, named=True))
+        rows.append(
+            Variable(
+                path=path,
+                layer=paths.layer_of(path),
+                layer_class=None,
+                name=paths.short_name(path),
+                shape=t.shape,
+                dtype=t.dtype,
+                trainable=None,
+                kind=kind,
+                location=key,
+                named=True,
+            )
+        )
     if rows:
-        notes.append("TensorFlow name-based (TF1) checkpoint: names are the graph's variable names; layer classes "
-                     "and trainable flags are unknown")
+        notes.append(
+            "TensorFlow name-based (TF1) checkpoint: names are the graph's variable names; layer classes "
+            "and trainable flags are unknown"
+        )
     return _ordered(rows)
 
 
@@ -649,8 +740,9 @@ def _ordered(rows: list[Variable]) -> list[Variable]:
 
 
 def _unescape(component: str) -> str:
-    return re.sub(r"\.(.)", lambda m: "/" if m.group(1) == "S" else ("." if m.group(1) == "." else m.group(0)),
-                  component)
+    return re.sub(
+        r"\.(.)", lambda m: "/" if m.group(1) == "S" else ("." if m.group(1) == "." else m.group(0)), component
+    )
 
 
 def _key_parts(key: str) -> tuple[list[str], str | None]:
@@ -686,9 +778,18 @@ def _unique_paths(rows: list[Variable]) -> list[Variable]:
             p = _readable_key(v.location)
             if p in used or p == v.path:
                 p = v.location
-            v = Variable(path=p, layer=paths.layer_of(p), layer_class=v.layer_class, name=paths.short_name(p),
-                         shape=v.shape, dtype=v.dtype, trainable=v.trainable, kind=v.kind, location=v.location,
-                         named=False)
+            v = Variable(
+                path=p,
+                layer=paths.layer_of(p),
+                layer_class=v.layer_class,
+                name=paths.short_name(p),
+                shape=v.shape,
+                dtype=v.dtype,
+                trainable=v.trainable,
+                kind=v.kind,
+                location=v.location,
+                named=False,
+            )
         used.add(v.path)
         out.append(v)
     return out
@@ -747,8 +848,7 @@ def parse_keras_metadata(data: bytes) -> list[tuple[str, str, str]]:
     return out
 
 
-def _keras_metadata(target: Target, display: str, notes: list[str]
-                    ) -> tuple[dict[tuple[str, ...], dict], str | None]:
+def _keras_metadata(target: Target, display: str, notes: list[str]) -> tuple[dict[tuple[str, ...], dict], str | None]:
     """{object path (tuple of edge names below the root): metadata dict}, keras_version."""
     if target.savedmodel is None:
         return {}, None
@@ -792,8 +892,10 @@ def _saved_model_user_objects(directory: str, notes: list[str]) -> list[tuple[tu
     if not os.path.isfile(pb):
         return []
     if os.path.getsize(pb) > _SAVED_MODEL_PB_LIMIT:
-        notes.append("saved_model.pb is too large to look for Keras metadata in it; layer names from the "
-                     "checkpoint's object graph")
+        notes.append(
+            "saved_model.pb is too large to look for Keras metadata in it; layer names from the "
+            "checkpoint's object graph"
+        )
         return []
     with open(pb, "rb") as fh:
         try:
@@ -851,8 +953,9 @@ class _Leaf:
 
 
 class _ObjectNamer:
-    def __init__(self, graph, tensors: dict[str, _Tensor], meta: dict[tuple[str, ...], dict], notes: list[str],
-                 read=None):
+    def __init__(
+        self, graph, tensors: dict[str, _Tensor], meta: dict[tuple[str, ...], dict], notes: list[str], read=None
+    ):
         self.read = read
         self.g = graph
         self.n = len(graph.nodes)
@@ -872,8 +975,13 @@ class _ObjectNamer:
         best: dict[int, str] = {}
         order: list[int] = []
         for v, name in self.children[u]:
-            if (name in _VIEW_EDGES or name in _OPTIMIZER_COMPONENTS or name in _METRIC_COMPONENTS
-                    or name.startswith("__") or name.startswith("trace_")):
+            if (
+                name in _VIEW_EDGES
+                or name in _OPTIMIZER_COMPONENTS
+                or name in _METRIC_COMPONENTS
+                or name.startswith("__")
+                or name.startswith("trace_")
+            ):
                 continue
             if v not in best:
                 best[v] = name
@@ -962,11 +1070,12 @@ class _ObjectNamer:
                         chain.append((u, name))
                         u = p
                     chain.reverse()
-                vars_.append(_Var(i, key, a.name, a.full_name, t, chain,
-                                  order=dfs_rank.get(i, self.n + len(vars_))))
+                vars_.append(_Var(i, key, a.name, a.full_name, t, chain, order=dfs_rank.get(i, self.n + len(vars_))))
         if queue and any(v.chain is None for v in vars_):
-            self.notes.append(f"the checkpoint's object graph is deeper than {_MAX_GRAPH_DEPTH} levels; variables "
-                              "below that are named by their checkpoint keys")
+            self.notes.append(
+                f"the checkpoint's object graph is deeper than {_MAX_GRAPH_DEPTH} levels; variables "
+                "below that are named by their checkpoint keys"
+            )
         for v in vars_:
             v.kind = self._kind(v)
         vars_ = self._dedupe(vars_)
@@ -979,8 +1088,9 @@ class _ObjectNamer:
             comps, _attr = _key_parts(key)
             kind = self._kind_from_parts(key, comps)
             p = _readable_key(key)
-            rows.append(Variable(p, paths.layer_of(p), None, paths.short_name(p), t.shape, t.dtype, None, kind,
-                                 key, True))
+            rows.append(
+                Variable(p, paths.layer_of(p), None, paths.short_name(p), t.shape, t.dtype, None, kind, key, True)
+            )
         self.variables = _ordered(rows)
         return self
 
@@ -1024,8 +1134,9 @@ class _ObjectNamer:
         pres = {leaf.pre for leaf in leaves.values()}
         keep_pre = len(pres) > 1
         if len(pres) == 1 and () not in pres:
-            self.notes.append(f"the Keras model sits below {'/'.join(next(iter(pres)))!r} in the checkpoint; "
-                              "paths start at the model")
+            self.notes.append(
+                f"the Keras model sits below {'/'.join(next(iter(pres)))!r} in the checkpoint; paths start at the model"
+            )
         out: list[tuple[int, int, Variable]] = []
         guessed = positional = 0
         for leaf in leaves.values():
@@ -1049,8 +1160,24 @@ class _ObjectNamer:
                 if v.attr and v.attr != VALUE_ATTR:
                     comps = comps + [v.attr]
                 p = paths.join(*comps) or v.key
-            out.append((v.order, 0, Variable(p, paths.layer_of(p), None, paths.short_name(p), v.tensor.shape,
-                                             v.tensor.dtype, None, "model", v.key, True)))
+            out.append(
+                (
+                    v.order,
+                    0,
+                    Variable(
+                        p,
+                        paths.layer_of(p),
+                        None,
+                        paths.short_name(p),
+                        v.tensor.shape,
+                        v.tensor.dtype,
+                        None,
+                        "model",
+                        v.key,
+                        True,
+                    ),
+                )
+            )
         out.sort(key=lambda x: (x[0], x[1]))
         if guessed or positional:
             what = []
@@ -1058,8 +1185,11 @@ class _ObjectNamer:
                 what.append(f"{guessed} layer name(s) taken from the variables' own names")
             if positional:
                 what.append(f"{positional} layer(s) named by position (layer_with_weights-N)")
-            self.notes.append("no Keras metadata for these layers: " + ", ".join(what)
-                              + "; layer classes and trainable flags are unknown")
+            self.notes.append(
+                "no Keras metadata for these layers: "
+                + ", ".join(what)
+                + "; layer classes and trainable flags are unknown"
+            )
         return [r for _a, _b, r in out]
 
     def _loose_names(self, loose: list[_Var]) -> dict[int, str]:
@@ -1097,11 +1227,13 @@ class _ObjectNamer:
                 for other in group[1:]:
                     if _same_bits(first, self.read(other.key)):
                         drop.add(other.key)
-            except Exception:  # noqa: BLE001 - unreadable: keep them all, reading will say why
+            except Exception:
                 continue
         if drop:
-            self.notes.append(f"{len(drop)} tensor(s) are stored twice under the same variable name with identical "
-                              "values (e.g. a Keras 3 export's '_all_variables'); each is listed once")
+            self.notes.append(
+                f"{len(drop)} tensor(s) are stored twice under the same variable name with identical "
+                "values (e.g. a Keras 3 export's '_all_variables'); each is listed once"
+            )
         return [v for v in vars_ if v.key not in drop]
 
     def _leaf_of(self, v: _Var) -> tuple[int, list[int], str, tuple[str, ...]] | None:
@@ -1209,13 +1341,19 @@ class _ObjectNamer:
         if m is not None:
             cls = plain_class_name(str(m.get("class_name") or ""))
             cfg = m.get("config") if isinstance(m.get("config"), dict) else {}
-            node = LayerNode(name=lname, class_name=cls, config=cfg, trainable=m.get("trainable") is not False,
-                             var_dtype=policy_var_dtype(cfg.get("dtype")))
+            node = LayerNode(
+                name=lname,
+                class_name=cls,
+                config=cfg,
+                trainable=m.get("trainable") is not False,
+                var_dtype=policy_var_dtype(cfg.get("dtype")),
+            )
             weight_names = [v.full_name or "/".join(self._rest(v, leaf)) for v in vars_]
             named, known = name_legacy_layer(node, lname, weight_names, 2)
             if not known:
-                self.notes.append(f"{layer_path}: layer class {cls} is not a Keras built-in; names taken from the "
-                                  "checkpoint")
+                self.notes.append(
+                    f"{layer_path}: layer class {cls} is not a Keras built-in; names taken from the checkpoint"
+                )
             enclosing = all(self.meta.get(c, {}).get("trainable") is not False for c in [0, *leaf.containers])
             enclosing = enclosing and node.trainable
             items = []
@@ -1228,8 +1366,11 @@ class _ObjectNamer:
             # tf_keras layer.weights: trainable variables (by design) first, then the others
             items.sort(key=lambda x: 1 if x[0].trainable is False else 0)
             for n, v, tr in items:
-                rows.append(self._row(paths.join(layer_path, n.rel), paths.join(layer_path, n.subpath), cls, n.name,
-                                      v, tr, True))
+                rows.append(
+                    self._row(
+                        paths.join(layer_path, n.rel), paths.join(layer_path, n.subpath), cls, n.name, v, tr, True
+                    )
+                )
             return rows
         for v in vars_:
             if how == "guess":
@@ -1240,8 +1381,17 @@ class _ObjectNamer:
                 sub, short = "/".join(rest[:-1]), rest[-1] if rest else v.key
             if v.attr and v.attr != VALUE_ATTR:
                 sub, short = paths.join(sub, short), v.attr
-            rows.append(self._row(paths.join(layer_path, sub, short), paths.join(layer_path, sub), None, short, v,
-                                  None, how != "positional"))
+            rows.append(
+                self._row(
+                    paths.join(layer_path, sub, short),
+                    paths.join(layer_path, sub),
+                    None,
+                    short,
+                    v,
+                    None,
+                    how != "positional",
+                )
+            )
         return rows
 
     @staticmethod
@@ -1254,8 +1404,18 @@ class _ObjectNamer:
 
     @staticmethod
     def _row(path: str, layer: str, cls: str | None, name: str, v: _Var, trainable, named: bool) -> Variable:
-        return Variable(path=path, layer=layer, layer_class=cls, name=name, shape=v.tensor.shape,
-                        dtype=v.tensor.dtype, trainable=trainable, kind="model", location=v.key, named=named)
+        return Variable(
+            path=path,
+            layer=layer,
+            layer_class=cls,
+            name=name,
+            shape=v.tensor.shape,
+            dtype=v.tensor.dtype,
+            trainable=trainable,
+            kind="model",
+            location=v.key,
+            named=named,
+        )
 
     # optimizer and metric variables ------------------------------------------------------------
     def _name_other(self, vars_: list[_Var]) -> list[Variable]:
@@ -1266,15 +1426,21 @@ class _ObjectNamer:
                 fulls[v.full_name] = fulls.get(v.full_name, 0) + 1
         for v in sorted(vars_, key=lambda v: (v.order, _natural(v.key))):
             under_optimizer = any(c in _OPTIMIZER_COMPONENTS for c in _key_parts(v.key)[0])
-            if v.kind == "optimizer" and under_optimizer and v.full_name and fulls[v.full_name] == 1 and (
-                    not v.attr or v.attr == VALUE_ATTR):
+            if (
+                v.kind == "optimizer"
+                and under_optimizer
+                and v.full_name
+                and fulls[v.full_name] == 1
+                and (not v.attr or v.attr == VALUE_ATTR)
+            ):
                 # the variable's own name, as Keras writes optimizer weights into HDF5 files
                 p = paths.join("optimizer", paths.strip_device_suffix(v.full_name))
             else:
                 p = _readable_key(v.key)
             layer = "optimizer" if p.startswith("optimizer/") else paths.layer_of(p)
-            out.append(Variable(p, layer, None, paths.short_name(p), v.tensor.shape, v.tensor.dtype,
-                                None, v.kind, v.key, True))
+            out.append(
+                Variable(p, layer, None, paths.short_name(p), v.tensor.shape, v.tensor.dtype, None, v.kind, v.key, True)
+            )
         return out
 
 

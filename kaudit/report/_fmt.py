@@ -92,11 +92,15 @@ def summary_line(result) -> str:
     parts = [f"{s[k]} {k}" for k in STATUSES if s.get(k)]
     if s.get("trainable_changed"):
         parts.append(f"{s['trainable_changed']} trainable_changed")
-    line = f"{s['pairs']} pair{'' if s['pairs'] == 1 else 's'}: " + (", ".join(parts) if parts else "nothing to compare")
+    line = f"{s['pairs']} pair{'' if s['pairs'] == 1 else 's'}: " + (
+        ", ".join(parts) if parts else "nothing to compare"
+    )
     line += f"; {s['elements_over_tolerance']:,} element(s) over tolerance"
     if s.get("unverified"):
-        line += (f" where values were compared; {s['unverified']} pair(s) differ from a snapshot without values "
-                 "(closeness unverifiable)")
+        line += (
+            f" where values were compared; {s['unverified']} pair(s) differ from a snapshot without values "
+            "(closeness unverifiable)"
+        )
     if s.get("structural"):
         line += f"; {s['structural']} matched by structure"
     if s.get("by_values"):
@@ -120,8 +124,10 @@ def policy_line(result) -> str:
 #: largest first; ``status`` failures first, then by status (changed, structural, close,
 #: identical), then by change; ``path`` by path; ``model`` the checkpoint's own (Keras) order.
 SORTS = ("change", "status", "path", "model")
-_STATUS_RANK = {s: i for i, s in enumerate(
-    ("changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b", "close", "identical"))}
+_STATUS_RANK = {
+    s: i
+    for i, s in enumerate(("changed", "shape_changed", "dtype_changed", "only_in_a", "only_in_b", "close", "identical"))
+}
 
 
 def change_size(r) -> float:
@@ -185,7 +191,7 @@ def elide(text: str, width: int) -> str:
         return "…"
     head = (width - 1) // 3
     tail = width - 1 - head
-    return text[:head] + "…" + text[len(text) - tail:]
+    return text[:head] + "…" + text[len(text) - tail :]
 
 
 def row_messages(result) -> tuple[list[tuple], list[str]]:

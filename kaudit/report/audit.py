@@ -15,25 +15,37 @@ HEADERS = ["severity", "check", "variable", "finding", "fails"]
 
 
 def audit_dict(result) -> dict:
-    return clean({
-        "kaudit_version": __version__,
-        "file": result.file, "format": result.format, "variables": result.n_variables,
-        "params": result.total_params, "passed": result.passed, "verdict": result.verdict,
-        "strict": result.strict, "fail_on": list(result.fail_on), "policy": result.policy,
-        "counts": result.counts(),
-        "findings": [{**f.as_dict(), "fails": result.fails(f)} for f in result.findings],
-    })
+    return clean(
+        {
+            "kaudit_version": __version__,
+            "file": result.file,
+            "format": result.format,
+            "variables": result.n_variables,
+            "params": result.total_params,
+            "passed": result.passed,
+            "verdict": result.verdict,
+            "strict": result.strict,
+            "fail_on": list(result.fail_on),
+            "policy": result.policy,
+            "counts": result.counts(),
+            "findings": [{**f.as_dict(), "fails": result.fails(f)} for f in result.findings],
+        }
+    )
 
 
 def _rows(result, esc) -> list[list[str]]:
-    return [[f.severity, f.check, esc(f.path or ""), esc(f.message), "yes" if result.fails(f) else "no"]
-            for f in result.findings]
+    return [
+        [f.severity, f.check, esc(f.path or ""), esc(f.message), "yes" if result.fails(f) else "no"]
+        for f in result.findings
+    ]
 
 
 def _verdict_line(result) -> str:
     c = result.counts()
-    return (f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; {len(result.failing)} failing"
-            f"{' (--strict: warnings fail)' if result.strict else ''}. {result.verdict}")
+    return (
+        f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info; {len(result.failing)} failing"
+        f"{' (--strict: warnings fail)' if result.strict else ''}. {result.verdict}"
+    )
 
 
 def audit_text(result) -> str:
@@ -44,11 +56,16 @@ def audit_text(result) -> str:
 
 def audit_markdown(result) -> str:
     head = f"{F.md(result.file)} ({result.format}): {result.n_variables} variables, {result.total_params:,} params"
-    table = (tabulate(_rows(result, F.md), headers=HEADERS, tablefmt="github", disable_numparse=True)
-             if result.findings else "no findings")
+    table = (
+        tabulate(_rows(result, F.md), headers=HEADERS, tablefmt="github", disable_numparse=True)
+        if result.findings
+        else "no findings"
+    )
     mark = "✅" if result.passed else "❌"
-    return (f"### kaudit audit: {mark} {result.verdict}\n\n{head}\n\n{F.md(F.policy_line(result))}\n\n{table}\n\n"
-            f"{_verdict_line(result)}\n")
+    return (
+        f"### kaudit audit: {mark} {result.verdict}\n\n{head}\n\n{F.md(F.policy_line(result))}\n\n{table}\n\n"
+        f"{_verdict_line(result)}\n"
+    )
 
 
 def audit_json(result) -> str:

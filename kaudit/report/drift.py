@@ -63,8 +63,11 @@ class Mark:
     def describe(self) -> str:
         """The hover text: name, figure, verdict, variables."""
         fig = "no figure" if self.value is None else f"rel_change {F.num(self.value)}"
-        verdict = "FAIL " + self.rules if self.verdict == "fail" else (
-            "identical" if self.verdict == "identical" else "changed within policy")
+        verdict = (
+            "FAIL " + self.rules
+            if self.verdict == "fail"
+            else ("identical" if self.verdict == "identical" else "changed within policy")
+        )
         n = len(self.paths)
         what = f"{n} variable{'' if n == 1 else 's'}, {self.params:,} params"
         return f"{self.name}: {fig}; {verdict.strip()}; {', '.join(self.statuses)}; {what}"
@@ -83,8 +86,12 @@ def drift_marks(result, by: str = "layer") -> list[Mark]:
         groups.setdefault(key, []).append(r)
     marks = []
     for name, rows in groups.items():
-        values = [None if F.missing(r.rel_change) or r.status in ("only_in_a", "only_in_b", "shape_changed")
-                  else float(r.rel_change) for r in rows]
+        values = [
+            None
+            if F.missing(r.rel_change) or r.status in ("only_in_a", "only_in_b", "shape_changed")
+            else float(r.rel_change)
+            for r in rows
+        ]
         value = None if any(v is None for v in values) else max(values)
         failed = [r for r in rows if not r.passed]
         rules = []
@@ -99,8 +106,17 @@ def drift_marks(result, by: str = "layer") -> list[Mark]:
         else:
             verdict = "changed"
         statuses = tuple(s for s in _SEVERITY if any(r.status == s for r in rows))
-        marks.append(Mark(name=name, paths=tuple(str(r.path) for r in rows), value=value, verdict=verdict,
-                          rules=",".join(rules), params=sum(int(r.params or 0) for r in rows), statuses=statuses))
+        marks.append(
+            Mark(
+                name=name,
+                paths=tuple(str(r.path) for r in rows),
+                value=value,
+                verdict=verdict,
+                rules=",".join(rules),
+                params=sum(int(r.params or 0) for r in rows),
+                statuses=statuses,
+            )
+        )
     return marks
 
 
@@ -172,14 +188,18 @@ def drift_svg(result, by: str = "layer") -> str:
     floor = scale_floor(marks)
     g = _geometry(len(marks))
     e = F.html  # untrusted names: non-printable characters shown as escapes, then HTML-escaped
-    out = [f'<svg class="drift" xmlns="http://www.w3.org/2000/svg" role="img" width="{g.width}" '
-           f'height="{g.height}" viewBox="0 0 {g.width} {g.height}" '
-           f'aria-label="relative change per {e(by)}, log scale, coloured by verdict">']
+    out = [
+        f'<svg class="drift" xmlns="http://www.w3.org/2000/svg" role="img" width="{g.width}" '
+        f'height="{g.height}" viewBox="0 0 {g.width} {g.height}" '
+        f'aria-label="relative change per {e(by)}, log scale, coloured by verdict">'
+    ]
     out.append('<g class="axis" font-family="system-ui,sans-serif" font-size="10" fill="#57606a">')
     for d in _decades(floor):
-        y = TOP_PAD + PLOT_H - height_fraction(10.0 ** d, floor) * PLOT_H
-        out.append(f'<line x1="{LEFT - 4}" x2="{g.width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>'
-                   f'<text x="{LEFT - 7}" y="{y + 3.5:.1f}" text-anchor="end">{_tick_label(d)}</text>')
+        y = TOP_PAD + PLOT_H - height_fraction(10.0**d, floor) * PLOT_H
+        out.append(
+            f'<line x1="{LEFT - 4}" x2="{g.width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>'
+            f'<text x="{LEFT - 7}" y="{y + 3.5:.1f}" text-anchor="end">{_tick_label(d)}</text>'
+        )
     base = TOP_PAD + PLOT_H
     out.append(f'<line x1="{LEFT - 4}" x2="{g.width - RIGHT}" y1="{base}" y2="{base}" stroke="#8c959f"/>')
     every = max(1, int(math.ceil(len(marks) / 12)))
@@ -193,19 +213,23 @@ def drift_svg(result, by: str = "layer") -> str:
     for key, text in reversed(LEGEND):
         w = 10 + 6 * len(text)
         lx -= w + 12
-        out.append(f'<g class="legend" font-family="system-ui,sans-serif" font-size="10" fill="#57606a">'
-                   f'<rect x="{lx}" y="19" width="9" height="9" fill="{COLOURS[key]}"/>'
-                   f'<text x="{lx + 12}" y="27">{e(text)}</text></g>')
+        out.append(
+            f'<g class="legend" font-family="system-ui,sans-serif" font-size="10" fill="#57606a">'
+            f'<rect x="{lx}" y="19" width="9" height="9" fill="{COLOURS[key]}"/>'
+            f'<text x="{lx + 12}" y="27">{e(text)}</text></g>'
+        )
     for i, m in enumerate(marks):
         y, h = _bar(m.value, floor, m.verdict)
         x = g.x(i)
         value = "" if m.value is None else repr(m.value)
-        out.append(f'<g class="mark" data-verdict="{m.verdict}" data-name="{e(m.name)}" data-value="{value}">'
-                   f"<title>{e(m.describe())}</title>"
-                   f'<rect class="hit" x="{LEFT + i * g.slot:.2f}" y="{TOP_PAD}" width="{g.slot:.2f}" '
-                   f'height="{PLOT_H}" fill="transparent"/>'
-                   f'<rect class="bar" x="{x:.2f}" y="{y:.2f}" width="{g.bar:.2f}" height="{h:.2f}" '
-                   f'fill="{m.colour}"/></g>')
+        out.append(
+            f'<g class="mark" data-verdict="{m.verdict}" data-name="{e(m.name)}" data-value="{value}">'
+            f"<title>{e(m.describe())}</title>"
+            f'<rect class="hit" x="{LEFT + i * g.slot:.2f}" y="{TOP_PAD}" width="{g.slot:.2f}" '
+            f'height="{PLOT_H}" fill="transparent"/>'
+            f'<rect class="bar" x="{x:.2f}" y="{y:.2f}" width="{g.bar:.2f}" height="{h:.2f}" '
+            f'fill="{m.colour}"/></g>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -240,7 +264,7 @@ def drift_png(result, by: str = "layer", scale: int = 2) -> bytes:
     text(LEFT, 2, f"{F.elide(result.file_a, 60)}  ->  {F.elide(result.file_b, 60)}: {result.verdict}")
     top = title_h
     for dec in _decades(floor):
-        y = top + TOP_PAD + PLOT_H - height_fraction(10.0 ** dec, floor) * PLOT_H
+        y = top + TOP_PAD + PLOT_H - height_fraction(10.0**dec, floor) * PLOT_H
         d.line(s(LEFT - 4, y, g.width - RIGHT, y), fill=light, width=1)
         text(LEFT - 7, y, _tick_label(dec), "rm")
     base = top + TOP_PAD + PLOT_H

@@ -185,22 +185,29 @@ def _real(x, digits: int = 4) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<meta name=\"generator\" content=\"kaudit\">\n<title>{_e(title)}</title>\n"
-            f"<style>{CSS}</style>\n</head>\n<body>\n<div class=\"kaudit\">\n{body}\n"
-            f"<script>{JS}</script>\n</div>\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<meta name="generator" content="kaudit">\n<title>{_e(title)}</title>\n'
+        f'<style>{CSS}</style>\n</head>\n<body>\n<div class="kaudit">\n{body}\n'
+        f"<script>{JS}</script>\n</div>\n</body>\n</html>\n"
+    )
 
 
 NUM_CLASS = ' class="num"'
 
 
 def _controls(identical: bool | None, allcols: bool, n_rows: int) -> str:
-    parts = [('<input type="search" class="filter" placeholder="filter rows (words, e.g. conv changed)" '
-              'aria-label="filter rows">')]
+    parts = [
+        (
+            '<input type="search" class="filter" placeholder="filter rows (words, e.g. conv changed)" '
+            'aria-label="filter rows">'
+        )
+    ]
     if identical is not None:
-        parts.append(f'<label><input type="checkbox" class="identical"{" checked" if identical else ""}> '
-                     'show identical</label>')
+        parts.append(
+            f'<label><input type="checkbox" class="identical"{" checked" if identical else ""}> show identical</label>'
+        )
     if allcols:
         parts.append('<label><input type="checkbox" class="allcols"> all columns</label>')
     parts.append(f'<span class="count">{n_rows} rows</span>')
@@ -211,15 +218,47 @@ def _controls(identical: bool | None, allcols: bool, n_rows: int) -> str:
 
 #: (header, extra?) of the diff table; "extra" columns show with "all columns".
 _DIFF_HEADS = [
-    ("path", False), ("status", False), ("verdict", False), ("matched by", True), ("class", False),
-    ("shape", False), ("dtype", False), ("trainable", False), ("params", False), ("rel_change", False),
-    ("max_abs", False), ("mean_abs", False),
-    ("rms", True), ("max_rel", True), ("rel_l2", False), ("cosine", False), ("n_exceed", False),
-    ("frac_exceed", True), ("atol", True), ("rtol", True), ("nan a/b", True), ("inf a/b", True),
-    ("argmax", True), ("kind", True), ("passed", True), ("failures", True),
+    ("path", False),
+    ("status", False),
+    ("verdict", False),
+    ("matched by", True),
+    ("class", False),
+    ("shape", False),
+    ("dtype", False),
+    ("trainable", False),
+    ("params", False),
+    ("rel_change", False),
+    ("max_abs", False),
+    ("mean_abs", False),
+    ("rms", True),
+    ("max_rel", True),
+    ("rel_l2", False),
+    ("cosine", False),
+    ("n_exceed", False),
+    ("frac_exceed", True),
+    ("atol", True),
+    ("rtol", True),
+    ("nan a/b", True),
+    ("inf a/b", True),
+    ("argmax", True),
+    ("kind", True),
+    ("passed", True),
+    ("failures", True),
 ]
-_NUM_HEADS = {"params", "rel_change", "max_abs", "mean_abs", "rms", "max_rel", "rel_l2", "cosine", "n_exceed", "frac_exceed",
-              "atol", "rtol"}
+_NUM_HEADS = {
+    "params",
+    "rel_change",
+    "max_abs",
+    "mean_abs",
+    "rms",
+    "max_rel",
+    "rel_l2",
+    "cosine",
+    "n_exceed",
+    "frac_exceed",
+    "atol",
+    "rtol",
+}
 
 
 def _td(text: str, *, v: str | None = None, cls: str = "") -> str:
@@ -247,8 +286,7 @@ def _diff_row(r) -> str:
         (_e(r.matched_by or ""), None, ""),
         (_e(r.layer_class or ""), None, ""),
         (_e(F.arrow(shape_a, shape_b, F.shape)), _numv(r.params), ""),
-        (_e(F.arrow(None if _missing(r.dtype_a) else r.dtype_a, None if _missing(r.dtype_b) else r.dtype_b)),
-         None, ""),
+        (_e(F.arrow(None if _missing(r.dtype_a) else r.dtype_a, None if _missing(r.dtype_b) else r.dtype_b)), None, ""),
         (_e(tri_change), None, ""),
         (_count(r.params), _numv(r.params), "num"),
         (_real(r.rel_change), _numv(r.rel_change), "num"),
@@ -269,8 +307,10 @@ def _diff_row(r) -> str:
         ("yes" if r.passed else "no", None, ""),
         (_e(r.failures or ""), None, "wrap"),
     ]
-    out = [_td(text, v=v, cls=" ".join(c for c in ("x" if extra else "", cls) if c))
-           for (_head, extra), (text, v, cls) in zip(_DIFF_HEADS, cells, strict=True)]
+    out = [
+        _td(text, v=v, cls=" ".join(c for c in ("x" if extra else "", cls) if c))
+        for (_head, extra), (text, v, cls) in zip(_DIFF_HEADS, cells, strict=True)
+    ]
     return f'<tr class="{tr_cls}">' + "".join(out) + "</tr>"
 
 
@@ -283,12 +323,19 @@ def _diff_table(result, all_rows: bool, sort: str = "change") -> str:
     rows = [_diff_row(r) for r in t]
     n_ident = sum(r.status == "identical" for r in t)
     table_cls = "kd" + ("" if all_rows else " hide-identical")
-    hidden = "" if all_rows or not n_ident else (
-        f' <span class="muted">({n_ident} identical pair(s) hidden; tick "show identical")</span>')
-    return (f'<h2>Variables{hidden}</h2>\n<div class="tablewrap">'
-            + _controls(all_rows, True, len(rows))
-            + f'<div class="tablebox"><table class="{table_cls}" id="kaudit-table"><thead><tr>{"".join(heads)}'
-            + "</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div></div>")
+    hidden = (
+        ""
+        if all_rows or not n_ident
+        else (f' <span class="muted">({n_ident} identical pair(s) hidden; tick "show identical")</span>')
+    )
+    return (
+        f'<h2>Variables{hidden}</h2>\n<div class="tablewrap">'
+        + _controls(all_rows, True, len(rows))
+        + f'<div class="tablebox"><table class="{table_cls}" id="kaudit-table"><thead><tr>{"".join(heads)}'
+        + "</tr></thead>\n<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table></div></div>"
+    )
 
 
 def _montage_figures(result, limit: int) -> list[str]:
@@ -299,12 +346,14 @@ def _montage_figures(result, limit: int) -> list[str]:
         name = _e(pic.path) if pic.path_b == pic.path else f"{_e(pic.path)} &harr; {_e(pic.path_b)}"
         figs.append(
             f'<figure><img src="data:image/png;base64,{data}" width="{pic.width}" height="{pic.height}" '
-            f'alt="A | B | B - A montage of {_e(pic.path)}"><figcaption><code>{name}</code></figcaption></figure>')
+            f'alt="A | B | B - A montage of {_e(pic.path)}"><figcaption><code>{name}</code></figcaption></figure>'
+        )
     return figs
 
 
-def diff_html(result, all_rows: bool = False, montages: bool = True, max_montages: int = MAX_MONTAGES,
-              sort: str = "change", **_kw) -> str:
+def diff_html(
+    result, all_rows: bool = False, montages: bool = True, max_montages: int = MAX_MONTAGES, sort: str = "change", **_kw
+) -> str:
     """The diff as one self-contained HTML page: verdict, summary, failures, the drift chart
     (where the model moved), the sortable and filterable variable table (first in ``sort``
     order), and A | B | B - A montages of the changed conv kernels."""
@@ -312,53 +361,70 @@ def diff_html(result, all_rows: bool = False, montages: bool = True, max_montage
     verdict = "pass" if result.passed else "fail"
     out = [
         f'<h1><span class="verdict {verdict}">{result.verdict}</span>kaudit diff</h1>',
-        ('<table class="files">'
-         f'<tr><td>a</td><td><code>{_e(result.file_a)}</code></td><td class="muted">{_e(result.format_a)}</td></tr>'
-         f'<tr><td>b</td><td><code>{_e(result.file_b)}</code></td><td class="muted">{_e(result.format_b)}</td></tr>'
-         "</table>"),
+        (
+            '<table class="files">'
+            f'<tr><td>a</td><td><code>{_e(result.file_a)}</code></td><td class="muted">{_e(result.format_a)}</td></tr>'
+            f'<tr><td>b</td><td><code>{_e(result.file_b)}</code></td><td class="muted">{_e(result.format_b)}</td></tr>'
+            "</table>"
+        ),
         f'<p class="summary" id="kaudit-summary">{_e(F.verdict_summary(result))}</p>',
         f'<p class="muted" id="kaudit-policy">{_e(F.policy_line(result))}</p>',
     ]
     if result.records:
         n_layers = len(drift_marks(result))
-        out.append(f'<h2>Where the model moved <span class="muted">({n_layers} layer(s) in model order; '
-                   "hover a bar for its figures)</span></h2>")
+        out.append(
+            f'<h2>Where the model moved <span class="muted">({n_layers} layer(s) in model order; '
+            "hover a bar for its figures)</span></h2>"
+        )
         out.append(f'<div class="driftbox" id="kaudit-drift">{drift_svg(result)}</div>')
     if result.failures:
         failed, messages, counts = F.failure_report(result, sort)
         by_rule = ", ".join(f"{_e(k)} {v}" for k, v in counts.items())
-        out.append(f'<h2>Failures ({len(result.failures)}) <span class="muted">in {len(failed)} row(s): '
-                   f"{by_rule}</span></h2>")
+        out.append(
+            f'<h2>Failures ({len(result.failures)}) <span class="muted">in {len(failed)} row(s): {by_rule}</span></h2>'
+        )
         items = [f"<li>{_e(f)}</li>" for f in messages[:MAX_FAILURES]]
         if len(messages) > MAX_FAILURES:
             items.append(f"<li>… and {len(messages) - MAX_FAILURES} more (see --format json)</li>")
         head, rest = items[:FAILURES_OPEN], items[FAILURES_OPEN:]
         out.append('<ul class="failures">' + "".join(head) + "</ul>")
         if rest:
-            out.append(f'<details><summary class="muted">{len(rest)} more failure line(s)</summary>'
-                       '<ul class="failures">' + "".join(rest) + "</ul></details>")
+            out.append(
+                f'<details><summary class="muted">{len(rest)} more failure line(s)</summary>'
+                '<ul class="failures">' + "".join(rest) + "</ul></details>"
+            )
     if result.notes:
         out.append('<ul class="notes">' + "".join(f"<li>note: {_e(n)}</li>" for n in result.notes) + "</ul>")
     out.append(_diff_table(result, all_rows, sort))
     figs = _montage_figures(result, max_montages) if montages else []
     total = max(result.pictures_total, len(figs))
     if figs:
-        more = (f' <span class="muted">(first {len(figs)} of {total}; all of them with --montage-dir)</span>'
-                if total > len(figs) else "")
+        more = (
+            f' <span class="muted">(first {len(figs)} of {total}; all of them with --montage-dir)</span>'
+            if total > len(figs)
+            else ""
+        )
         out.append(f"<h2>Changed conv kernels: A | B | B - A{more}</h2>")
-        out.append('<p class="muted">A and B share one min-max scale; B - A is blue below zero, white at zero, '
-                   "red above, on its own symmetric scale.</p>")
+        out.append(
+            '<p class="muted">A and B share one min-max scale; B - A is blue below zero, white at zero, '
+            "red above, on its own symmetric scale.</p>"
+        )
         out.append('<div class="montages">' + "\n".join(figs) + "</div>")
     if result.montages:
-        out.append("<h2>Montage files</h2><ul>" + "".join(f"<li><code>{_e(m)}</code></li>" for m in result.montages)
-                   + "</ul>")
+        out.append(
+            "<h2>Montage files</h2><ul>" + "".join(f"<li><code>{_e(m)}</code></li>" for m in result.montages) + "</ul>"
+        )
     if result.policy:
         import json
 
-        out.append('<details><summary class="muted">policy</summary><pre class="mono">'
-                   f"{_e(json.dumps(result.policy, indent=1, default=str))}</pre></details>")
-    out.append(f'<p class="muted" id="kaudit-status" data-images="{len(figs)}" data-loaded="0">'
-               f"kaudit report · {len(result.records)} pairs · {len(figs)} montage(s)</p>")
+        out.append(
+            '<details><summary class="muted">policy</summary><pre class="mono">'
+            f"{_e(json.dumps(result.policy, indent=1, default=str))}</pre></details>"
+        )
+    out.append(
+        f'<p class="muted" id="kaudit-status" data-images="{len(figs)}" data-loaded="0">'
+        f"kaudit report · {len(result.records)} pairs · {len(figs)} montage(s)</p>"
+    )
     return _page(title, "\n".join(out))
 
 
@@ -369,7 +435,8 @@ def inspect_html(result) -> str:
     """``kaudit inspect --format html``: the variable table (sortable, filterable) and totals."""
     stats = "min" in result.columns
     heads = ["path", "class", "shape", "dtype", "trainable", "params"] + (
-        ["min", "max", "mean", "std", "nan", "inf"] if stats else [])
+        ["min", "max", "mean", "std", "nan", "inf"] if stats else []
+    )
     num = {"params", "min", "max", "mean", "std", "nan", "inf"}
     rows = []
     for r in result.rows():
@@ -382,35 +449,47 @@ def inspect_html(result) -> str:
             _td(_count(r.params), v=_numv(r.params), cls="num"),
         ]
         if stats:
-            cells += [_td(_real(getattr(r, c)), v=_numv(getattr(r, c)), cls="num") for c in ("min", "max", "mean", "std")]
+            cells += [
+                _td(_real(getattr(r, c)), v=_numv(getattr(r, c)), cls="num") for c in ("min", "max", "mean", "std")
+            ]
             cells += [_td(_count(getattr(r, c)), v=_numv(getattr(r, c)), cls="num") for c in ("nan", "inf")]
         kind = getattr(r, "kind", "model")
         rows.append(f'<tr class="kind-{_e(kind)}">' + "".join(cells) + "</tr>")
-    th = "".join(f'<th{NUM_CLASS if h in num else ""}>{_e(h)}</th>' for h in heads)
+    th = "".join(f"<th{NUM_CLASS if h in num else ''}>{_e(h)}</th>" for h in heads)
     version = f", Keras {_e(result.keras_version)}" if result.keras_version else ""
     body = [
         "<h1>kaudit inspect</h1>",
-        (f'<p><code>{_e(result.file)}</code> <span class="muted">({_e(result.format)}{version}'
-         f'{"" if result.has_config else ", no model config"})</span></p>'),
+        (
+            f'<p><code>{_e(result.file)}</code> <span class="muted">({_e(result.format)}{version}'
+            f"{'' if result.has_config else ', no model config'})</span></p>"
+        ),
         '<ul class="totals">' + "".join(f"<li>{_e(line)}</li>" for line in result.totals.summary_lines()) + "</ul>",
     ]
     if result.notes:
         body.append('<ul class="notes">' + "".join(f"<li>note: {_e(n)}</li>" for n in result.notes) + "</ul>")
-    body.append('<h2>Variables</h2><div class="tablewrap">' + _controls(None, False, len(rows))
-                + f'<div class="tablebox"><table class="kd" id="kaudit-table"><thead><tr>{th}</tr></thead>\n'
-                + "<tbody>\n" + "\n".join(rows) + "\n</tbody></table></div></div>")
-    body.append(f'<p class="muted" id="kaudit-status" data-images="0" data-loaded="0">kaudit report · '
-                f"{len(rows)} variables</p>")
+    body.append(
+        '<h2>Variables</h2><div class="tablewrap">'
+        + _controls(None, False, len(rows))
+        + f'<div class="tablebox"><table class="kd" id="kaudit-table"><thead><tr>{th}</tr></thead>\n'
+        + "<tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table></div></div>"
+    )
+    body.append(
+        f'<p class="muted" id="kaudit-status" data-images="0" data-loaded="0">kaudit report · {len(rows)} variables</p>'
+    )
     return _page(f"kaudit inspect: {result.file}", "\n".join(body))
 
 
 # -- notebooks -------------------------------------------------------------------------------------
 
-_CKPT_CSS = (".kaudit-ckpt{font:13px/1.4 system-ui,sans-serif}.kaudit-ckpt .scroll{max-height:420px;overflow:auto}"
-             ".kaudit-ckpt table{border-collapse:collapse}.kaudit-ckpt th,.kaudit-ckpt td{padding:2px 8px;"
-             "border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap}"
-             ".kaudit-ckpt td.num,.kaudit-ckpt th.num{text-align:right}"
-             ".kaudit-ckpt code{font-size:12px}.kaudit-ckpt .muted{color:#666}")
+_CKPT_CSS = (
+    ".kaudit-ckpt{font:13px/1.4 system-ui,sans-serif}.kaudit-ckpt .scroll{max-height:420px;overflow:auto}"
+    ".kaudit-ckpt table{border-collapse:collapse}.kaudit-ckpt th,.kaudit-ckpt td{padding:2px 8px;"
+    "border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap}"
+    ".kaudit-ckpt td.num,.kaudit-ckpt th.num{text-align:right}"
+    ".kaudit-ckpt code{font-size:12px}.kaudit-ckpt .muted{color:#666}"
+)
 
 
 def checkpoint_html(ckpt) -> str:
@@ -419,19 +498,22 @@ def checkpoint_html(ckpt) -> str:
     mv = ckpt.model_variables
     rows = []
     for v in mv[:MAX_CHECKPOINT_ROWS]:
-        rows.append(f"<tr><td><code>{_e(v.path)}</code></td><td>{_e(v.layer_class or '?')}</td>"
-                    f"<td>{_e(F.shape(v.shape))}</td><td>{_e(v.dtype)}</td><td>{_e(F.tri(v.trainable))}</td>"
-                    f'<td class="num">{v.params:,}</td></tr>')
+        rows.append(
+            f"<tr><td><code>{_e(v.path)}</code></td><td>{_e(v.layer_class or '?')}</td>"
+            f"<td>{_e(F.shape(v.shape))}</td><td>{_e(v.dtype)}</td><td>{_e(F.tri(v.trainable))}</td>"
+            f'<td class="num">{v.params:,}</td></tr>'
+        )
     if len(mv) > MAX_CHECKPOINT_ROWS:
-        rows.append(f'<tr><td colspan="6" class="muted">… and {len(mv) - MAX_CHECKPOINT_ROWS} more variables'
-                    "</td></tr>")
+        rows.append(f'<tr><td colspan="6" class="muted">… and {len(mv) - MAX_CHECKPOINT_ROWS} more variables</td></tr>')
     n_opt = len(ckpt.optimizer_variables)
     version = f", Keras {_e(ckpt.keras_version)}" if ckpt.keras_version else ""
-    head = (f"<div><b><code>{_e(ckpt.file)}</code></b> <span class=\"muted\">({_e(ckpt.format)}{version}) · "
-            f"{len(mv)} variables" + (f" · {n_opt} optimizer/metric variables not shown" if n_opt else "")
-            + "</span></div>")
-    table = ('<div class="scroll"><table><thead><tr><th>path</th><th>class</th><th>shape</th><th>dtype</th>'
-             '<th>trainable</th><th class="num">params</th></tr></thead><tbody>' + "".join(rows)
-             + "</tbody></table></div>")
+    head = (
+        f'<div><b><code>{_e(ckpt.file)}</code></b> <span class="muted">({_e(ckpt.format)}{version}) · '
+        f"{len(mv)} variables" + (f" · {n_opt} optimizer/metric variables not shown" if n_opt else "") + "</span></div>"
+    )
+    table = (
+        '<div class="scroll"><table><thead><tr><th>path</th><th>class</th><th>shape</th><th>dtype</th>'
+        '<th>trainable</th><th class="num">params</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table></div>"
+    )
     totals = '<div class="muted">' + " · ".join(_e(line) for line in ckpt.totals.summary_lines()) + "</div>"
     return f'<div class="kaudit-ckpt"><style>{_CKPT_CSS}</style>{head}{table}{totals}</div>'

@@ -29,19 +29,21 @@ def clean(x):
 
 
 def diff_dict(result) -> dict:
-    return clean({
-        "kaudit_version": __version__,
-        "a": {"file": result.file_a, "format": result.format_a},
-        "b": {"file": result.file_b, "format": result.format_b},
-        "passed": result.passed,
-        "verdict": result.verdict,
-        "summary": result.summary,
-        "failures": list(result.failures),
-        "notes": list(result.notes),
-        "policy": result.policy,
-        "montages": list(result.montages),
-        "variables": [r._asdict() for r in result.records],
-    })
+    return clean(
+        {
+            "kaudit_version": __version__,
+            "a": {"file": result.file_a, "format": result.format_a},
+            "b": {"file": result.file_b, "format": result.format_b},
+            "passed": result.passed,
+            "verdict": result.verdict,
+            "summary": result.summary,
+            "failures": list(result.failures),
+            "notes": list(result.notes),
+            "policy": result.policy,
+            "montages": list(result.montages),
+            "variables": [r._asdict() for r in result.records],
+        }
+    )
 
 
 def diff_json(result) -> str:
@@ -49,16 +51,18 @@ def diff_json(result) -> str:
 
 
 def inspect_dict(result) -> dict:
-    return clean({
-        "kaudit_version": __version__,
-        "file": result.file,
-        "format": result.format,
-        "keras_version": result.keras_version,
-        "has_config": result.has_config,
-        "totals": result.totals.as_dict(),
-        "notes": list(result.notes),
-        "variables": list(result.records),
-    })
+    return clean(
+        {
+            "kaudit_version": __version__,
+            "file": result.file,
+            "format": result.format,
+            "keras_version": result.keras_version,
+            "has_config": result.has_config,
+            "totals": result.totals.as_dict(),
+            "notes": list(result.notes),
+            "variables": list(result.records),
+        }
+    )
 
 
 def inspect_json(result) -> str:

@@ -17,9 +17,18 @@ GAP = "  "
 #: The diff table's columns: (header, priority, right-aligned). Lower priority numbers are kept
 #: first when the table must fit a width; the path, status and verdict are always shown.
 DIFF_COLUMNS = (
-    ("path", 0, False), ("status", 0, False), ("verdict", 0, False), ("rel_change", 1, True),
-    ("max_abs", 2, True), ("shape", 3, False), ("trainable", 4, False), ("n_exceed", 5, True),
-    ("dtype", 6, False), ("mean_abs", 7, True), ("rel_l2", 8, True), ("cosine", 9, True),
+    ("path", 0, False),
+    ("status", 0, False),
+    ("verdict", 0, False),
+    ("rel_change", 1, True),
+    ("max_abs", 2, True),
+    ("shape", 3, False),
+    ("trainable", 4, False),
+    ("n_exceed", 5, True),
+    ("dtype", 6, False),
+    ("mean_abs", 7, True),
+    ("rel_l2", 8, True),
+    ("cosine", 9, True),
 )
 DIFF_HEADERS = [h for h, _p, _r in DIFF_COLUMNS]
 
@@ -77,8 +86,9 @@ def fit_table(columns, rows: list[list[str]], width: int | None) -> str:
     order = sorted(keep)
     widths = {i: natural[i] for i in order}
     if width is not None:
-        widths[0] = max(1, min(natural[0], width - (sum(widths[i] for i in order if i != 0)
-                                                    + len(GAP) * (len(order) - 1))))
+        widths[0] = max(
+            1, min(natural[0], width - (sum(widths[i] for i in order if i != 0) + len(GAP) * (len(order) - 1)))
+        )
         over = sum(widths.values()) + len(GAP) * (len(order) - 1) - width
         # still too wide (a very narrow width): cut the widest other cells at their end
         while over > 0:
@@ -94,7 +104,7 @@ def fit_table(columns, rows: list[list[str]], width: int | None) -> str:
             text = cells[i]
             w = widths[i]
             if len(text) > w:
-                text = F.elide(text, w) if i == 0 else text[:w - 1] + "…"
+                text = F.elide(text, w) if i == 0 else text[: w - 1] + "…"
             out.append(text.rjust(w) if columns[i][2] else text.ljust(w))
         return GAP.join(out).rstrip()
 
@@ -109,8 +119,14 @@ def _wrapped(text: str, width: int | None, indent: str = "") -> list[str]:
         return [indent + text]
     import textwrap
 
-    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
-                         break_long_words=True, break_on_hyphens=False) or [indent]
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [indent]
 
 
 def _file_line(label: str, file: str, fmt: str, width: int | None) -> str:
@@ -120,15 +136,25 @@ def _file_line(label: str, file: str, fmt: str, width: int | None) -> str:
     return label + (file if room is None else F.elide(file, room)) + tail
 
 
-def diff_table(result, all_rows: bool = False, sort: str = "change", top: int | None = None,
-               width: int | None = None, wrap: bool = True, **_kw) -> str:
+def diff_table(
+    result,
+    all_rows: bool = False,
+    sort: str = "change",
+    top: int | None = None,
+    width: int | None = None,
+    wrap: bool = True,
+    **_kw,
+) -> str:
     """The diff for a terminal: failures first, then the largest relative changes (``sort``),
     the first ``top`` rows (None or 0: all), the table no wider than ``width`` (None: no limit);
     prose (failure lines, notes, the summary) wrapped to it too with ``wrap`` (a terminal), kept
     on one line each without (a CI log, a file: one line a message, for grep)."""
     prose = width if wrap else None
-    out = [_file_line("a: ", result.file_a, result.format_a, width),
-           _file_line("b: ", result.file_b, result.format_b, width), ""]
+    out = [
+        _file_line("a: ", result.file_a, result.format_a, width),
+        _file_line("b: ", result.file_b, result.format_b, width),
+        "",
+    ]
     rows = F.order_rows(result.rows(all_rows), sort)
     shown = rows[:top] if top else rows
     if shown:
@@ -144,13 +170,21 @@ def diff_table(result, all_rows: bool = False, sort: str = "change", top: int | 
     out.append("")
     if result.failures:
         failed, messages, counts = F.failure_report(result, sort)
-        out += _wrapped(f"Failures: {len(failed)} row{'' if len(failed) == 1 else 's'} ("
-                        + ", ".join(f"{k} {v}" for k, v in counts.items()) + "):", prose)
+        out += _wrapped(
+            f"Failures: {len(failed)} row{'' if len(failed) == 1 else 's'} ("
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + "):",
+            prose,
+        )
         for f in messages[:MAX_FAILURES]:
             out += _wrapped(f"- {F.text(f)}", prose, "  ")
         if len(messages) > MAX_FAILURES:
-            out += _wrapped(f"... and {len(messages) - MAX_FAILURES} more (the verdict column names the rule "
-                            "of each row; every message: --format json or --junit)", prose, "  ")
+            out += _wrapped(
+                f"... and {len(messages) - MAX_FAILURES} more (the verdict column names the rule "
+                "of each row; every message: --format json or --junit)",
+                prose,
+                "  ",
+            )
     for n in result.notes:
         out += _wrapped(f"note: {F.text(n)}", prose)
     for m in result.montages:
@@ -165,18 +199,30 @@ def inspect_table(result, **_kw) -> str:
     notes = [c for c in ("quant", "lora") if c in result.columns]  # what quantized / LoRA variables are
     rows = []
     for r in result.rows():
-        row = [F.text(r.path), F.text(r.layer_class or "?"), F.shape(r.shape), F.text(r.dtype), F.tri(r.trainable),
-               F.num(int(r.params))]
+        row = [
+            F.text(r.path),
+            F.text(r.layer_class or "?"),
+            F.shape(r.shape),
+            F.text(r.dtype),
+            F.tri(r.trainable),
+            F.num(int(r.params)),
+        ]
         if show_stats:
             row += [F.num(r.min), F.num(r.max), F.num(r.mean), F.num(r.std)]
             if r.nan or r.inf:
                 row[-1] += f" ({r.nan} nan, {r.inf} inf)"
         row += [getattr(r, c) or "" for c in notes]
         rows.append(row)
-    headers = ["path", "class", "shape", "dtype", "trainable", "params"] + (["min", "max", "mean", "std"] if show_stats else [])
+    headers = ["path", "class", "shape", "dtype", "trainable", "params"] + (
+        ["min", "max", "mean", "std"] if show_stats else []
+    )
     headers += notes
-    out = [f"{F.text(result.file)} ({result.format}"
-           + (f", Keras {F.text(result.keras_version)}" if result.keras_version else "") + ")", ""]
+    out = [
+        f"{F.text(result.file)} ({result.format}"
+        + (f", Keras {F.text(result.keras_version)}" if result.keras_version else "")
+        + ")",
+        "",
+    ]
     out.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) if rows else "no variables")
     out.append("")
     out += result.totals.summary_lines()

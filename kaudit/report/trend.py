@@ -46,7 +46,7 @@ def _failed_cells(result, by: str, against: str = "previous") -> set[tuple[str, 
     if not result.gated:
         return out
     for i in range(1, len(result.files)):
-        for d in ((result.steps[i],) if against == "previous" else (result.from_first[i],)):
+        for d in (result.steps[i],) if against == "previous" else (result.from_first[i],):
             for r in d.records:
                 if not r.passed:
                     p = str(r.path_b if r.path_b is not None else r.path)
@@ -57,8 +57,7 @@ def _failed_cells(result, by: str, against: str = "previous") -> set[tuple[str, 
 def summary_line(result) -> str:
     """How many checkpoints, the largest step and the largest drift from the first, the verdict."""
     grid = result.grid("rel_change_prev", "layer")
-    best = max(((v, name, i) for name, row in grid for i, v in enumerate(row) if v is not None),
-               default=None)
+    best = max(((v, name, i) for name, row in grid for i, v in enumerate(row) if v is not None), default=None)
     last = result.grid("rel_change_first", "layer")
     drift = max(((row[-1], name) for name, row in last if row[-1] is not None), default=None)
     n = len(result.files)
@@ -130,11 +129,16 @@ def trend_table(result, by: str = "layer", width: int | None = None, wrap: bool 
     out.append("  ".join("-" * widths[c] for c in keep))
     out += [fmt(r) for r in rows]
     if len(keep) < n_cols:
-        out += _wrapped(f"({n_cols - len(keep)} earlier step(s) left out to fit; --wide shows all)", width if wrap else None)
+        out += _wrapped(
+            f"({n_cols - len(keep)} earlier step(s) left out to fit; --wide shows all)", width if wrap else None
+        )
     out.append("")
-    out += _wrapped("cells: rel_change = |b - a| / max(|a|, |b|) against the previous checkpoint (the "
-                    f"largest of the {by}'s variables); vs first: the last checkpoint against the first"
-                    + ("; ! outside the policy" if result.gated else ""), width if wrap else None)
+    out += _wrapped(
+        "cells: rel_change = |b - a| / max(|a|, |b|) against the previous checkpoint (the "
+        f"largest of the {by}'s variables); vs first: the last checkpoint against the first"
+        + ("; ! outside the policy" if result.gated else ""),
+        width if wrap else None,
+    )
     failures = result.failures
     if failures:
         out.append("Failures:")
@@ -152,19 +156,25 @@ def trend_dict(result) -> dict:
     from .._version import __version__
     from .json import clean
 
-    return clean({
-        "kaudit_version": __version__,
-        "checkpoints": [{"step": i, "label": lab, "file": f} for i, (lab, f) in
-                        enumerate(zip(result.labels, result.files, strict=True))],
-        "gated": result.gated,
-        "passed": result.passed,
-        "verdict": result.verdict,
-        "failures": list(result.failures),
-        "notes": list(result.notes),
-        "steps": [None if d is None else {"passed": d.passed, "summary": d.summary} for d in result.steps],
-        "from_first": [None if d is None else {"passed": d.passed, "summary": d.summary} for d in result.from_first],
-        "variables": result.records(),
-    })
+    return clean(
+        {
+            "kaudit_version": __version__,
+            "checkpoints": [
+                {"step": i, "label": lab, "file": f}
+                for i, (lab, f) in enumerate(zip(result.labels, result.files, strict=True))
+            ],
+            "gated": result.gated,
+            "passed": result.passed,
+            "verdict": result.verdict,
+            "failures": list(result.failures),
+            "notes": list(result.notes),
+            "steps": [None if d is None else {"passed": d.passed, "summary": d.summary} for d in result.steps],
+            "from_first": [
+                None if d is None else {"passed": d.passed, "summary": d.summary} for d in result.from_first
+            ],
+            "variables": result.records(),
+        }
+    )
 
 
 # -- colours ---------------------------------------------------------------------------------------
@@ -205,16 +215,23 @@ def trend_html(result, by: str = "layer", **_kw) -> str:
 
     e = lambda s: _html.escape(str(s), quote=True)
     norms = dict(result.grid("norm", by))
-    parts = [f'<h1><span class="verdict {"fail" if not result.passed else "pass"}">{e(result.verdict)}</span>'
-             "kaudit trend</h1>",
-             f'<p class="summary" id="kaudit-summary">{e(summary_line(result))}</p>',
-             '<table class="files">' + "".join(
-                 f'<tr><td>{i}</td><td><b>{e(lab)}</b></td><td><code>{e(f)}</code></td></tr>'
-                 for i, (lab, f) in enumerate(zip(result.labels, result.files, strict=True))) + "</table>"]
+    parts = [
+        f'<h1><span class="verdict {"fail" if not result.passed else "pass"}">{e(result.verdict)}</span>'
+        "kaudit trend</h1>",
+        f'<p class="summary" id="kaudit-summary">{e(summary_line(result))}</p>',
+        '<table class="files">'
+        + "".join(
+            f"<tr><td>{i}</td><td><b>{e(lab)}</b></td><td><code>{e(f)}</code></td></tr>"
+            for i, (lab, f) in enumerate(zip(result.labels, result.files, strict=True))
+        )
+        + "</table>",
+    ]
     for n in result.notes:
         parts.append(f'<p class="muted">note: {e(n)}</p>')
-    for value, title in (("rel_change_prev", "against the previous checkpoint"),
-                         ("rel_change_first", "against the first checkpoint")):
+    for value, title in (
+        ("rel_change_prev", "against the previous checkpoint"),
+        ("rel_change_first", "against the first checkpoint"),
+    ):
         grid = result.grid(value, by)
         statuses = dict(result.grid("status_prev" if value == "rel_change_prev" else "status_first", by))
         lo, hi = scale_of(v for _n, row in grid for v in row)
@@ -230,22 +247,35 @@ def trend_html(result, by: str = "layer", **_kw) -> str:
                 fg = "#fff" if sum(c) < 380 else "#1b1f24"
                 norm = norms.get(name, [None] * len(result.files))[i]
                 tip = f"{name} at {result.labels[i]}: rel_change {F.num(v)}, norm {F.num(norm)}"
-                cells.append(f'<td class="num hm{" bad" if bad else ""}" data-v="{"" if v is None else repr(v)}" '
-                             f'style="background:{_hex(c)};color:{fg}" title="{e(tip)}">{e(_cell(v, statuses[name][i]))}</td>')
+                cells.append(
+                    f'<td class="num hm{" bad" if bad else ""}" data-v="{"" if v is None else repr(v)}" '
+                    f'style="background:{_hex(c)};color:{fg}" title="{e(tip)}">{e(_cell(v, statuses[name][i]))}</td>'
+                )
             rows.append(f'<tr><td class="mono">{e(name)}</td>{"".join(cells)}</tr>')
-        parts.append(f"<h2>Relative change {e(title)} <span class=\"muted\">(‖b−a‖ / max(‖a‖, ‖b‖) per {e(by)}, "
-                     f"log colour scale {F.num(lo)} … {F.num(hi)}; hover for the norm)</span></h2>")
-        parts.append(f'<div class="tablebox"><table class="kd trend" data-value="{value}"><thead><tr>'
-                     f"<th>{e(by)}</th>{head}</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
+        parts.append(
+            f'<h2>Relative change {e(title)} <span class="muted">(‖b−a‖ / max(‖a‖, ‖b‖) per {e(by)}, '
+            f"log colour scale {F.num(lo)} … {F.num(hi)}; hover for the norm)</span></h2>"
+        )
+        parts.append(
+            f'<div class="tablebox"><table class="kd trend" data-value="{value}"><thead><tr>'
+            f"<th>{e(by)}</th>{head}</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>"
+        )
     if result.failures:
-        parts.append(f"<h2>Failures ({len(result.failures)})</h2><details><summary class=\"muted\">every "
-                     "failure of every step</summary><ul class=\"failures\">"
-                     + "".join(f"<li>{e(f)}</li>" for f in result.failures[:500]) + "</ul></details>")
-    parts.append(f'<p class="muted" id="kaudit-status" data-images="0" data-loaded="0">kaudit trend · '
-                 f"{len(result.files)} checkpoints</p>")
+        parts.append(
+            f'<h2>Failures ({len(result.failures)})</h2><details><summary class="muted">every '
+            'failure of every step</summary><ul class="failures">'
+            + "".join(f"<li>{e(f)}</li>" for f in result.failures[:500])
+            + "</ul></details>"
+        )
+    parts.append(
+        f'<p class="muted" id="kaudit-status" data-images="0" data-loaded="0">kaudit trend · '
+        f"{len(result.files)} checkpoints</p>"
+    )
     page = _page(f"kaudit trend: {len(result.files)} checkpoints", "\n".join(parts))
-    extra = (".kaudit table.trend td.hm{min-width:56px;font-size:11.5px}"
-             ".kaudit table.trend td.bad{box-shadow:inset 0 0 0 2px #cf222e}")
+    extra = (
+        ".kaudit table.trend td.hm{min-width:56px;font-size:11.5px}"
+        ".kaudit table.trend td.bad{box-shadow:inset 0 0 0 2px #cf222e}"
+    )
     return page.replace("</style>", extra + "</style>", 1)
 
 
@@ -277,13 +307,16 @@ def trend_png(result, by: str = "layer", value: str = "rel_change_prev", max_row
     cell_w = max(34, max((tw(result.labels[i]) + 8 for i in steps), default=34))
     cell_h = 14 if len(grid) <= 120 else 8
     left = max((tw(n) for n in names), default=40) + 12
-    title = (f"kaudit trend: rel_change per {by} "
-             + ("against the previous checkpoint" if value == "rel_change_prev" else "against the first")
-             + f", {result.verdict}")
+    title = (
+        f"kaudit trend: rel_change per {by} "
+        + ("against the previous checkpoint" if value == "rel_change_prev" else "against the first")
+        + f", {result.verdict}"
+    )
     top = 40
     bar_h = 74
     legend = "white: identical · grey: no figure (shape changed, added, removed)" + (
-        " · red frame: outside the policy" if result.gated else "")
+        " · red frame: outside the policy" if result.gated else ""
+    )
     width = max(left + cell_w * len(steps) + 16, tw(title) + 20, tw(legend) + 20, 360)
     height = top + cell_h * len(grid) + bar_h + (14 if cut else 0)
     img = Image.new("RGB", (width, height), WHITE)

@@ -34,6 +34,7 @@ from . import hdf5_parse as P
 if TYPE_CHECKING:
     import h5py
 else:
+
     class _Lazy:
         """``h5py``, imported when first used: files the fast parser reads never need it (~16 ms
         of start-up saved for every such command)."""
@@ -210,7 +211,7 @@ def _link_count(gid) -> int:
 def _external_target(group: h5py.Group, name: str) -> str:
     try:
         return group.get(name, getlink=True).filename
-    except Exception:  # noqa: BLE001 - only for the message
+    except Exception:
         return "?"
 
 
@@ -241,8 +242,11 @@ def walk(root: h5py.Group, path: str, display: str, groups: dict | None = None):
     obj = root
     parts = [p for p in path.split("/") if p]
     if len(parts) > MAX_PATH_DEPTH:
-        raise CorruptFileError(f"path {path[:200]!r} is nested more than {MAX_PATH_DEPTH} levels deep; refused",
-                               path=display, hint="Keras never nests groups that deep; the file is crafted")
+        raise CorruptFileError(
+            f"path {path[:200]!r} is nested more than {MAX_PATH_DEPTH} levels deep; refused",
+            path=display,
+            hint="Keras never nests groups that deep; the file is crafted",
+        )
     start = 0
     if groups is not None:
         for k in range(len(parts), 0, -1):  # the longest prefix resolved before
@@ -257,7 +261,7 @@ def walk(root: h5py.Group, path: str, display: str, groups: dict | None = None):
         if obj is None:
             return None
         if groups is not None and isinstance(obj, GROUPS):
-            groups[tuple(parts[:k + 1])] = obj
+            groups[tuple(parts[: k + 1])] = obj
     return obj
 
 
@@ -295,8 +299,11 @@ def keys(group: h5py.Group, display: str) -> list[str]:
             raise CorruptFileError(f"cannot list {group.name!r} ({_short(exc)})", path=display) from None
     for n in names:
         if not isinstance(n, str):  # h5py hands back bytes for a name that is not UTF-8
-            raise CorruptFileError(f"group {group.name!r} has an entry whose name is not UTF-8 ({n[:40]!r})",
-                                   path=display, hint="the file is corrupted or crafted")
+            raise CorruptFileError(
+                f"group {group.name!r} has an entry whose name is not UTF-8 ({n[:40]!r})",
+                path=display,
+                hint="the file is corrupted or crafted",
+            )
     return names
 
 
@@ -317,9 +324,8 @@ def write_order(group: h5py.Group, names: list[str]) -> list[str] | None:
                 rank = {b.decode("utf8"): i for i, b in enumerate(raw)}
                 addrs = {n: rank[n] for n in names}
             else:
-                addrs = {n: h5py.h5g.get_objinfo(group.id, n.encode("utf8"), follow_link=False).objno[0]
-                         for n in names}
-    except Exception:  # noqa: BLE001 - no order then
+                addrs = {n: h5py.h5g.get_objinfo(group.id, n.encode("utf8"), follow_link=False).objno[0] for n in names}
+    except Exception:
         return None
     if len(set(addrs.values())) != len(addrs):
         return None
@@ -333,7 +339,7 @@ def _link_names(group: h5py.Group) -> list | None:
     raw: list[bytes] = []
     try:
         group.id.links.iterate(raw.append, idx_type=h5py.h5.INDEX_NAME, order=h5py.h5.ITER_INC)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     names: list = []
     for b in raw:
@@ -354,10 +360,13 @@ def attr(obj, name: str, display: str, default=None):
             return default
         value = attrs[name]
     except (OSError, RuntimeError, ValueError, TypeError, KeyError) as exc:
-        raise CorruptFileError(f"cannot read attribute {name!r} of {obj.name!r} ({_short(exc)})", path=display) from None
+        raise CorruptFileError(
+            f"cannot read attribute {name!r} of {obj.name!r} ({_short(exc)})", path=display
+        ) from None
     except MemoryError:  # a huge (or corrupted) variable-length attribute
-        raise UnsafeInputError(f"attribute {name!r} of {obj.name!r} is too large to read (out of memory); refused",
-                               path=display) from None
+        raise UnsafeInputError(
+            f"attribute {name!r} of {obj.name!r} is too large to read (out of memory); refused", path=display
+        ) from None
     return decode(value)
 
 
@@ -385,7 +394,9 @@ def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20):
     if not isinstance(text, str):
         raise CorruptFileError(f"attribute {name!r} is not text", path=display)
     if len(text) > limit:
-        raise UnsafeInputError(f"attribute {name!r} is {len(text):,} bytes, over the {limit:,} byte limit", path=display)
+        raise UnsafeInputError(
+            f"attribute {name!r} is {len(text):,} bytes, over the {limit:,} byte limit", path=display
+        )
     try:
         value = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -436,7 +447,9 @@ def check_dataset(ds: h5py.Dataset, display: str) -> tuple[tuple[int, ...], np.d
         dcpl = dsid.get_create_plist()
         layout = dcpl.get_layout()
         if layout == h5py.h5d.VIRTUAL:
-            raise UnsafeInputError(f"dataset {ds.name!r} is a virtual dataset mapping other files; refused", path=display)
+            raise UnsafeInputError(
+                f"dataset {ds.name!r} is a virtual dataset mapping other files; refused", path=display
+            )
         if dcpl.get_external_count() > 0:
             raise UnsafeInputError(
                 f"dataset {ds.name!r} keeps its data in external file(s) {[e[0] for e in ds.external]!r}; refused",
@@ -468,7 +481,7 @@ def check_dataset(ds: h5py.Dataset, display: str) -> tuple[tuple[int, ...], np.d
     if declared > (1 << 20):
         try:
             stored = dsid.get_storage_size()
-        except Exception:  # noqa: BLE001 - h5py raises many kinds here
+        except Exception:
             stored = 0
         if declared > stored * MAX_DECLARED_RATIO + (1 << 20):
             raise UnsafeInputError(
@@ -502,7 +515,7 @@ def _dataset_dtype(dsid) -> np.dtype | None:
             del _RECENT_TYPES[0]
         _RECENT_TYPES.append((tid.copy(), dt))
         return dt
-    except Exception:  # noqa: BLE001 - h5py's own conversion says what is wrong
+    except Exception:
         return None
 
 
@@ -579,8 +592,13 @@ class H5Store:
     cached as plain numbers: no HDF5 object is kept open (each one pins ~12 KiB of metadata).
     """
 
-    def __init__(self, files: list[h5py.File], displays: list[str],
-                 direct_sources: list[tuple[str, int] | None] | None = None, owned: list | None = None):
+    def __init__(
+        self,
+        files: list[h5py.File],
+        displays: list[str],
+        direct_sources: list[tuple[str, int] | None] | None = None,
+        owned: list | None = None,
+    ):
         """``direct_sources[i]`` is (path on disk, byte offset of the HDF5 image in it) when file i
         can be read directly (a plain file, or a zip member stored uncompressed), else None."""
         self.files = files
@@ -597,9 +615,16 @@ class H5Store:
         self._sizes: dict[int, int] = {}
         self._groups: dict[tuple[int, str], h5py.Group] = {}  # a few recent ones (see _walk)
 
-    def register(self, location: str, file_index: int, ds_path: str, dtype: str,
-                 ds: h5py.Dataset | None = None, shape: tuple[int, ...] | None = None,
-                 raw_dtype: np.dtype | None = None) -> None:
+    def register(
+        self,
+        location: str,
+        file_index: int,
+        ds_path: str,
+        dtype: str,
+        ds: h5py.Dataset | None = None,
+        shape: tuple[int, ...] | None = None,
+        raw_dtype: np.dtype | None = None,
+    ) -> None:
         """``ds``: the dataset, when the reader has it open already (reached with :func:`walk`);
         its layout is noted now, which saves opening it again on first read (~30 us/variable).
         ``shape``, ``raw_dtype``: its shape and dtype, when the reader has them already (from
@@ -645,8 +670,9 @@ class H5Store:
             self._direct_layouts[var.location] = direct  # a dict store is atomic: safe across workers
         return ds, e, direct
 
-    def _contiguous_offset(self, ds: h5py.Dataset, e: _Entry, shape: tuple[int, ...] | None = None,
-                           raw_dtype: np.dtype | None = None) -> int | None:
+    def _contiguous_offset(
+        self, ds: h5py.Dataset, e: _Entry, shape: tuple[int, ...] | None = None, raw_dtype: np.dtype | None = None
+    ) -> int | None:
         """Absolute byte offset of ``ds``'s values in the file on disk, when they can be read
         from there directly (uncompressed, contiguous, allocated), else None."""
         source = self.direct_sources[e.file_index]
@@ -666,7 +692,7 @@ class H5Store:
             if not shape or math.prod(shape) == 0:
                 return None
             itemsize = (raw_dtype if raw_dtype is not None else dsid.dtype).itemsize
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         path, base = source
         offset += base
@@ -680,8 +706,9 @@ class H5Store:
             )
         return offset
 
-    def _direct(self, ds: h5py.Dataset, e: _Entry, shape: tuple[int, ...] | None = None,
-                raw_dtype: np.dtype | None = None) -> tuple | None:
+    def _direct(
+        self, ds: h5py.Dataset, e: _Entry, shape: tuple[int, ...] | None = None, raw_dtype: np.dtype | None = None
+    ) -> tuple | None:
         if not _HAVE_PREADV:
             return None
         offset = self._contiguous_offset(ds, e, shape, raw_dtype)
@@ -712,8 +739,9 @@ class H5Store:
         while done < view.nbytes:  # a single read returns at most ~2 GiB on Linux
             got = os.preadv(fd, [view[done:]], offset + done)
             if got <= 0:
-                raise CorruptFileError("the file ends before the dataset does (truncated?)",
-                                       path=self.displays[file_index])
+                raise CorruptFileError(
+                    "the file ends before the dataset does (truncated?)", path=self.displays[file_index]
+                )
             done += got
         return out
 
@@ -742,7 +770,7 @@ class H5Store:
         win = self._windows.get(fi)
         if win is None or not (win[0] <= offset and offset + n <= win[0] + len(win[1])):
             win = self._windows[fi] = (offset, os.pread(self._fd(fi), _WINDOW, offset))
-        return win[1][offset - win[0]:offset - win[0] + n]
+        return win[1][offset - win[0] : offset - win[0] + n]
 
     def read(self, var: Located, selection: tuple = ()) -> np.ndarray:
         ds, e, direct = self._layout(var)
@@ -755,7 +783,9 @@ class H5Store:
                     ds, e = self._dataset(var)
                 raw = ds[selection]
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
-            raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]) from None
+            raise CorruptFileError(
+                f"cannot read {var.path!r} ({_short(exc)})", path=self.displays[e.file_index]
+            ) from None
         return widen(np.asarray(raw), e.dtype)
 
     def iter_blocks(self, var: Located, block_elems: int) -> Iterator[np.ndarray]:
@@ -792,11 +822,11 @@ class H5Store:
         for f in self.files:
             try:
                 f.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         for r in self._owned:
             try:
                 r.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         self._owned = []

@@ -136,7 +136,7 @@ class _Image:
 
     def read(self, addr: int, n: int) -> bytes:
         buf, off = self.at(addr, n)
-        return buf[off:off + n]
+        return buf[off : off + n]
 
 
 class File:
@@ -173,7 +173,7 @@ class File:
     def _superblock(self) -> Group:
         img = self.image
         buf, o = img.at(0, min(img.size, 96))
-        if buf[o:o + 8] != _SIGNATURE:
+        if buf[o : o + 8] != _SIGNATURE:
             _no("no HDF5 signature at the start")
         version = buf[o + 8]
         if version not in (0, 1):
@@ -208,10 +208,10 @@ class File:
             _no("an object header block over 1 MiB")
         # each block is copied: a page must not stay alive with the objects parsed from it
         if o + 16 + size <= len(buf):  # the first block follows the prefix, in the same page
-            blk = buf[o + 16:o + 16 + size]
+            blk = buf[o + 16 : o + 16 + size]
         else:
             buf, o = img.at(addr + 16, size)
-            blk = buf[o:o + size]
+            blk = buf[o : o + size]
         out: list = []
         pending: list[tuple[int, int]] = []  # continuation blocks still to read
         seen = {addr}
@@ -236,7 +236,7 @@ class File:
                 _no("object header continuations loop or are too large")
             seen.add(caddr)
             buf, o = img.at(caddr, size)
-            blk = buf[o:o + size]
+            blk = buf[o : o + size]
         if len(out) + len(seen) - 1 > nmsg:  # NIL messages are not kept: at most nmsg remain
             _no("more object header messages than declared")
         return out, refcount
@@ -285,7 +285,7 @@ class File:
         coll = self._gheap.get(addr)
         if coll is None:
             buf, o = self.image.at(addr, 16)
-            if buf[o:o + 4] != b"GCOL" or buf[o + 4] != 1:
+            if buf[o : o + 4] != b"GCOL" or buf[o + 4] != 1:
                 _no("a broken global heap collection")
             size = _u64(buf, o + 8)[0]
             if size > _MAX_HEAP or size < 16:
@@ -304,7 +304,7 @@ class File:
                     break
                 if p + 16 + osize > end:
                     _no("a global heap object overruns its collection")
-                coll[idx] = data[p + 16:p + 16 + osize]
+                coll[idx] = data[p + 16 : p + 16 + osize]
                 p += 16 + ((osize + 7) & ~7)
             if len(self._gheap) >= 16:
                 self._gheap.clear()
@@ -316,7 +316,7 @@ class File:
 
 
 class _Node:
-    __slots__ = ("file", "addr", "name", "_msgs", "_attrs")
+    __slots__ = ("_attrs", "_msgs", "addr", "file", "name")
 
     def __init__(self, file: File, addr: int, name: str, msgs: list):
         self.file = file
@@ -414,7 +414,7 @@ class Group(_Node):
 
 
 class Dataset(_Node):
-    __slots__ = ("shape", "dtype", "offset", "nbytes")
+    __slots__ = ("dtype", "nbytes", "offset", "shape")
 
     def __init__(self, file: File, addr: int, name: str, msgs: list):
         super().__init__(file, addr, name, msgs)
@@ -499,7 +499,7 @@ def _compact_only(buf: bytes, o: int, optional: int, what: str) -> None:
 def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> None:
     img = file.image
     buf, o = img.at(heap, 32)
-    if buf[o:o + 4] != b"HEAP" or buf[o + 4] != 0:
+    if buf[o : o + 4] != b"HEAP" or buf[o + 4] != 0:
         _no("a broken local heap")
     hsize = _u64(buf, o + 8)[0]
     haddr = _u64(buf, o + 24)[0]
@@ -520,7 +520,7 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             _no("a symbol table node listed twice")
         visited.add(addr)
         b, p = img.at(addr, 8)
-        if b[p:p + 4] != b"SNOD" or b[p + 4] != 1:
+        if b[p : p + 4] != b"SNOD" or b[p + 4] != 1:
             _no("a broken symbol table node")
         count = _u16(b, p + 6)[0]
         if count > 2 * file.leaf_k:
@@ -539,7 +539,7 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             if end < 0:
                 _no("an entry name outside the local heap")
             try:
-                name = names[nbase + noff:end].decode("utf-8")
+                name = names[nbase + noff : end].decode("utf-8")
             except UnicodeDecodeError:
                 _no("an entry name that is not UTF-8")
             if not name or name in links:
@@ -553,7 +553,7 @@ def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: lis
         _no("a group B-tree that loops or is too large")
     visited.add(addr)
     b, p = img.at(addr, 24)
-    if b[p:p + 4] != b"TREE" or b[p + 4] != 0:
+    if b[p : p + 4] != b"TREE" or b[p + 4] != 0:
         _no("a broken group B-tree node")
     level = b[p + 5]
     used = _u16(b, p + 6)[0]
@@ -585,12 +585,12 @@ def _link_message(buf: bytes, o: int) -> tuple[str, int]:
     if flags & 0x10:
         p += 1
     width = 1 << (flags & 3)
-    nlen = int.from_bytes(buf[p:p + width], "little")
+    nlen = int.from_bytes(buf[p : p + width], "little")
     p += width
     if ltype != 0:
         _no("a soft or external link")
     try:
-        name = buf[p:p + nlen].decode("utf-8")
+        name = buf[p : p + nlen].decode("utf-8")
     except UnicodeDecodeError:
         _no("a link name that is not UTF-8")
     if len(name.encode("utf-8")) != nlen or not name:
@@ -639,7 +639,7 @@ _DTYPES: dict[tuple, np.dtype] = {}
 
 def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
     """The numpy dtype h5py gives an integer, float or 2-byte opaque HDF5 type; else Unsupported."""
-    key = bytes(buf[o:o + 20])
+    key = bytes(buf[o : o + 20])
     dt = _DTYPES.get(key)
     if dt is not None:
         return dt
@@ -707,7 +707,7 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     end = o + size
     if nsize == 0 or p + nlen + tlen + slen > end:
         _no("a broken attribute message")
-    raw = buf[p:p + nsize]
+    raw = buf[p : p + nsize]
     if raw[-1:] != b"\0":
         _no("an attribute name without its terminator")
     try:
@@ -742,7 +742,7 @@ def _attr_value(file: File, spec: tuple):
             _no("a space-padded or broken string attribute")
         items = []
         for k in range(count):
-            raw = buf[data + k * size:data + (k + 1) * size]
+            raw = buf[data + k * size : data + (k + 1) * size]
             raw = raw.split(b"\0", 1)[0] if pad == 0 else raw.rstrip(b"\0")
             items.append(raw.decode("utf-8", errors="replace"))
         return items[0] if not shape else items

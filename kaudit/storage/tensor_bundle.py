@@ -77,15 +77,42 @@ class DType:
 
 
 def _dtypes() -> dict[int, DType]:
-    numeric = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 8: "<c8", 9: "<i8", 10: "?", 14: "<u2",
-               17: "<u2", 18: "<c16", 19: "<f2", 22: "<u4", 23: "<u8"}
+    numeric = {
+        1: "<f4",
+        2: "<f8",
+        3: "<i4",
+        4: "u1",
+        5: "<i2",
+        6: "i1",
+        8: "<c8",
+        9: "<i8",
+        10: "?",
+        14: "<u2",
+        17: "<u2",
+        18: "<c16",
+        19: "<f2",
+        22: "<u4",
+        23: "<u8",
+    }
     # listed, not read (the TensorFlow-based reader does not read them either)
-    other = {7: ("string", None), 11: ("qint8", "i1"), 12: ("quint8", "u1"), 13: ("qint32", "<i4"),
-             15: ("qint16", "<i2"), 16: ("quint16", "<u2"), 20: ("resource", None), 21: ("variant", None),
-             24: ("float8_e5m2", "u1"), 25: ("float8_e4m3fn", "u1"), 26: ("float8_e4m3fnuz", "u1"),
-             27: ("float8_e4m3b11fnuz", "u1"), 28: ("float8_e5m2fnuz", "u1")}
-    out = {c: DType(c, "bfloat16" if c == DT_BFLOAT16 else np.dtype(s).name, np.dtype(s), True)
-           for c, s in numeric.items()}
+    other = {
+        7: ("string", None),
+        11: ("qint8", "i1"),
+        12: ("quint8", "u1"),
+        13: ("qint32", "<i4"),
+        15: ("qint16", "<i2"),
+        16: ("quint16", "<u2"),
+        20: ("resource", None),
+        21: ("variant", None),
+        24: ("float8_e5m2", "u1"),
+        25: ("float8_e4m3fn", "u1"),
+        26: ("float8_e4m3fnuz", "u1"),
+        27: ("float8_e4m3b11fnuz", "u1"),
+        28: ("float8_e5m2fnuz", "u1"),
+    }
+    out = {
+        c: DType(c, "bfloat16" if c == DT_BFLOAT16 else np.dtype(s).name, np.dtype(s), True) for c, s in numeric.items()
+    }
     out.update({c: DType(c, n, None if s is None else np.dtype(s), False) for c, (n, s) in other.items()})
     return out
 
@@ -128,9 +155,15 @@ _SCHEMA: dict[str, list[tuple]] = {
     "TensorShapeProto": [("dim", 2, "Dim", True), ("unknown_rank", 3, "bool")],
     "Extent": [("start", 1, "int64"), ("length", 2, "int64", False, "has_length")],
     "TensorSliceProto": [("extent", 1, "Extent", True)],
-    "BundleEntryProto": [("dtype", 1, "int32"), ("shape", 2, "TensorShapeProto"), ("shard_id", 3, "int32"),
-                         ("offset", 4, "int64"), ("size", 5, "int64"), ("crc32c", 6, "fixed32"),
-                         ("slices", 7, "TensorSliceProto", True)],
+    "BundleEntryProto": [
+        ("dtype", 1, "int32"),
+        ("shape", 2, "TensorShapeProto"),
+        ("shard_id", 3, "int32"),
+        ("offset", 4, "int64"),
+        ("size", 5, "int64"),
+        ("crc32c", 6, "fixed32"),
+        ("slices", 7, "TensorSliceProto", True),
+    ],
     # trackable_object_graph.proto
     "ObjectReference": [("node_id", 1, "int32"), ("local_name", 2, "string")],
     "SerializedTensor": [("name", 1, "string"), ("full_name", 2, "string"), ("checkpoint_key", 3, "string")],
@@ -159,8 +192,7 @@ def messages() -> dict[str, type]:
         for spec in fields:
             fname, number, ftype = spec[:3]
             repeated = len(spec) > 3 and spec[3]
-            f = m.field.add(name=fname, number=number,
-                            label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
+            f = m.field.add(name=fname, number=number, label=F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL)
             if ftype in _SCHEMA:
                 f.type, f.type_name = F.TYPE_MESSAGE, f".kaudit_tf.{ftype}"
             else:
@@ -172,8 +204,7 @@ def messages() -> dict[str, type]:
                 f.oneof_index = oneofs.index(spec[4])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"kaudit_tf.{name}"))
-            for name in _SCHEMA}
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"kaudit_tf.{name}")) for name in _SCHEMA}
 
 
 def parse(name: str, data: bytes):
@@ -464,8 +495,11 @@ class Bundle:
             raise
 
     def _corrupt(self, what: str, path: str | None = None) -> CorruptFileError:
-        return CorruptFileError(what, path=path or self.index_path,
-                                hint="the checkpoint's index or data files are corrupted, truncated or mismatched")
+        return CorruptFileError(
+            what,
+            path=path or self.index_path,
+            hint="the checkpoint's index or data files are corrupted, truncated or mismatched",
+        )
 
     def _open(self) -> None:
         try:
@@ -484,9 +518,11 @@ class Bundle:
         if v.producer < 0:
             raise self._corrupt(f"the bundle header names a negative producer version ({v.producer})")
         if v.min_consumer > BUNDLE_VERSION or BUNDLE_VERSION in v.bad_consumers:
-            raise NotNative(f"written in tensor bundle format version {v.producer} (needs a reader of version "
-                            f">= {v.min_consumer}); kaudit reads version {BUNDLE_VERSION} natively",
-                            path=self.index_path)
+            raise NotNative(
+                f"written in tensor bundle format version {v.producer} (needs a reader of version "
+                f">= {v.min_consumer}); kaudit reads version {BUNDLE_VERSION} natively",
+                path=self.index_path,
+            )
         if header.endianness == 1:
             raise NotNative("a big-endian tensor bundle, which kaudit does not read natively", path=self.index_path)
         if header.endianness != 0:
@@ -500,8 +536,10 @@ class Bundle:
             except ValueError as exc:
                 raise self._corrupt(f"the entry of tensor {name!r} cannot be parsed ({exc})") from None
             if p.slices:  # before the keys are checked: the slices' own keys are binary
-                raise NotNative(f"tensor {name!r} is a partitioned (sliced) variable, which kaudit does not "
-                                "assemble natively", path=self.index_path)
+                raise NotNative(
+                    f"tensor {name!r} is a partitioned (sliced) variable, which kaudit does not assemble natively",
+                    path=self.index_path,
+                )
             parsed.append((raw_key, p))
         sizes: dict[int, int] = {}
         for raw_key, p in parsed:
@@ -509,9 +547,11 @@ class Bundle:
             if e.shard not in sizes:
                 sizes[e.shard] = self._shard(e.shard).size
             if e.offset + e.size > sizes[e.shard]:
-                raise self._corrupt(f"tensor {e.key!r} lies past the end of its data file (bytes {e.offset} to "
-                                    f"{e.offset + e.size} of {sizes[e.shard]}): truncated or mismatched",
-                                    data_filename(self.prefix, e.shard, self.num_shards))
+                raise self._corrupt(
+                    f"tensor {e.key!r} lies past the end of its data file (bytes {e.offset} to "
+                    f"{e.offset + e.size} of {sizes[e.shard]}): truncated or mismatched",
+                    data_filename(self.prefix, e.shard, self.num_shards),
+                )
             self.entries[e.key] = e
 
     def _entry(self, raw_key: bytes, p) -> Entry:
@@ -521,8 +561,10 @@ class Bundle:
             raise self._corrupt(f"a tensor name is not UTF-8 ({raw_key[:40]!r})") from None
         dt = DTYPES.get(p.dtype)
         if dt is None:
-            raise NotNative(f"tensor {key!r} has TensorFlow dtype {p.dtype}, which kaudit does not read natively",
-                            path=self.index_path)
+            raise NotNative(
+                f"tensor {key!r} has TensorFlow dtype {p.dtype}, which kaudit does not read natively",
+                path=self.index_path,
+            )
         shape = tuple(d.size for d in p.shape.dim)
         if p.shape.unknown_rank or len(shape) > _MAX_DIMS or any(d < 0 for d in shape):
             raise self._corrupt(f"tensor {key!r} has an invalid shape {list(shape)}")
@@ -532,13 +574,16 @@ class Bundle:
             if count > _INT64_MAX:
                 raise self._corrupt(f"tensor {key!r} declares a shape too large to exist {list(shape)}")
         if not 0 <= p.shard_id < self.num_shards:
-            raise self._corrupt(f"tensor {key!r} is in data file {p.shard_id}, the header says there are "
-                                f"{self.num_shards}")
+            raise self._corrupt(
+                f"tensor {key!r} is in data file {p.shard_id}, the header says there are {self.num_shards}"
+            )
         if p.offset < 0 or p.size < 0:
             raise self._corrupt(f"tensor {key!r} has a negative offset or size")
         if dt.stored is not None and p.size != count * dt.stored.itemsize:
-            raise self._corrupt(f"tensor {key!r}: the index says {p.size} bytes, its shape {list(shape)} of "
-                                f"{dt.name} needs {count * dt.stored.itemsize}")
+            raise self._corrupt(
+                f"tensor {key!r}: the index says {p.size} bytes, its shape {list(shape)} of "
+                f"{dt.name} needs {count * dt.stored.itemsize}"
+            )
         if dt.code == DT_STRING and count and p.size < count + 4:
             raise self._corrupt(f"tensor {key!r}: {p.size} bytes cannot hold {count} strings")
         return Entry(key, dt, shape, p.shard_id, p.offset, p.size, unmask(p.crc32c))
@@ -559,8 +604,10 @@ class Bundle:
 
     # values --------------------------------------------------------------------------------------
     def _bad_crc(self, e: Entry) -> CorruptFileError:
-        return self._corrupt(f"tensor {e.key!r}: checksum mismatch (CRC32C of its bytes does not match the index)",
-                             data_filename(self.prefix, e.shard, self.num_shards))
+        return self._corrupt(
+            f"tensor {e.key!r}: checksum mismatch (CRC32C of its bytes does not match the index)",
+            data_filename(self.prefix, e.shard, self.num_shards),
+        )
 
     def _fill(self, e: Entry, offset: int, out: np.ndarray) -> None:
         view = memoryview(out.view(np.uint8))
@@ -570,8 +617,7 @@ class Bundle:
         except OSError as exc:
             raise self._corrupt(f"cannot read tensor {e.key!r} ({exc.strerror})", f.path) from None
         if got != len(view):
-            raise self._corrupt(f"the data file ends inside tensor {e.key!r} (truncated since it was opened?)",
-                                f.path)
+            raise self._corrupt(f"the data file ends inside tensor {e.key!r} (truncated since it was opened?)", f.path)
 
     def iter_arrays(self, e: Entry, block_elems: int) -> Iterator[np.ndarray]:
         """The stored values of a numeric tensor, flat, in blocks of at most ``block_elems``

@@ -100,16 +100,27 @@ class KerasArchive:
             self.zf = zipfile.ZipFile(path)
             infos = self.zf.infolist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
-            raise CorruptFileError(f"is not a readable zip archive ({exc})", path=display,
-                                   hint="a .keras file is a zip; the file is truncated or corrupted") from None
+            raise CorruptFileError(
+                f"is not a readable zip archive ({exc})",
+                path=display,
+                hint="a .keras file is a zip; the file is truncated or corrupted",
+            ) from None
         self.members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             name = info.filename
-            if name.startswith("/") or "\\" in name or any(p == ".." for p in name.split("/")) or ":" in name.split("/")[0]:
+            if (
+                name.startswith("/")
+                or "\\" in name
+                or any(p == ".." for p in name.split("/"))
+                or ":" in name.split("/")[0]
+            ):
                 raise UnsafeInputError(f"archive entry {name!r} points outside the archive; refused", path=display)
             if name in self.members and name in (CONFIG, METADATA, WEIGHTS):
-                raise UnsafeInputError(f"archive has duplicate entries named {name!r}; refused", path=display,
-                                       hint="re-save the model with Keras")
+                raise UnsafeInputError(
+                    f"archive has duplicate entries named {name!r}; refused",
+                    path=display,
+                    hint="re-save the model with Keras",
+                )
             self.members.setdefault(name, info)
 
     def has(self, name: str) -> bool:
@@ -124,7 +135,9 @@ class KerasArchive:
         if info is None:
             return None
         if info.file_size > MAX_JSON_BYTES:
-            raise UnsafeInputError(f"archive entry {name!r} declares {info.file_size:,} bytes; refused", path=self.display)
+            raise UnsafeInputError(
+                f"archive entry {name!r} declares {info.file_size:,} bytes; refused", path=self.display
+            )
         self._refuse_encrypted(info)
         try:
             with self.zf.open(info) as fh:
@@ -132,7 +145,9 @@ class KerasArchive:
         except _ZIP_ERRORS as exc:
             raise CorruptFileError(f"cannot read archive entry {name!r} ({exc})", path=self.display) from None
         if len(data) > MAX_JSON_BYTES:
-            raise UnsafeInputError(f"archive entry {name!r} inflates past {MAX_JSON_BYTES:,} bytes; refused", path=self.display)
+            raise UnsafeInputError(
+                f"archive entry {name!r} inflates past {MAX_JSON_BYTES:,} bytes; refused", path=self.display
+            )
         self._raw[name] = data  # (read once; readers/pair.py compares them: see forget())
         return data
 
@@ -147,7 +162,9 @@ class KerasArchive:
         try:
             return json.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise CorruptFileError(f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display) from None
+            raise CorruptFileError(
+                f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display
+            ) from None
 
     def stored(self, name: str) -> bool:
         """Whether the member is stored uncompressed (and not encrypted): read in place."""
@@ -163,16 +180,20 @@ class KerasArchive:
         if self.stored(name):
             start = self._data_offset(info)
             if start + info.file_size > os.path.getsize(self.path):
-                raise CorruptFileError(f"archive entry {name!r} extends past the end of the file (truncated?)",
-                                       path=self.display)
+                raise CorruptFileError(
+                    f"archive entry {name!r} extends past the end of the file (truncated?)", path=self.display
+                )
             return SubFile(self.path, start, info.file_size), (self.path, start, info.file_size)
         fh = self._inflate(info)  # a plain temporary file of ours: read in place like any other
         return fh, (fh.name, 0, os.path.getsize(fh.name))
 
     def _refuse_encrypted(self, info: zipfile.ZipInfo) -> None:
         if info.flag_bits & 0x1:
-            raise CorruptFileError(f"archive entry {info.filename!r} is encrypted; kaudit cannot read it",
-                                   path=self.display, hint="Keras never encrypts .keras files; re-save the model")
+            raise CorruptFileError(
+                f"archive entry {info.filename!r} is encrypted; kaudit cannot read it",
+                path=self.display,
+                hint="Keras never encrypts .keras files; re-save the model",
+            )
 
     def _data_offset(self, info: zipfile.ZipInfo) -> int:
         with open(self.path, "rb") as fh:
@@ -190,7 +211,9 @@ class KerasArchive:
         if info.file_size > limit:  # refused before inflating a byte: the declared size is the bound
             raise UnsafeInputError(
                 f"archive entry {info.filename!r} declares {info.file_size:,} bytes from {info.compress_size:,} "
-                f"(over {limit:,}: zip bomb?); refused", path=self.display)
+                f"(over {limit:,}: zip bomb?); refused",
+                path=self.display,
+            )
         written = 0
         try:
             with self.zf.open(info) as src, open(target, "wb") as dst:
@@ -202,10 +225,14 @@ class KerasArchive:
                     if written > limit or written > info.file_size:
                         raise UnsafeInputError(
                             f"archive entry {info.filename!r} inflates past {min(limit, info.file_size):,} bytes "
-                            f"from {info.compress_size:,} (zip bomb?); refused", path=self.display)
+                            f"from {info.compress_size:,} (zip bomb?); refused",
+                            path=self.display,
+                        )
                     dst.write(chunk)
         except _ZIP_ERRORS as exc:
-            raise CorruptFileError(f"cannot inflate archive entry {info.filename!r} ({exc})", path=self.display) from None
+            raise CorruptFileError(
+                f"cannot inflate archive entry {info.filename!r} ({exc})", path=self.display
+            ) from None
         return open(target, "rb")
 
     def close(self) -> None:

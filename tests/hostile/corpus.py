@@ -45,8 +45,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 #: The Lambda payload writes the file named by this environment variable (if it ever runs).
 MARKER_ENV = "KAUDIT_HOSTILE_MARKER"
-PAYLOAD_SRC = ("lambda x: (open(__import__('os').environ.get('KAUDIT_HOSTILE_MARKER', "
-               "'/tmp/kaudit-hostile-marker'), 'w').close(), x)[1]")
+PAYLOAD_SRC = (
+    "lambda x: (open(__import__('os').environ.get('KAUDIT_HOSTILE_MARKER', "
+    "'/tmp/kaudit-hostile-marker'), 'w').close(), x)[1]"
+)
 PAYLOAD_FILENAME = "<kaudit-hostile-payload>"
 
 REFUSED = "refused"
@@ -138,10 +140,34 @@ def zip_bytes(entries: list[dict]) -> bytes:
         flags = e.get("flags", 0)
         ext_attr = (e.get("mode", 0o100644) & 0xFFFF) << 16
         offset = len(out)
-        out += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size,
-                           len(name), 0) + name + data
-        cd += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x0314, 20, flags, method, 0, 0x21, crc,
-                          len(data), size, len(name), 0, 0, 0, 0, ext_attr, offset) + name
+        out += (
+            struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, flags, method, 0, 0x21, crc, len(data), size, len(name), 0)
+            + name
+            + data
+        )
+        cd += (
+            struct.pack(
+                "<4sHHHHHHIIIHHHHHII",
+                b"PK\x01\x02",
+                0x0314,
+                20,
+                flags,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                ext_attr,
+                offset,
+            )
+            + name
+        )
     n = len(entries)
     eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(cd), len(out), 0)
     return bytes(out + cd + eocd)
@@ -242,8 +268,11 @@ def _special(out: Path) -> list[Case]:
 def _truncations(out: Path) -> list[Case]:
     g = "truncated"
     cases = []
-    for label, rel in (("legacy_h5", "tutorial/k2_full.h5"), ("keras", "tutorial/k3.keras"),
-                       ("weights_h5", "tutorial/k3.weights.h5")):
+    for label, rel in (
+        ("legacy_h5", "tutorial/k2_full.h5"),
+        ("keras", "tutorial/k3.keras"),
+        ("weights_h5", "tutorial/k3.weights.h5"),
+    ):
         data = fixture(rel).read_bytes()
         suffix = ".keras" if rel.endswith(".keras") else ".h5"
         for where, n in (("magic", 8), ("superblock", 96), ("half", len(data) // 2), ("last_byte", len(data) - 1)):
@@ -258,14 +287,31 @@ def _truncations(out: Path) -> list[Case]:
             s = d / "k3_sharded_00001.weights.h5"
             data = s.read_bytes()
             s.write_bytes(data[: len(data) // 2] if where == "shard_half" else data[:8])
-            cases.append(Case(f"truncated_sharded_{where}", g, _sharded_paths(d), REFUSED, r"cannot be read as HDF5",
-                              base=fixture("tutorial/k3_sharded.weights.json"), names=s.name))
+            cases.append(
+                Case(
+                    f"truncated_sharded_{where}",
+                    g,
+                    _sharded_paths(d),
+                    REFUSED,
+                    r"cannot be read as HDF5",
+                    base=fixture("tutorial/k3_sharded.weights.json"),
+                    names=s.name,
+                )
+            )
         else:
             idx = d / "k3_sharded.weights.json"
             text = idx.read_bytes()
             idx.write_bytes(text[: len(text) // 2])
-            cases.append(Case("truncated_sharded_index", g, _sharded_paths(d), REFUSED, r"nor valid JSON",
-                              base=fixture("tutorial/k3_sharded.weights.json")))
+            cases.append(
+                Case(
+                    "truncated_sharded_index",
+                    g,
+                    _sharded_paths(d),
+                    REFUSED,
+                    r"nor valid JSON",
+                    base=fixture("tutorial/k3_sharded.weights.json"),
+                )
+            )
     return cases
 
 
@@ -298,14 +344,20 @@ def _structure(out: Path) -> list[Case]:
         mw = f["model_weights"]
         mw.attrs["layer_names"] = _ascii_list(list(mw.attrs["layer_names"]) + [b"ghost_layer"])
 
-    legacy("layer_names_absent_group", add_layer,
-           message=r"'layer_names' lists 'ghost_layer' but the file has no such group")
+    legacy(
+        "layer_names_absent_group",
+        add_layer,
+        message=r"'layer_names' lists 'ghost_layer' but the file has no such group",
+    )
 
     def ghost_weight(f):
         f["model_weights/L2_dense"].attrs["weight_names"] = _ascii_list(["L2_dense/ghost:0"])
 
-    legacy("weight_names_absent_dataset", ghost_weight,
-           message=r"lists weight 'L2_dense/ghost:0' but the file has no such dataset")
+    legacy(
+        "weight_names_absent_dataset",
+        ghost_weight,
+        message=r"lists weight 'L2_dense/ghost:0' but the file has no such dataset",
+    )
 
     def weight_is_group(f):
         f["model_weights/L2_dense"].attrs["weight_names"] = _ascii_list(["L2_dense"])
@@ -344,8 +396,9 @@ def _structure(out: Path) -> list[Case]:
     def numeric_weight_names(f):
         f["model_weights/L2_dense"].attrs["weight_names"] = np.arange(3)
 
-    legacy("weight_names_numeric_array", numeric_weight_names,
-           message=r"lists weight '0' but the file has no such dataset")
+    legacy(
+        "weight_names_numeric_array", numeric_weight_names, message=r"lists weight '0' but the file has no such dataset"
+    )
 
     def bad_json(f):
         f.attrs["model_config"] = '{"class_name": "Sequential", "config": {"layers": [}'
@@ -378,8 +431,12 @@ def _structure(out: Path) -> list[Case]:
     def huge_config(f):
         f.attrs["model_config"] = '{"class_name": "Sequential", "junk": "' + "x" * (110 * MiB) + '"}'
 
-    legacy("model_config_110MB_string", huge_config, message=r"'model_config' is .* bytes, over the .* byte limit",
-           slow=True)
+    legacy(
+        "model_config_110MB_string",
+        huge_config,
+        message=r"'model_config' is .* bytes, over the .* byte limit",
+        slow=True,
+    )
 
     # a 512-byte user block before the superblock: valid HDF5, must read the same values
     p = out / "userblock.h5"
@@ -483,11 +540,13 @@ def _links(out: Path) -> list[Case]:
             grp = grp.create_group("sub")
             grp.create_dataset("vars/0", data=np.zeros(2, dtype="<f4"))
 
-    weights_only("deeply_nested_groups_v3", deep_groups_v3, r"nested more than \d+ levels deep",
-                 rel="tutorial/k3.weights.h5")
+    weights_only(
+        "deeply_nested_groups_v3", deep_groups_v3, r"nested more than \d+ levels deep", rel="tutorial/k3.weights.h5"
+    )
 
-    weights_only("hard_link_cycle_v3_optimizer", hard_cycle_v3_optimizer, r"cycle|more than once",
-                 rel="tutorial/k3.weights.h5")
+    weights_only(
+        "hard_link_cycle_v3_optimizer", hard_cycle_v3_optimizer, r"cycle|more than once", rel="tutorial/k3.weights.h5"
+    )
 
     def hard_cycle_legacy_opt(f):
         og = f["optimizer_weights"]
@@ -498,18 +557,29 @@ def _links(out: Path) -> list[Case]:
     p = _copy("tutorial/k2_full.h5", out / "hard_link_cycle_legacy_optimizer.h5")
     with h5py.File(p, "a") as f:
         hard_cycle_legacy_opt(f)
-    cases.append(Case("hard_link_cycle_legacy_optimizer", g, (p,), REFUSED, r"cycle|more than once",
-                      base=fixture("tutorial/k2_full.h5")))
+    cases.append(
+        Case(
+            "hard_link_cycle_legacy_optimizer",
+            g,
+            (p,),
+            REFUSED,
+            r"cycle|more than once",
+            base=fixture("tutorial/k2_full.h5"),
+        )
+    )
 
     def ext_storage(target):
         def edit(f):
-            _replace_dataset(f["L2_dense/L2_dense"], "kernel:0", shape=(100, 10), dtype="<f4",
-                             external=[(target, 0, 4000)])
+            _replace_dataset(
+                f["L2_dense/L2_dense"], "kernel:0", shape=(100, 10), dtype="<f4", external=[(target, 0, 4000)]
+            )
+
         return edit
 
     weights_only("external_storage_etc_passwd", ext_storage("/etc/passwd"), r"external file")
-    weights_only("external_storage_relative_escape", ext_storage("../../../../../../../../etc/passwd"),
-                 r"external file")
+    weights_only(
+        "external_storage_relative_escape", ext_storage("../../../../../../../../etc/passwd"), r"external file"
+    )
 
     def ext_storage_v3(f):
         _replace_dataset(f["layers/dense/vars"], "0", shape=(100, 10), dtype="<f4", external=[("/etc/passwd", 0, 4000)])
@@ -522,6 +592,7 @@ def _links(out: Path) -> list[Case]:
             layout[:] = h5py.VirtualSource(source_file, source_name, shape=(100, 10))
             del f["L2_dense/L2_dense/kernel:0"]
             f["L2_dense/L2_dense"].create_virtual_dataset("kernel:0", layout, fillvalue=0)
+
         return edit
 
     weights_only("virtual_dataset_other_file", vds(str(k2w), "/L2_dense/L2_dense/kernel:0"), r"virtual dataset")
@@ -535,8 +606,9 @@ def _links(out: Path) -> list[Case]:
         m["model.weights.h5"] = _edit_member_h5(m["model.weights.h5"], edit)
         p = out / f"{name}.keras"
         p.write_bytes(_keras_zip(m))
-        cases.append(Case(name, g, (p,), REFUSED, message, base=fixture("tutorial/k3.keras"),
-                          names=f"{p.name}!model.weights.h5"))
+        cases.append(
+            Case(name, g, (p,), REFUSED, message, base=fixture("tutorial/k3.keras"), names=f"{p.name}!model.weights.h5")
+        )
 
     member_case("keras_member_external_storage", ext_storage_v3, r"external file")
 
@@ -555,23 +627,35 @@ def _sizes(out: Path, slow: bool) -> list[Case]:
     cases = []
 
     def no_storage(f, grp, name):
-        _replace_dataset(grp, name, shape=(10 ** 6, 10 ** 6), dtype="<f4", chunks=(1000, 1000))
+        _replace_dataset(grp, name, shape=(10**6, 10**6), dtype="<f4", chunks=(1000, 1000))
 
     p = _copy("tutorial/k2_weights.h5", out / "declared_1e12_legacy.h5")
     with h5py.File(p, "a") as f:
         no_storage(f, f["L2_dense/L2_dense"], "kernel:0")
-    cases.append(Case("declared_1e12_elements_legacy", g, (p,), REFUSED, r"declares shape \(1000000, 1000000\)",
-                      base=fixture("tutorial/k2_weights.h5")))
+    cases.append(
+        Case(
+            "declared_1e12_elements_legacy",
+            g,
+            (p,),
+            REFUSED,
+            r"declares shape \(1000000, 1000000\)",
+            base=fixture("tutorial/k2_weights.h5"),
+        )
+    )
     p = _copy("tutorial/k3.weights.h5", out / "declared_1e12_v3.h5")
     with h5py.File(p, "a") as f:
         no_storage(f, f["layers/dense/vars"], "0")
-    cases.append(Case("declared_1e12_elements_v3", g, (p,), REFUSED, r"declares shape",
-                      base=fixture("tutorial/k3.weights.h5")))
+    cases.append(
+        Case("declared_1e12_elements_v3", g, (p,), REFUSED, r"declares shape", base=fixture("tutorial/k3.weights.h5"))
+    )
     p = _copy("tutorial/k2_full.h5", out / "declared_huge_optimizer.h5")
     with h5py.File(p, "a") as f:
         no_storage(f, f["optimizer_weights/Adam/m/L2_dense"], "kernel:0")
-    cases.append(Case("declared_1e12_elements_optimizer", g, (p,), REFUSED, r"declares shape",
-                      base=fixture("tutorial/k2_full.h5")))
+    cases.append(
+        Case(
+            "declared_1e12_elements_optimizer", g, (p,), REFUSED, r"declares shape", base=fixture("tutorial/k2_full.h5")
+        )
+    )
 
     # one 4 GiB chunk (the largest HDF5 allows): reading any element inflates all of it
     p = _copy("tutorial/k2_weights.h5", out / "giant_chunk.h5")
@@ -582,8 +666,9 @@ def _sizes(out: Path, slow: bool) -> list[Case]:
     with h5py.File(p, "a") as f:
         grp = f["L2_dense/L2_dense"]
         del grp["kernel:0"]
-        ds = grp.create_dataset("kernel:0", shape=(rows, MiB // 4), dtype="<f4", chunks=(rows, MiB // 4),
-                                compression="gzip")
+        ds = grp.create_dataset(
+            "kernel:0", shape=(rows, MiB // 4), dtype="<f4", chunks=(rows, MiB // 4), compression="gzip"
+        )
         ds.id.write_direct_chunk((0, 0), stream)
     cases.append(Case("single_4GiB_chunk", g, (p,), REFUSED, r"chunk", base=fixture("tutorial/k2_weights.h5")))
 
@@ -597,8 +682,9 @@ def _sizes(out: Path, slow: bool) -> list[Case]:
         with h5py.File(p, "a") as f:
             grp = f["L2_dense/L2_dense"]
             del grp["kernel:0"]
-            ds = grp.create_dataset("kernel:0", shape=(rows, cols), dtype="<f4", chunks=(crow, cols),
-                                    compression="gzip")
+            ds = grp.create_dataset(
+                "kernel:0", shape=(rows, cols), dtype="<f4", chunks=(crow, cols), compression="gzip"
+            )
             for r in range(0, rows, crow):
                 ds.id.write_direct_chunk((r, 0), comp)
         cases.append(Case("big_compressed_2GiB_streams", g, (p,), READ, base=p, diff_rc=(0,), slow=True))
@@ -617,15 +703,18 @@ def _dtypes(out: Path) -> list[Case]:
             _replace_dataset(f["L3_dense/L3_dense"], "bias:0", **kwargs)
         cases.append(Case(name, g, (p,), expect, message, base=base, diff_rc=diff_rc))
 
-    bias("dtype_vlen_string_object", REFUSED, r"not a tensor dtype", data=np.array(["a"], dtype=object),
-         dtype=h5py.string_dtype())
+    bias(
+        "dtype_vlen_string_object",
+        REFUSED,
+        r"not a tensor dtype",
+        data=np.array(["a"], dtype=object),
+        dtype=h5py.string_dtype(),
+    )
     bias("dtype_fixed_string", REFUSED, r"not a tensor dtype", data=np.array([b"abcdefgh"]))
-    bias("dtype_compound", REFUSED, r"not a tensor dtype",
-         data=np.zeros(1, dtype=[("re", "<f4"), ("im", "<f4")]))
+    bias("dtype_compound", REFUSED, r"not a tensor dtype", data=np.zeros(1, dtype=[("re", "<f4"), ("im", "<f4")]))
     bias("dtype_opaque_8_bytes", REFUSED, r"not a tensor dtype", data=np.zeros(1, dtype="V8"))
     bias("dtype_complex64", REFUSED, r"not a tensor dtype", data=np.zeros(1, dtype=np.complex64))
-    bias("dtype_vlen_float_sequences", REFUSED, r"not a tensor dtype", shape=(1,),
-         dtype=h5py.vlen_dtype(np.float32))
+    bias("dtype_vlen_float_sequences", REFUSED, r"not a tensor dtype", shape=(1,), dtype=h5py.vlen_dtype(np.float32))
     bias("dtype_reference", REFUSED, r"not a tensor dtype", shape=(1,), dtype=h5py.ref_dtype)
     bias("dtype_bool", READ, data=np.array([True]))
     bias("dtype_float16", READ, data=np.array([0.5], dtype=np.float16))
@@ -635,8 +724,16 @@ def _dtypes(out: Path) -> list[Case]:
     p = _copy("dtypes/k3.weights.h5", out / "bfloat16_tag_not_text.h5")
     with h5py.File(p, "a") as f:
         f["layers/batch_normalization/vars/0"].attrs["dtype"] = np.arange(3)
-    cases.append(Case("bfloat16_tag_not_text", g, (p,), REFUSED, r"\|V2 which is not a tensor dtype",
-                      base=fixture("dtypes/k3.weights.h5")))
+    cases.append(
+        Case(
+            "bfloat16_tag_not_text",
+            g,
+            (p,),
+            REFUSED,
+            r"\|V2 which is not a tensor dtype",
+            base=fixture("dtypes/k3.weights.h5"),
+        )
+    )
 
     p = _copy("tutorial/k2_weights.h5", out / "zero_size_dataset.h5")
     with h5py.File(p, "a") as f:
@@ -660,63 +757,126 @@ def _zips(out: Path) -> list[Case]:
     outside = r"points outside the archive"
     keras("zip_entry_dotdot", _keras_zip(members, [dict(evil, name="../../evil")]), message=outside)
     keras("zip_entry_absolute", _keras_zip(members, [dict(evil, name="/etc/evil")]), message=outside)
-    keras("zip_entry_backslash", _keras_zip(members, [dict(evil, name="..\\..\\evil")]),
-          message=r"points outside the archive")
-    keras("zip_entry_drive_letter", _keras_zip(members, [dict(evil, name="C:/evil")]),
-          message=r"points outside the archive")
+    keras(
+        "zip_entry_backslash",
+        _keras_zip(members, [dict(evil, name="..\\..\\evil")]),
+        message=r"points outside the archive",
+    )
+    keras(
+        "zip_entry_drive_letter",
+        _keras_zip(members, [dict(evil, name="C:/evil")]),
+        message=r"points outside the archive",
+    )
     weights = members["model.weights.h5"]
-    keras("zip_duplicate_weights", _keras_zip(members, [{"name": "model.weights.h5", "data": weights}]),
-          message=r"duplicate entries named 'model.weights.h5'")
-    keras("zip_duplicate_config", _keras_zip(members, [{"name": "config.json", "data": b"{}"}]),
-          message=r"duplicate entries named 'config.json'")
-    keras("zip_missing_weights", _keras_zip({k: v for k, v in members.items() if k != "model.weights.h5"}),
-          message=r"has no 'model.weights.h5'")
-    keras("zip_missing_config", _keras_zip({k: v for k, v in members.items() if k != "config.json"}),
-          message=r"has no 'config.json'")
-    keras("zip_config_invalid_json", _keras_zip(dict(members, **{"config.json": b'{"class_name": '})),
-          message=r"'config.json' is not valid JSON")
-    keras("zip_config_deeply_nested", _keras_zip(dict(members, **{"config.json": b"[" * 100_000 + b"]" * 100_000})),
-          message=r"'config.json' is not valid JSON")
-    keras("zip_config_not_utf8", _keras_zip(dict(members, **{"config.json": b'{"a": "\xff\xfe"}'})),
-          message=r"'config.json' is not valid JSON")
+    keras(
+        "zip_duplicate_weights",
+        _keras_zip(members, [{"name": "model.weights.h5", "data": weights}]),
+        message=r"duplicate entries named 'model.weights.h5'",
+    )
+    keras(
+        "zip_duplicate_config",
+        _keras_zip(members, [{"name": "config.json", "data": b"{}"}]),
+        message=r"duplicate entries named 'config.json'",
+    )
+    keras(
+        "zip_missing_weights",
+        _keras_zip({k: v for k, v in members.items() if k != "model.weights.h5"}),
+        message=r"has no 'model.weights.h5'",
+    )
+    keras(
+        "zip_missing_config",
+        _keras_zip({k: v for k, v in members.items() if k != "config.json"}),
+        message=r"has no 'config.json'",
+    )
+    keras(
+        "zip_config_invalid_json",
+        _keras_zip(dict(members, **{"config.json": b'{"class_name": '})),
+        message=r"'config.json' is not valid JSON",
+    )
+    keras(
+        "zip_config_deeply_nested",
+        _keras_zip(dict(members, **{"config.json": b"[" * 100_000 + b"]" * 100_000})),
+        message=r"'config.json' is not valid JSON",
+    )
+    keras(
+        "zip_config_not_utf8",
+        _keras_zip(dict(members, **{"config.json": b'{"a": "\xff\xfe"}'})),
+        message=r"'config.json' is not valid JSON",
+    )
     keras("zip_config_not_an_object", _keras_zip(dict(members, **{"config.json": b"[1, 2]"})), READ)
     keras("zip_metadata_not_an_object", _keras_zip(dict(members, **{"metadata.json": b'"3.0"'})), READ, diff_rc=(0,))
 
     # config.json declaring 110 MB of spaces (deflated: ~110 KB)
     stream, crc1 = deflate_repeated(b" " * MiB, 110, raw=True)
-    keras("zip_config_110MB", _keras_zip(members, **{"config.json": {"data": stream, "method": 8, "size": 110 * MiB}}),
-          message=r"'config.json' declares .* bytes")
+    keras(
+        "zip_config_110MB",
+        _keras_zip(members, **{"config.json": {"data": stream, "method": 8, "size": 110 * MiB}}),
+        message=r"'config.json' declares .* bytes",
+    )
     # the same, lying: declares 100 bytes
-    keras("zip_config_lying_size", _keras_zip(members, **{"config.json": {"data": stream, "method": 8, "size": 100}}),
-          message=r"config.json")
+    keras(
+        "zip_config_lying_size",
+        _keras_zip(members, **{"config.json": {"data": stream, "method": 8, "size": 100}}),
+        message=r"config.json",
+    )
 
     # zip bombs: model.weights.h5 inflating to 3.9 GiB from ~4 MiB of deflate blocks
     bomb, _ = deflate_repeated(b"\x00" * MiB, 3900, raw=True)
-    keras("zip_bomb_declared",
-          _keras_zip(members, **{"model.weights.h5": {"data": bomb, "method": 8, "size": 3900 * MiB}}),
-          message=r"zip bomb")
-    keras("zip_bomb_lying_size", _keras_zip(members, **{"model.weights.h5": {
-        "data": bomb, "method": 8, "size": MiB, "crc": zlib.crc32(b"\x00" * MiB)}}),
-        message=r"model\.weights\.h5")
+    keras(
+        "zip_bomb_declared",
+        _keras_zip(members, **{"model.weights.h5": {"data": bomb, "method": 8, "size": 3900 * MiB}}),
+        message=r"zip bomb",
+    )
+    keras(
+        "zip_bomb_lying_size",
+        _keras_zip(
+            members, **{"model.weights.h5": {"data": bomb, "method": 8, "size": MiB, "crc": zlib.crc32(b"\x00" * MiB)}}
+        ),
+        message=r"model\.weights\.h5",
+    )
     small = zlib.compressobj(9, zlib.DEFLATED, -15)
     deflated = small.compress(members["model.weights.h5"]) + small.flush()
-    keras("zip_weights_deflated_ok", _keras_zip(members, **{"model.weights.h5": {
-        "data": deflated, "method": 8, "size": len(members["model.weights.h5"]),
-        "crc": zlib.crc32(members["model.weights.h5"])}}), READ, diff_rc=(0,))
+    keras(
+        "zip_weights_deflated_ok",
+        _keras_zip(
+            members,
+            **{
+                "model.weights.h5": {
+                    "data": deflated,
+                    "method": 8,
+                    "size": len(members["model.weights.h5"]),
+                    "crc": zlib.crc32(members["model.weights.h5"]),
+                }
+            },
+        ),
+        READ,
+        diff_rc=(0,),
+    )
 
-    keras("zip_encrypted_weights", _keras_zip(members, **{"model.weights.h5": {"flags": 0x1}}),
-          message=r"encrypted")
+    keras("zip_encrypted_weights", _keras_zip(members, **{"model.weights.h5": {"flags": 0x1}}), message=r"encrypted")
     keras("zip_encrypted_config", _keras_zip(members, **{"config.json": {"flags": 0x1}}), message=r"encrypted")
-    keras("zip_unknown_method_weights", _keras_zip(members, **{"model.weights.h5": {"method": 99}}),
-          message=r"model\.weights\.h5")
-    keras("zip_unknown_method_config", _keras_zip(members, **{"config.json": {"method": 99}}),
-          message=r"config\.json")
-    keras("zip_weights_not_hdf5", _keras_zip(dict(members, **{"model.weights.h5": b"not hdf5 at all"})),
-          message=r"cannot be read as HDF5", names="zip_weights_not_hdf5.keras!model.weights.h5")
-    keras("zip_weights_past_end", _keras_zip(members, **{"model.weights.h5": {"size": len(weights) * 4}}),
-          message=r"model\.weights\.h5")
-    keras("zip_config_symlink_to_etc_passwd", _keras_zip(members, **{"config.json": {
-        "data": b"/etc/passwd", "mode": 0o120777}}), message=r"'config.json' is not valid JSON")
+    keras(
+        "zip_unknown_method_weights",
+        _keras_zip(members, **{"model.weights.h5": {"method": 99}}),
+        message=r"model\.weights\.h5",
+    )
+    keras("zip_unknown_method_config", _keras_zip(members, **{"config.json": {"method": 99}}), message=r"config\.json")
+    keras(
+        "zip_weights_not_hdf5",
+        _keras_zip(dict(members, **{"model.weights.h5": b"not hdf5 at all"})),
+        message=r"cannot be read as HDF5",
+        names="zip_weights_not_hdf5.keras!model.weights.h5",
+    )
+    keras(
+        "zip_weights_past_end",
+        _keras_zip(members, **{"model.weights.h5": {"size": len(weights) * 4}}),
+        message=r"model\.weights\.h5",
+    )
+    keras(
+        "zip_config_symlink_to_etc_passwd",
+        _keras_zip(members, **{"config.json": {"data": b"/etc/passwd", "mode": 0o120777}}),
+        message=r"'config.json' is not valid JSON",
+    )
     keras("zip_pk_magic_then_garbage", b"PK\x03\x04" + b"\x00" * 200, message=r"not a readable zip archive")
     # a .keras that is really a legacy HDF5 file: read by content, not by name
     p = _copy("tutorial/k2_full.h5", out / "legacy_named.keras")
@@ -743,6 +903,7 @@ def _sharded(out: Path) -> list[Case]:
     def shard_name(new):
         def edit(doc):
             doc["weight_map"]["/layers/dense/vars"] = new
+
         return edit
 
     sharded("sharded_shard_dotdot", shard_name("../k3_sharded_00000.weights.h5"), message=r"not a plain file name")
@@ -750,25 +911,40 @@ def _sharded(out: Path) -> list[Case]:
     sharded("sharded_shard_backslash", shard_name("..\\..\\etc\\passwd"), message=r"not a plain file name")
     sharded("sharded_shard_dot", shard_name(".."), message=r"not a plain file name")
     sharded("sharded_shard_not_a_string", shard_name({"$ref": "x"}), message=r"not a plain file name")
-    sharded("sharded_missing_shard", shard_name("k3_sharded_00009.weights.h5"), message=r"no such file",
-            names="k3_sharded_00009.weights.h5")
-    sharded("sharded_weight_map_not_object", lambda doc: doc.__setitem__("weight_map", ["a"]),
-            message=r"'weight_map' is not an object")
+    sharded(
+        "sharded_missing_shard",
+        shard_name("k3_sharded_00009.weights.h5"),
+        message=r"no such file",
+        names="k3_sharded_00009.weights.h5",
+    )
+    sharded(
+        "sharded_weight_map_not_object",
+        lambda doc: doc.__setitem__("weight_map", ["a"]),
+        message=r"'weight_map' is not an object",
+    )
     sharded("sharded_index_deeply_nested", lambda doc: "[" * 100_000 + "]" * 100_000, message=r"nor valid JSON")
 
     def link_passwd(d):
         (d / "k3_sharded_00003.weights.h5").unlink()
         (d / "k3_sharded_00003.weights.h5").symlink_to("/etc/passwd")
 
-    sharded("sharded_shard_symlink_etc_passwd", edit_dir=link_passwd, message=r"outside the index's directory",
-            names="k3_sharded_00003.weights.h5")
+    sharded(
+        "sharded_shard_symlink_etc_passwd",
+        edit_dir=link_passwd,
+        message=r"outside the index's directory",
+        names="k3_sharded_00003.weights.h5",
+    )
 
     def link_outside_h5(d):
         (d / "k3_sharded_00003.weights.h5").unlink()
         (d / "k3_sharded_00003.weights.h5").symlink_to(fixture("tutorial/k3_sharded_00003.weights.h5"))
 
-    sharded("sharded_shard_symlink_outside", edit_dir=link_outside_h5, message=r"outside the index's directory",
-            names="k3_sharded_00003.weights.h5")
+    sharded(
+        "sharded_shard_symlink_outside",
+        edit_dir=link_outside_h5,
+        message=r"outside the index's directory",
+        names="k3_sharded_00003.weights.h5",
+    )
 
     def shard_dir(d):
         (d / "k3_sharded_00003.weights.h5").unlink()
@@ -780,16 +956,21 @@ def _sharded(out: Path) -> list[Case]:
         (d / "k3_sharded_00003.weights.h5").unlink()
         os.mkfifo(d / "k3_sharded_00003.weights.h5")
 
-    sharded("sharded_shard_fifo", edit_dir=shard_fifo, message=r"not a regular file",
-            names="k3_sharded_00003.weights.h5")
+    sharded(
+        "sharded_shard_fifo", edit_dir=shard_fifo, message=r"not a regular file", names="k3_sharded_00003.weights.h5"
+    )
 
     def ext_link_in_shard(d):
         with h5py.File(d / "k3_sharded_00000.weights.h5", "a") as f:
             del f["layers/dense/vars/0"]
             f["layers/dense/vars/0"] = h5py.ExternalLink(str(fixture("tutorial/k3.weights.h5")), "/layers/dense/vars/0")
 
-    sharded("sharded_shard_external_link", edit_dir=ext_link_in_shard, message=r"external link",
-            names="k3_sharded_00000.weights.h5")
+    sharded(
+        "sharded_shard_external_link",
+        edit_dir=ext_link_in_shard,
+        message=r"external link",
+        names="k3_sharded_00000.weights.h5",
+    )
     return cases
 
 
@@ -797,8 +978,10 @@ def _code(out: Path) -> list[Case]:
     """Models whose config holds a Lambda that would write the marker file if it ran."""
     g = "code"
     cases = []
-    for name, fname in (("lambda_tf_keras_legacy_h5", "lambda_tf_keras.h5"),
-                        ("lambda_keras3_archive", "lambda_keras3.keras")):
+    for name, fname in (
+        ("lambda_tf_keras_legacy_h5", "lambda_tf_keras.h5"),
+        ("lambda_keras3_archive", "lambda_keras3.keras"),
+    ):
         src = DATA / fname
         if not src.is_file():
             continue
@@ -815,8 +998,12 @@ def deflated_keras_bytes(rel: str = "tutorial/k3.keras") -> bytes:
     overrides = {}
     for name, data in members.items():
         c = zlib.compressobj(9, zlib.DEFLATED, -15)
-        overrides[name] = {"data": c.compress(data) + c.flush(), "method": 8, "size": len(data),
-                           "crc": zlib.crc32(data)}
+        overrides[name] = {
+            "data": c.compress(data) + c.flush(),
+            "method": 8,
+            "size": len(data),
+            "crc": zlib.crc32(data),
+        }
     return _keras_zip(members, **overrides)
 
 
@@ -840,11 +1027,11 @@ def apply_mutations(data: bytes, mutations) -> bytes:
             b[off] ^= 1 << int(m[2])
         elif kind == "set":
             new = bytes.fromhex(m[2])
-            b[off:off + len(new)] = new
+            b[off : off + len(new)] = new
         elif kind == "zero":
-            b[off:off + int(m[2])] = bytes(len(b[off:off + int(m[2])]))
+            b[off : off + int(m[2])] = bytes(len(b[off : off + int(m[2])]))
         elif kind == "truncate":
-            del b[max(off, 1):]
+            del b[max(off, 1) :]
     return bytes(b)
 
 
@@ -856,10 +1043,20 @@ REGRESSIONS: list[tuple[str, str, list[tuple], str, str]] = [
     ("fuzz_unreadable_float_dtype_legacy", "legacy_h5", [("flip", 24490, 1)], REFUSED, r"unreadable dtype"),
     ("fuzz_unreadable_float_dtype_v3", "weights_h5", [("set", 21994, "7decf1bdfc63")], REFUSED, r"unreadable dtype"),
     # zipfile let zlib.error escape for a corrupted deflate stream (config.json, then the weights)
-    ("fuzz_corrupt_deflate_config", "keras_deflated", [("set", 248, "dd01e4887534a2")], REFUSED,
-     r"cannot read archive entry 'config\.json'"),
-    ("fuzz_corrupt_deflate_weights", "keras_deflated", [("set", 1305, "dd01e4887534a2")], REFUSED,
-     r"model\.weights\.h5"),
+    (
+        "fuzz_corrupt_deflate_config",
+        "keras_deflated",
+        [("set", 248, "dd01e4887534a2")],
+        REFUSED,
+        r"cannot read archive entry 'config\.json'",
+    ),
+    (
+        "fuzz_corrupt_deflate_weights",
+        "keras_deflated",
+        [("set", 1305, "dd01e4887534a2")],
+        REFUSED,
+        r"model\.weights\.h5",
+    ),
     # HDF5 1.14.6 loops forever decoding a global heap collection whose size, or an object size
     # in it, was changed: kaudit cannot interrupt C code (docs/security.md, known limits)
     ("fuzz_global_heap_size_hang", "legacy_h5", [("set", 2057, "cd")], HANG, ""),
@@ -936,9 +1133,15 @@ def make_lambda_models(directory: str | os.PathLike, scratch_marker: str | os.Pa
         "lambda_tf_keras.h5": _TF_KERAS_SCRIPT,
         "lambda_keras3.keras": _KERAS3_SCRIPT,
     }
-    procs = {name: subprocess.Popen([sys.executable, "-c", script, str(d / name), PAYLOAD_SRC, PAYLOAD_FILENAME],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for name, script in jobs.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", script, str(d / name), PAYLOAD_SRC, PAYLOAD_FILENAME],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name, script in jobs.items()
+    }
     for name, p in procs.items():
         _out, err = p.communicate(timeout=300)
         if p.returncode != 0:
