@@ -370,7 +370,7 @@ def main() -> int:
         out += table(cs)
         n_vars = 4000 - 2
 
-        def per(kind: str, label: str) -> float:
+        def per(kind: str, label: str, cs: Case = cs, tag: str = tag, n_vars: int = n_vars) -> float:
             return (
                 (cs.wall(f"{kind}, 4,000 variables{label}{tag}") - cs.wall(f"{kind}, 2 variables{label}{tag}"))
                 / n_vars

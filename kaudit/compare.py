@@ -357,22 +357,22 @@ def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
 #: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics
 #: are those of a PairStats with nothing accumulated.
 #: NaN and Inf counts are not taken (the bytes were compared, not the values): left empty.
-_IDENTICAL = dict(
-    max_abs=0.0,
-    mean_abs=0.0,
-    rms=0.0,
-    max_rel=0.0,
-    rel_l2=0.0,
-    rel_change=0.0,
-    cosine=1.0,
-    n_exceed=0,
-    frac_exceed=0.0,
-    nan_a=None,
-    nan_b=None,
-    inf_a=None,
-    inf_b=None,
-    argmax=None,
-)
+_IDENTICAL = {
+    "max_abs": 0.0,
+    "mean_abs": 0.0,
+    "rms": 0.0,
+    "max_rel": 0.0,
+    "rel_l2": 0.0,
+    "rel_change": 0.0,
+    "cosine": 1.0,
+    "n_exceed": 0,
+    "frac_exceed": 0.0,
+    "nan_a": None,
+    "nan_b": None,
+    "inf_a": None,
+    "inf_b": None,
+    "argmax": None,
+}
 
 
 def _fill_stats(row: dict, st: PairStats, shape: tuple[int, ...]) -> None:

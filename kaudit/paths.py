@@ -174,8 +174,8 @@ def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], pat
         if any(ch in old for ch in "*?["):
             captured = _match_parts(_compile(old.strip(SEP)), path.split(SEP))
             if captured is not None:
-                groups = iter(captured)
-                return re.sub(r"\*\*|\*", lambda _m: next(groups, ""), new)
+                parts = iter(captured)
+                return re.sub(r"\*\*|\*", lambda _m, parts=parts: next(parts, ""), new)
         else:
             o = old.strip(SEP)
             if path == o:

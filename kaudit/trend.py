@@ -95,16 +95,27 @@ def _is_checkpoint_dir(path: str) -> bool:
     )
 
 
+def _common_prefix(names: list[str]) -> str:
+    """The characters all ``names`` start with (of strings, not of paths: labels cut inside names)."""
+    if not names:
+        return ""
+    first, last = min(names), max(names)
+    k = 0
+    while k < min(len(first), len(last)) and first[k] == last[k]:
+        k += 1
+    return first[:k]
+
+
 def labels_of(files: list[str]) -> list[str]:
     """Short names for the checkpoints: the base names without the part they all share at the
     start and at the end (never cutting a number in two); the whole name where nothing is left."""
     names = [os.path.basename(os.path.normpath(f)) for f in files]
     if len(set(names)) < len(names):
         names = [os.path.normpath(f) for f in files]
-    prefix = os.path.commonprefix(names)
+    prefix = _common_prefix(names)
     prefix = re.sub(r"\d+$", "", prefix)
     rev = [n[len(prefix) :][::-1] for n in names]
-    suffix = os.path.commonprefix(rev)[::-1]
+    suffix = _common_prefix(rev)[::-1]
     suffix = re.sub(r"^\d+", "", suffix)
     out = []
     for n in names:
@@ -278,16 +289,16 @@ def trend(
     files = run_members(list(sources) if not isinstance(sources, (str, os.PathLike)) else [sources], order)
     if gate is None:
         gate = (policy is not None and policy != Policy()) or atol is not None or rtol is not None or bool(tol)
-    options = dict(
-        atol=atol,
-        rtol=rtol,
-        tol=tuple(tol),
-        ignore=tuple(ignore),
-        optimizer=optimizer,
-        policy=policy,
-        block_elems=block_elems,
-        progress=progress,
-    )
+    options = {
+        "atol": atol,
+        "rtol": rtol,
+        "tol": tuple(tol),
+        "ignore": tuple(ignore),
+        "optimizer": optimizer,
+        "policy": policy,
+        "block_elems": block_elems,
+        "progress": progress,
+    }
     steps: list[DiffResult | None] = [None]
     from_first: list[DiffResult | None] = [None]
     norms: list[dict] = []

@@ -135,13 +135,13 @@ def test_bad_input_subprocess_no_traceback(tmp_path):
     ],
 )
 def test_usage_errors_exit_2(cli, args, words):
-    code, out, err = cli(*args)
+    code, _out, err = cli(*args)
     assert code == 2
     assert words in one_line_error(err)
 
 
 def test_no_command_prints_help_and_exits_2(cli):
-    code, out, err = cli()
+    code, _out, err = cli()
     assert code == 2 and "usage:" in err
 
 
@@ -221,7 +221,7 @@ def test_inspect_formats(cli, tmp_path):
 
 
 def test_inspect_stats_match_numpy(cli):
-    code, out, _ = cli("inspect", TUT, "--format", "json")
+    _code, out, _ = cli("inspect", TUT, "--format", "json")
     doc = json.loads(out)
     with kaudit.load(TUT) as c:
         for v in doc["variables"]:
@@ -242,7 +242,7 @@ def test_markdown_and_step_summary(cli, tmp_path, monkeypatch):
 
 
 def test_csv_report(cli):
-    code, out, _ = cli("diff", BEFORE, AFTER, "--format", "csv")
+    _code, out, _ = cli("diff", BEFORE, AFTER, "--format", "csv")
     import csv
     import io
 

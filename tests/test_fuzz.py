@@ -159,7 +159,7 @@ class Worker:
             resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-        self.err = open(self.errlog, "wb")  # noqa: SIM115
+        self.err = open(self.errlog, "wb")
         env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(self.workdir))
         env.pop("KAUDIT_NO_DIRECT_READ", None)
         self.proc = subprocess.Popen(
@@ -263,7 +263,7 @@ def test_mutated_files_only_raise_kaudit_errors(fmt, worker, tmp_path):
             return
         raise AssertionError(f"{fmt} {mutations}: {json.dumps(res, indent=1)}")
 
-    for name, base, mutations, expect, _message in C.REGRESSIONS:
+    for _name, base, mutations, expect, _message in C.REGRESSIONS:
         if base == fmt and expect != C.HANG:
             check = example(mutations=mutations)(check)
     check()

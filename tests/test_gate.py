@@ -56,7 +56,7 @@ def test_finetune_policy_passes(tmp_path, cli):
     cfg = write(tmp_path, "pyproject.toml", FINETUNE_POLICY)
     res = kaudit.diff(BEFORE, AFTER, policy=load_policy(cfg))
     assert res.passed
-    code, out, _ = cli("diff", BEFORE, AFTER, "--config", str(cfg))
+    code, _out, _ = cli("diff", BEFORE, AFTER, "--config", str(cfg))
     assert code == 0
 
 
@@ -145,7 +145,7 @@ def test_command_line_overrides_file_defaults(tmp_path, cli):
 )
 def test_bad_policy_files_exit_2(tmp_path, cli, text, words):
     cfg = write(tmp_path, "kaudit.toml", text)
-    with pytest.raises(PolicyError, match="kaudit.toml"):
+    with pytest.raises(PolicyError, match=r"kaudit\.toml"):
         load_policy(cfg)
     code, out, err = cli("diff", BEFORE, AFTER, "--config", str(cfg))
     assert code == 2 and out == ""

@@ -550,7 +550,7 @@ def _interrupt(args: list[str], cwd: Path, env: dict, ready, signals: int = 1) -
     while not ready(p.pid) and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     running = p.poll() is None
-    for i in range(signals):
+    for _i in range(signals):
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
             time.sleep(0.01)

@@ -288,7 +288,7 @@ def test_browser_drift_chart(tmp_path):
     assert 'data-above="yes"' in dom
     assert int(re.search(r'data-svgw="(\d+)"', dom).group(1)) > 300
     assert [g[0] for g in got] == [m.name for m in marks]  # one mark per layer, model order
-    assert len(got) == 6 and len({layer for layer in (p.rsplit("/", 1)[0] for p in result.table.path)}) == 6
+    assert len(got) == 6 and len({p.rsplit("/", 1)[0] for p in result.table.path}) == 6
 
     def rgb(hex_colour):
         return "rgb({}, {}, {})".format(*(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)))
@@ -302,7 +302,7 @@ def test_browser_drift_chart(tmp_path):
         "head_dense": "changed",
         "head_out": "fail",
     }
-    for name, verdict, fill, height, title in got:
+    for name, verdict, fill, _height, title in got:
         assert fill == rgb(COLOURS[verdict]), (name, fill)
         assert name in title
     heights = {g[0]: float(g[3]) for g in got}

@@ -141,7 +141,7 @@ def test_known_classes():
     assert {"Dense", "LSTM", "GroupedQueryAttention", "Dropout"} <= k3
     assert "LocallyConnected2D" in k2 and "LocallyConnected2D" not in k3
     assert "Convolution2D" not in k3  # aliases are not config class names
-    for major, classes in ((2, k2), (3, k3)):
+    for major, _classes in ((2, k2), (3, k3)):
         for name in ("Dense", "BatchNormalization", "Dropout"):
             assert layer_spec(name, {}, major) is not None
 
@@ -205,7 +205,7 @@ def _variants_k3(L, keras):
         def call(self, x):
             return self.layer(x)
 
-    lookup_kw = dict(output_mode="tf_idf")
+    lookup_kw = {"output_mode": "tf_idf"}
     V = []
 
     def add(id_, make, inputs, call="single", hook=None, as_class=None):
@@ -683,7 +683,7 @@ def _k3_enum_factory(L, keras):
 
 
 def test_keras3_every_public_layer_class_is_known(k3):
-    keras, h5py, np = k3
+    keras, _h5py, _np = k3
     L = keras.layers
     build = _k3_enum_factory(L, keras)
     failures, checked = [], []

@@ -298,7 +298,7 @@ def test_kaudit_reads_what_keras_loads_or_refuses(built, name):
     if EXPECT[name] == "read":
         _assert_reads_like_keras(edited, info["keras"], info["weights_only"])
         return
-    with pytest.raises(CorruptFileError, match="disagree|refuses"):
+    with pytest.raises(CorruptFileError, match=r"disagree|refuses"):
         _kaudit_reads(edited)
 
 

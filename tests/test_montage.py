@@ -513,7 +513,7 @@ def test_pointwise_and_large_kernels_stay_readable(tmp_path):
 def test_single_file_caption():
     img = kaudit.montage(CONVNET)
     info = img.info["kaudit"]
-    x0, y0, _x1, _y1 = info["panels"][0]
+    _x0, y0, _x1, _y1 = info["panels"][0]
     strip = np.asarray(img.convert("L"))[: y0 - 2]
     assert (strip < 128).sum() > 200  # text in the caption strip
     assert info["gap"] == 2 and info["scale"] == 8 and info["note"] is None

@@ -96,7 +96,7 @@ def test_real_files_without_truth_read(rel, total, n):
     # whatever the names, every value is the file's dataset
     with h5py.File(path, "r") as f:
         for v in ckpt.model_variables:
-            root = f["model_weights"] if "model_weights" in f else f
+            root = f.get("model_weights", f)
             np.testing.assert_array_equal(ckpt.read(v), root[v.location.split("model_weights/", 1)[-1]][()])
     ckpt.close()
 

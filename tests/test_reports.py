@@ -399,7 +399,7 @@ def test_output_to_a_pipe_or_device_is_written_not_replaced(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))  # noqa: SIM115
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
     reader.start()
     proc = run_cli("diff", BEFORE, AFTER, "-f", "json", "-o", str(fifo))
     reader.join(30)

@@ -78,23 +78,23 @@ def reference_pair(a, b, atol, rtol, equal_nan) -> dict:
         rel = absd[mask] / np.abs(b64[mask])
     fd = absd[finite]
     inf_diff = bool((absd[~finite] == np.inf).any())
-    out = dict(
-        size=n,
-        max_abs=float(absd.max()) if n else 0.0,
-        argmax=int(np.argmax(absd)) if n and absd.max() > 0 else None,
-        sum_abs=math.inf if inf_diff else float(fd.sum()),
-        sum_sq=math.inf if inf_diff else float((fd * fd).sum()),
-        max_rel=float(np.nanmax(rel)) if rel.size and not np.isnan(rel).all() else 0.0,  # undefined ratios skipped
-        n_exceed=int(n - np.count_nonzero(close)),
-        n_unequal=int(n - np.count_nonzero(eq)),
-        nan_a=int(nan_a.sum()),
-        nan_b=int(nan_b.sum()),
-        inf_a=int(inf_a.sum()),
-        inf_b=int(inf_b.sum()),
-        norm_a2=float((a64[finite] ** 2).sum()),
-        norm_b2=float((b64[finite] ** 2).sum()),
-        dot=float((a64[finite] * b64[finite]).sum()),
-    )
+    out = {
+        "size": n,
+        "max_abs": float(absd.max()) if n else 0.0,
+        "argmax": int(np.argmax(absd)) if n and absd.max() > 0 else None,
+        "sum_abs": math.inf if inf_diff else float(fd.sum()),
+        "sum_sq": math.inf if inf_diff else float((fd * fd).sum()),
+        "max_rel": float(np.nanmax(rel)) if rel.size and not np.isnan(rel).all() else 0.0,  # undefined ratios skipped
+        "n_exceed": int(n - np.count_nonzero(close)),
+        "n_unequal": int(n - np.count_nonzero(eq)),
+        "nan_a": int(nan_a.sum()),
+        "nan_b": int(nan_b.sum()),
+        "inf_a": int(inf_a.sum()),
+        "inf_b": int(inf_b.sum()),
+        "norm_a2": float((a64[finite] ** 2).sum()),
+        "norm_b2": float((b64[finite] ** 2).sum()),
+        "dot": float((a64[finite] * b64[finite]).sum()),
+    }
     return out
 
 
@@ -370,7 +370,7 @@ def test_accumulate_directly_matches_blocks():
 def reference_summary(x: np.ndarray) -> dict:
     x64 = f64(x)
     fin = x64[np.isfinite(x64)]
-    out = dict(nan=int(np.isnan(x64).sum()), inf=int(np.isinf(x64).sum()), zeros=int((x64 == 0).sum()))
+    out = {"nan": int(np.isnan(x64).sum()), "inf": int(np.isinf(x64).sum()), "zeros": int((x64 == 0).sum())}
     if fin.size:
         out.update(
             min=float(fin.min()),

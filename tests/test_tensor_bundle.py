@@ -445,7 +445,7 @@ def test_partitioned_variables_are_declined_and_read_by_tensorflow(tmp_path, mon
     with kaudit.load(prefix) as ck:
         assert np.array_equal(ck["part/w"], reader.get_tensor("part/w")) and ck["part/w"].shape == (10, 4)
     monkeypatch.setitem(sys.modules, "tensorflow", None)
-    with pytest.raises(MissingDependencyError, match="partitioned .*needs TensorFlow"):
+    with pytest.raises(MissingDependencyError, match=r"partitioned .*needs TensorFlow"):
         kaudit.load(prefix)
 
 

@@ -47,7 +47,7 @@ def run(mode: str, timeout: str = "1", send_sigint: bool = False):
     if send_sigint:
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    _out, err = p.communicate(timeout=60)
     return p.returncode, err
 
 

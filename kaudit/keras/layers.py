@@ -351,7 +351,7 @@ _REVERSE_SERIALIZATION = {  # appended by ReversibleEmbedding if not tied
 }
 
 
-def _serialized_own(table: dict, main: str, has: dict[str, Pred] = {}, extra: tuple[dict, Pred] | None = None):
+def _serialized_own(table: dict, main: str, has: dict[str, Pred] | None = None, extra: tuple[dict, Pred] | None = None):
     """Own-variable rule of a layer whose save_own_variables follows a
     per-quantization-mode list (Dense, EinsumDense, Embedding, ...).
 
@@ -367,7 +367,7 @@ def _serialized_own(table: dict, main: str, has: dict[str, Pred] = {}, extra: tu
             names += _table_names(extra[0], mode, sub_channel)
         out = []
         for name in names:
-            if name in has and not has[name](cfg):
+            if has and name in has and not has[name](cfg):
                 continue
             if name == "bias" or mode == "float8" or mode is None:
                 trainable = not (name == main and cfg.get("lora_rank"))
@@ -444,7 +444,7 @@ def _stacked_children(keras_major: int):
             attrs = ["cells/" + n for n in _unique_names(to_snake_case(_short_class(c)) for c, _ in cells)]
         else:
             attrs = [c_cfg.get("name") or to_snake_case(_short_class(c)) for c, c_cfg in cells]
-        return tuple(ChildSpec(a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, cells))
+        return tuple(ChildSpec(a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, cells, strict=True))
 
     return children
 
@@ -554,7 +554,7 @@ def _pipeline_children(cfg: dict) -> tuple[ChildSpec, ...]:
     """Pipeline (Keras 3): the list property `layers` -> container groups."""
     layers = [_unwrap(item) for item in cfg.get("layers") or ()]
     attrs = _unique_names(to_snake_case(_short_class(c)) for c, _ in layers)
-    return tuple(ChildSpec("layers/" + a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, layers))
+    return tuple(ChildSpec("layers/" + a, c, c_cfg, False) for a, (c, c_cfg) in zip(attrs, layers, strict=True))
 
 
 def _text_vectorization_children(cfg: dict) -> tuple[ChildSpec, ...]:

@@ -252,7 +252,7 @@ def _check_builtin_order(layer_name: str, shorts: list[str], keras_major: int) -
     orders = _builtin_orders(keras_major).get(tuple(sorted(names)))
     if orders and names not in orders:
         want = min(orders)
-        k = next(i for i, (a, b) in enumerate(zip(names, want)) if a != b)
+        k = next(i for i, (a, b) in enumerate(zip(names, want, strict=False)) if a != b)
         raise CorruptFileError(
             f"the file's weight names disagree with their order: 'weight_names' of layer {layer_name!r} lists "
             f"{shorts[k]!r} at position {k}, where every Keras layer with these weights has {want[k]!r} "

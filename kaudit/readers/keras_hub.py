@@ -96,7 +96,7 @@ def read_lora(f, store: H.H5Store, display: str) -> tuple[list[Variable], list[s
     scale (1: KerasHub never sets lora_alpha)."""
     tree = keras_v3.Tree([f], [display])
     r = keras_v3._Reader(tree, store, display)
-    rank_ds = dict((k, ds) for k, _fi, ds in tree.datasets(f"{LORA.HUB_GROUP}/vars")).get("rank")
+    rank_ds = {k: ds for k, _fi, ds in tree.datasets(f"{LORA.HUB_GROUP}/vars")}.get("rank")
     if rank_ds is None:
         raise CorruptFileError("a KerasHub LoRA file without lora/vars/rank", path=display)
     H.check_dataset(rank_ds, display)

@@ -228,7 +228,7 @@ def _check_layer_order(root: LayerNode, weighted: list[str], major: int, display
             f"Keras would refuse this file: its config has {len(expected)} layers with weights, 'layer_names' "
             f"lists {len(weighted)}; values are named by the file's layer names"
         )
-    k, got, want = next((k, g, w) for k, (g, w) in enumerate(zip(weighted, expected)) if g != w)
+    k, got, want = next((k, g, w) for k, (g, w) in enumerate(zip(weighted, expected, strict=False)) if g != w)
     raise CorruptFileError(
         f"the file's layer order disagrees with its config: Keras would load group {got!r} (the layer #{k} "
         f"with weights in 'layer_names') into layer {want!r}",
@@ -315,7 +315,7 @@ def _nested(
                 f"the file lists {len(wnames)}"
             )
         else:
-            for k, (w, want) in enumerate(zip(wnames, expected)):
+            for k, (w, want) in enumerate(zip(wnames, expected, strict=False)):
                 if got.get(w) != want:
                     raise CorruptFileError(
                         f"the file's weight names disagree with their order: 'weight_names' of nested model {lname!r} "

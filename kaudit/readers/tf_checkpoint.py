@@ -154,7 +154,7 @@ def _candidates(directory: str) -> list[str]:
     """Checkpoint prefixes (V2) and V1 table files directly inside ``directory``."""
     try:
         with os.scandir(directory) as it:
-            entries = sorted((e.name for _, e in zip(range(_MAX_DIR_ENTRIES), it)))
+            entries = sorted((e.name for _, e in zip(range(_MAX_DIR_ENTRIES), it, strict=False)))
     except OSError:
         return []
     out: list[str] = []

@@ -153,14 +153,14 @@ class _Geometry:
 def _geometry(n: int) -> _Geometry:
     n = max(n, 1)
     slot = max(3.0, min(22.0, 1100.0 / n))
-    width = max(MIN_WIDTH, int(math.ceil(LEFT + n * slot + RIGHT)))
+    width = max(MIN_WIDTH, math.ceil(LEFT + n * slot + RIGHT))
     slot = (width - LEFT - RIGHT) / n  # a few marks spread over the minimum width
     bar = max(2.0, min(28.0, slot * 0.78))
     return _Geometry(width=width, height=TOP_PAD + PLOT_H + BOTTOM, slot=slot, bar=bar)
 
 
 def _decades(floor: float) -> list[int]:
-    lo = int(round(math.log10(floor)))
+    lo = round(math.log10(floor))
     step = 1 if -lo <= 6 else 2
     return list(range(lo, 1, step))
 
@@ -202,7 +202,7 @@ def drift_svg(result, by: str = "layer") -> str:
         )
     base = TOP_PAD + PLOT_H
     out.append(f'<line x1="{LEFT - 4}" x2="{g.width - RIGHT}" y1="{base}" y2="{base}" stroke="#8c959f"/>')
-    every = max(1, int(math.ceil(len(marks) / 12)))
+    every = max(1, math.ceil(len(marks) / 12))
     for i in range(0, len(marks), every):
         x = LEFT + (i + 0.5) * g.slot
         out.append(f'<text x="{x:.1f}" y="{base + 13}" text-anchor="middle">{i + 1}</text>')
@@ -269,7 +269,7 @@ def drift_png(result, by: str = "layer", scale: int = 2) -> bytes:
         text(LEFT - 7, y, _tick_label(dec), "rm")
     base = top + TOP_PAD + PLOT_H
     d.line(s(LEFT - 4, base, g.width - RIGHT, base), fill=_rgb("#8c959f"), width=1)
-    every = max(1, int(math.ceil(len(marks) / 12)))
+    every = max(1, math.ceil(len(marks) / 12))
     for i in range(0, len(marks), every):
         text(LEFT + (i + 0.5) * g.slot, base + 8, str(i + 1), "mm")
     text(LEFT, base + 20, f"{by} 1 ... {len(marks)}, in model order")

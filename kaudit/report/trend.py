@@ -198,7 +198,7 @@ def colour_of(v: float | None, lo: float, hi: float) -> tuple[int, int, int]:
         return WHITE
     t = 1.0 if v == math.inf else (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
     t = 0.12 + 0.88 * min(1.0, max(0.0, t))  # any change at all is visibly not white
-    return tuple(int(round(w + (d - w) * t)) for w, d in zip(WHITE, DARK, strict=True))  # type: ignore[return-value]
+    return tuple(round(w + (d - w) * t) for w, d in zip(WHITE, DARK, strict=True))  # type: ignore[return-value]
 
 
 def _hex(c) -> str:
@@ -213,7 +213,9 @@ def trend_html(result, by: str = "layer", **_kw) -> str:
     against the first), layers down, checkpoints across, the figures on hover."""
     from .html import _page
 
-    e = lambda s: _html.escape(str(s), quote=True)
+    def e(s: object) -> str:
+        return _html.escape(str(s), quote=True)
+
     norms = dict(result.grid("norm", by))
     parts = [
         f'<h1><span class="verdict {"fail" if not result.passed else "pass"}">{e(result.verdict)}</span>'

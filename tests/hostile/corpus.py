@@ -807,7 +807,7 @@ def _zips(out: Path) -> list[Case]:
     keras("zip_metadata_not_an_object", _keras_zip(dict(members, **{"metadata.json": b'"3.0"'})), READ, diff_rc=(0,))
 
     # config.json declaring 110 MB of spaces (deflated: ~110 KB)
-    stream, crc1 = deflate_repeated(b" " * MiB, 110, raw=True)
+    stream, _crc1 = deflate_repeated(b" " * MiB, 110, raw=True)
     keras(
         "zip_config_110MB",
         _keras_zip(members, **{"config.json": {"data": stream, "method": 8, "size": 110 * MiB}}),
