@@ -410,7 +410,7 @@ def compare_pair(
         return st
     if same_dtype:
         identical = True
-        for xa, xb in zip(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems), strict=True):
+        for xa, xb in paired_blocks(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems)):
             if not _bytes_equal(xa, xb) or (nan_rule and _has_nan(xa)):
                 identical = False
                 break
@@ -419,10 +419,38 @@ def compare_pair(
             return st
     st = PairStats(identical=False)
     offset = 0
-    for xa, xb in zip(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems), strict=True):
+    for xa, xb in paired_blocks(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems)):
         accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
         offset += xa.size
     return st
+
+
+def paired_blocks(ita: Iterator[np.ndarray], itb: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of flat blocks of equal length covering two same-size variables, whatever block sizes
+    each side's storage gives (contiguous, chunked, compressed, TF shards): a block is cut where the
+    other side's ends, without copying. Blocks already aligned pass through as they are."""
+    ra = rb = _EMPTY
+    while True:
+        while ra.size == 0:
+            nxt = next(ita, None)
+            if nxt is None:
+                break
+            ra = nxt.reshape(-1)
+        while rb.size == 0:
+            nxt = next(itb, None)
+            if nxt is None:
+                break
+            rb = nxt.reshape(-1)
+        if ra.size == 0 or rb.size == 0:
+            if ra.size or rb.size:
+                raise ValueError("the two sides' blocks cover different numbers of elements")
+            return
+        n = min(ra.size, rb.size)
+        yield ra[:n], rb[:n]
+        ra, rb = ra[n:], rb[n:]
+
+
+_EMPTY = np.empty(0)
 
 
 def may_hold_nan(dtype: str) -> bool:
