@@ -118,7 +118,7 @@ def align(
         left_b = [j for j in left_b if j not in used_b]
         ca = Counter(_token_loose(a[i]) for i in left_a)
         cb = Counter(_token_loose(b[j]) for j in left_b)
-        first_b = {}
+        first_b: dict = {}
         for j in left_b:
             first_b.setdefault(_token_loose(b[j]), j)
         for i in left_a:

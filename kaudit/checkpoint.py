@@ -22,6 +22,9 @@ from .schema import VARIABLE_COLUMNS
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .keras.lora import LoraInfo
+    from .keras.quantized import QuantInfo
+
 #: Elements per block when streaming a variable (4 MiB of float32).
 DEFAULT_BLOCK_ELEMS = 1 << 20
 
@@ -51,8 +54,8 @@ class Variable:
     #: What the variable is in a quantized layer (``kaudit.keras.quantized.QuantInfo``) or a LoRA
     #: adapter (``kaudit.keras.lora.LoraInfo``); None for everything else. Readers set them after
     #: building the row (``from_fields`` leaves them at these defaults).
-    quant: object = None
-    lora: object = None
+    quant: QuantInfo | None = None
+    lora: LoraInfo | None = None
 
     @classmethod
     def from_fields(cls, fields) -> Variable:

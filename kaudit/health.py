@@ -147,7 +147,7 @@ def audit(
                         f"{n_bad} of {v.params:,} moving variances <= 0 (min {s.min:.4g})",
                     )
                 )
-            peak = max(abs(s.min), abs(s.max)) if s.min is not None else 0.0
+            peak = max(abs(s.min), abs(s.max)) if s.min is not None and s.max is not None else 0.0
             if peak > max_abs and math.isfinite(peak):
                 findings.append(Finding("extreme", "warning", v.path, f"max |x| = {peak:.4g} > {max_abs:g}"))
             if (_is_conv_kernel(v) or (v.ndim == 2 and v.name == "kernel")) and v.dtype != "bool":

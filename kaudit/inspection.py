@@ -26,10 +26,11 @@ def inspect(source, *, optimizer: bool = False, stats: bool = True, progress=Non
         if stats:
             columns += INSPECT_STAT_COLUMNS
             has_values = getattr(ckpt.store, "has_values", True)
+            snapshot_stats = getattr(ckpt.store, "stats", None)  # a snapshot without values: its statistics
             total = sum(v.params * 4 for v in ckpt.select(optimizer))
             done = 0
             for rec, v in zip(records, ckpt.select(optimizer), strict=True):
-                s = summarize(ckpt, v).as_dict() if has_values else ckpt.store.stats(v)
+                s = summarize(ckpt, v).as_dict() if has_values or snapshot_stats is None else snapshot_stats(v)
                 rec.update({c: s.get(c) for c in INSPECT_STAT_COLUMNS})
                 done += v.params * 4
                 if progress is not None:

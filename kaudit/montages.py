@@ -572,15 +572,15 @@ def resolve(ckpt: Checkpoint, layer: str | None = None) -> Variable:
             path=ckpt.file,
             hint=f"did you mean {close[0]!r}?" if close else "see `kaudit inspect` for the paths",
         )
-    v = _pick(hits)
-    if v is None:
+    picked = _pick(hits)
+    if picked is None:
         found = ", ".join(f"{h.path} {tuple(h.shape)}" for h in hits[:4]) + (", ..." if len(hits) > 4 else "")
         raise UsageError(
             f"--layer {layer!r} matches no drawable kernel ({found})",
             path=ckpt.file,
             hint="montages draw 4-D conv, 3-D Conv1D and 2-D Dense kernels",
         )
-    return v
+    return picked
 
 
 class _Pairing:

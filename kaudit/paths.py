@@ -163,6 +163,12 @@ def match(pattern: str, path: str) -> bool:
     return False
 
 
+def _substitute(new: str, captured: list[str]) -> str:
+    """``new`` with its ``*``/``**`` replaced by the captured parts, in order."""
+    parts = iter(captured)
+    return re.sub(r"\*\*|\*", lambda _m: next(parts, ""), new)
+
+
 def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], path: str) -> str:
     """Apply ``OLD=NEW`` rename rules to a path of checkpoint a, first match wins.
 
@@ -174,8 +180,7 @@ def apply_rename(rules: list[tuple[str, str]] | tuple[tuple[str, str], ...], pat
         if any(ch in old for ch in "*?["):
             captured = _match_parts(_compile(old.strip(SEP)), path.split(SEP))
             if captured is not None:
-                parts = iter(captured)
-                return re.sub(r"\*\*|\*", lambda _m, parts=parts: next(parts, ""), new)
+                return _substitute(new, captured)
         else:
             o = old.strip(SEP)
             if path == o:

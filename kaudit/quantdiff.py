@@ -41,6 +41,13 @@ class Plan:
         return a is not None and b is not None and (a.path in self.dequant[0] or b.path in self.dequant[1])
 
 
+def _q(v: Variable) -> Q.QuantInfo:
+    """``v.quant`` of a variable known to be quantized."""
+    if v.quant is None:
+        raise ValueError(f"{v.path} is not part of a quantized layer")
+    return v.quant
+
+
 def _weights(vs: list[Variable]) -> dict[str, Variable]:
     return {v.path: v for v in vs if v.quant is not None and v.quant.role == "weight"}
 
@@ -62,7 +69,7 @@ def prepare(va: list[Variable], vb: list[Variable], dequantize: bool) -> tuple[l
             if o is None:
                 continue
             oq = o.quant if o.quant is not None and o.quant.role == "weight" else None
-            if w.quant.mode == "float8":
+            if _q(w).mode == "float8":
                 if oq is None:  # float8 state has no float counterpart
                     folded[side].add(w.layer)
                     n_state += 1
@@ -86,7 +93,7 @@ def prepare(va: list[Variable], vb: list[Variable], dequantize: bool) -> tuple[l
     for side, name in ((0, "a"), (1, "b")):
         n = len(plan.dequant[side])
         if n:
-            modes = sorted({(wa, wb)[side][p].quant.mode for p in plan.dequant[side]})
+            modes = sorted({_q((wa, wb)[side][p]).mode for p in plan.dequant[side]})
             plan.notes.append(
                 f"{n} quantized weight(s) of {name} ({', '.join(modes)}) compared dequantized, as "
                 "Keras computes them; their scales, zero points and group indices are part of that "
@@ -104,12 +111,12 @@ def describe(plan: Plan, a: Variable, b: Variable) -> str:
     parts = []
     for side, v, name in ((0, a, "a"), (1, b, "b")):
         if v.path in plan.dequant[side]:
-            parts.append(f"{name}: {v.quant.describe()}")
+            parts.append(f"{name}: {_q(v).describe()}")
     return "dequantized " + "; ".join(parts)
 
 
 def float_shape(v: Variable, plan: Plan, side: int) -> tuple[int, ...]:
-    return tuple(v.quant.shape) if v.path in plan.dequant[side] else v.shape
+    return _q(v).float_shape if v.path in plan.dequant[side] else v.shape
 
 
 def same_shape(plan: Plan, a: Variable, b: Variable) -> bool:
@@ -119,7 +126,7 @@ def same_shape(plan: Plan, a: Variable, b: Variable) -> bool:
     if sa == sb:
         return True
     flat = any(
-        v.path in plan.dequant[i] and v.quant.layout == "einsum" and v.quant.mode == "int4" for i, v in ((0, a), (1, b))
+        v.path in plan.dequant[i] and _q(v).layout == "einsum" and _q(v).mode == "int4" for i, v in ((0, a), (1, b))
     )
     return flat and math.prod(sa) == math.prod(sb)
 
@@ -183,19 +190,22 @@ def _values(ckpt: Checkpoint, v: Variable, plan: Plan, side: int, chunk: int) ->
     if aux is None:
         yield from _rechunk(ckpt.iter_blocks(v), chunk)
         return
-    info: Q.QuantInfo = v.quant
     where = ckpt.file
     try:
+        info = _q(v)
         Q.check_aux(info, v.shape, {role: var.shape for role, var in aux.items()})
         params = {role: ckpt.read(var) for role, var in aux.items()}
         if "g_idx" in params:
             n_groups = params["scale"].shape[0 if info.layout != "embedding" else -1]
             params["g_idx"] = Q.group_index(params["g_idx"], n_groups)
         if info.mode == "int8" and info.layout == "einsum":
+            if info.einsum is None:
+                raise ValueError("an int8 EinsumDense without its equation")
             params["scale"] = Q.einsum_scale(params["scale"], v.shape, info.einsum)
     except ValueError as exc:
         raise CorruptFileError(f"{v.path}: cannot dequantize ({exc})", path=where) from None
-    float_row = int(math.prod(info.shape[1:])) if len(info.shape) > 1 else 1
+    fshape = info.float_shape
+    float_row = int(math.prod(fshape[1:])) if len(fshape) > 1 else 1
     stored_row = int(math.prod(v.shape[1:])) if len(v.shape) > 1 else 1
     rows = max(1, chunk // max(float_row, 1))
     r0 = 0
@@ -217,5 +227,5 @@ def dequantized(ckpt: Checkpoint, path: str) -> np.ndarray:
         for x in ckpt.all_variables
         if x.layer == v.layer and x.quant is not None and x.quant.role != "weight"
     }
-    shape = tuple(v.quant.shape)
+    shape = _q(v).float_shape
     return np.concatenate(list(_values(ckpt, v, plan, 0, max(1, math.prod(shape))))).reshape(shape)

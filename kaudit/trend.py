@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import views
 from .checkpoint import DEFAULT_BLOCK_ELEMS
@@ -164,7 +164,8 @@ class TrendResult:
         out = []
         for i in range(1, len(self.files)):
             for what, d in (("vs previous", self.steps[i]), ("vs first", self.from_first[i])):
-                out += [f"{self.labels[i]} {what}: {f}" for f in d.failures]
+                if d is not None:
+                    out += [f"{self.labels[i]} {what}: {f}" for f in d.failures]
         return tuple(out)
 
     def paths(self) -> list[str]:
@@ -172,7 +173,7 @@ class TrendResult:
         appear later, where they appear)."""
         seen: dict[str, None] = {}
         for d in self.steps[1:]:
-            for r in d.records:
+            for r in d.records if d is not None else ():
                 seen.setdefault(_key(r), None)
         return list(seen)
 
@@ -181,8 +182,9 @@ class TrendResult:
         out = []
         paths = self.paths()
         for i, f in enumerate(self.files):
-            prev = {_key(r): r for r in self.steps[i].records} if self.steps[i] is not None else {}
-            first = {_key(r): r for r in self.from_first[i].records} if self.from_first[i] is not None else {}
+            step, since = self.steps[i], self.from_first[i]
+            prev = {_key(r): r for r in step.records} if step is not None else {}
+            first = {_key(r): r for r in since.records} if since is not None else {}
             for p in paths:
                 rp, rf = prev.get(p), first.get(p)
                 if i and rp is None and rf is None:
@@ -286,10 +288,10 @@ def trend(
     from .readers import opened
     from .stats import summarize
 
-    files = run_members(list(sources) if not isinstance(sources, (str, os.PathLike)) else [sources], order)
+    files = run_members(list(sources) if not isinstance(sources, (str, os.PathLike)) else [os.fspath(sources)], order)
     if gate is None:
         gate = (policy is not None and policy != Policy()) or atol is not None or rtol is not None or bool(tol)
-    options = {
+    options: dict[str, Any] = {
         "atol": atol,
         "rtol": rtol,
         "tol": tuple(tol),

@@ -424,6 +424,7 @@ def _rnn_children(keras_major: int):
 
     def children(cfg: dict) -> tuple[ChildSpec, ...]:
         cell = cfg.get("cell")
+        cell_cfg: dict
         if isinstance(cell, list):  # very old configs: list of cells
             class_name, cell_cfg = "StackedRNNCells", {"cells": cell}
         else:
@@ -479,9 +480,10 @@ def _bidirectional_children(keras_major: int):
             b_name = f_name
         else:
             b_class, b_cfg = _unwrap(cfg["backward_layer"])
-            b_name = b_cfg.get("name")
-            if not isinstance(b_name, str):
+            given = b_cfg.get("name")
+            if not isinstance(given, str):
                 raise _Unnamed
+            b_name = given
         if keras_major == 3:
             # Keras 3 configs hold the final names: the forward copy is
             # renamed forward_<name> (idempotent), a user-given backward
@@ -893,7 +895,7 @@ _TABLES = {2: _K2, 3: _K3}
 
 
 def _static_non_trainable() -> frozenset[tuple[str, str]]:
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for table in _TABLES.values():
         for class_name, rule in table.items():
             if not callable(rule.own):
@@ -952,6 +954,7 @@ def numbered_in_order(groups: list[str]) -> bool:
     last: dict[str, int] = {}
     for g in groups:
         m = re.fullmatch(r"(.*?)(?:_(\d+))?", g)
+        assert m is not None  # the pattern matches every string
         base, n = m.group(1), int(m.group(2) or 0)
         if n <= last.get(base, -1):
             return False

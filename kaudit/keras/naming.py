@@ -195,7 +195,7 @@ def _name_legacy_layer(
             return list(spec), True
         # same count, other names: the file's names in another order? Keras loads the values by
         # position (the i-th listed into the layer's i-th weight), whatever their names say
-        by_name = {}
+        by_name: dict[str, Named] = {}
         for s in spec:
             by_name.setdefault(s.name, s)
         picked = [by_name.get(short) or by_name.get(strip_uniquifier(short)) for _sub, short in from_file]
@@ -212,7 +212,7 @@ def _name_legacy_layer(
 
 
 #: Option sets tried for a layer whose config the file does not have (weights-only files).
-OPTION_SETS = (
+OPTION_SETS: tuple[dict[str, bool], ...] = (
     {},
     {"use_bias": False},
     {"center": False},

@@ -79,6 +79,13 @@ class QuantInfo:
     def bits(self) -> int:
         return BITS[self.mode]
 
+    @property
+    def float_shape(self) -> tuple[int, ...]:
+        """``shape``, or ValueError where the file does not tell it."""
+        if self.shape is None:
+            raise ValueError(f"the float shape of this {self.mode} {self.role} is unknown")
+        return self.shape
+
     def describe(self) -> str:
         """One line for tables: ``int4 sub-channel/128 weight -> float (96, 16)``."""
         kind = self.mode
@@ -233,7 +240,7 @@ def dequantize_rows(info: QuantInfo, q: np.ndarray, row0: int, aux: dict[str, np
     scale = np.asarray(aux["scale"], np.float32)
     rows = slice(row0, row0 + q.shape[0])
     if info.mode == "int4":
-        q = unpack_int4(q, info.shape[1])
+        q = unpack_int4(q, info.float_shape[1])
     qf = q.astype(np.float32)
     if info.mode == "int8" and info.layout == "einsum":
         return qf / (scale if scale.shape[0] == 1 else scale[rows])
@@ -251,7 +258,7 @@ def dequantize_rows(info: QuantInfo, q: np.ndarray, row0: int, aux: dict[str, np
 
 def check_aux(info: QuantInfo, stored: tuple[int, ...], aux_shapes: dict[str, tuple[int, ...]]) -> None:
     """ValueError unless the scale/zero/g_idx shapes are those Keras writes for ``info``."""
-    rows, cols = info.shape[0], info.shape[-1] if info.shape else None
+    rows, cols = info.float_shape[0], info.float_shape[-1]
     want: dict[str, tuple] = {}
     if info.mode == "int8":
         if info.layout == "dense":

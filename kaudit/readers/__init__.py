@@ -158,7 +158,7 @@ def _read_hdf5(
     handle, or the reader raises any error, once more on the same files opened with h5py, whose
     guards read, refuse or report them exactly as the h5py path always has. ``open_h5py()``
     returns the h5py files (the caller's way: a path, a zip member)."""
-    direct = [(path, base) for path, base, _size in images]
+    direct: list[tuple[str, int] | None] = [(path, base) for path, base, _size in images]
     if _fast_parser_enabled():
         from ..storage import hdf5_parse as P
 

@@ -42,5 +42,6 @@ def quantized(out: list[Variable], start: int, class_name: str | None, config: d
     if len(trainable) != len(rows):
         return
     # a float8 layer builds its scales and histories before its kernel
-    order = sorted(range(len(rows)), key=lambda i: (not trainable[i], not (infos[i] and infos[i].role == "state")))
+    state = [q is not None and q.role == "state" for q in infos]
+    order = sorted(range(len(rows)), key=lambda i: (not trainable[i], not state[i]))
     out[start:] = [rows[i] for i in order]

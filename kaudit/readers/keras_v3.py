@@ -109,8 +109,8 @@ class Tree:
         numbering of same-class groups (``dense`` before ``dense_1``...); else by name."""
         if self.written is not None:
             prefix = path.strip("/") + "/" if path.strip("/") else ""
-            big = len(self.written)
-            order = sorted(names, key=lambda g: self.written.get(prefix + g, big))
+            written, big = self.written, len(self.written)
+            order = sorted(names, key=lambda g: written.get(prefix + g, big))
         else:
             order = None
             for i, obj in self._objs(path):
@@ -302,7 +302,9 @@ class _Reader:
                     paths.join(layer_path, "vars", key), layer_path, cls, f"vars/{key}", fi, ds, tr, hint, named=False
                 )
         if spec is not None:
-            annotated.layer(self.out, start, cls, node.config, [vs.trainable for vs in spec.variables])
+            annotated.layer(
+                self.out, start, cls, node.config if node is not None else {}, [vs.trainable for vs in spec.variables]
+            )
         done = {"vars"}
         if spec is not None:
             for ch in spec.children:

@@ -168,11 +168,12 @@ def _checked_row(r: dict, v: Variable, has_values: bool) -> dict:
     sha = r["sha256"]
     if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise ValueError("sha256 is not 64 hex digits")
-    row = {"sha256": sha}
+    row: dict[str, object] = {"sha256": sha}
     for k in STAT_KEYS:
-        row[k] = _number(r.get(k), k)
-        if k in ("min", "max") and row[k] is not None and not math.isfinite(row[k]):
+        num = _number(r.get(k), k)
+        if k in ("min", "max") and num is not None and not math.isfinite(num):
             raise ValueError(f"{k} is not finite (it is taken over the finite values)")
+        row[k] = num
     for k in COUNT_KEYS:
         x = r.get(k)
         if x is not None and (isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= v.params):

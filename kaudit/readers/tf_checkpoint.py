@@ -263,7 +263,7 @@ def _single(directory: str, display: str) -> str:
 def _shard_files(prefix: str) -> list[str]:
     directory, base = os.path.split(prefix)
     directory = directory or "."
-    out = []
+    out: list[str] = []
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -552,6 +552,7 @@ def load(path: str, display: str) -> Checkpoint:
 
 
 def _load_native(target: Target, display: str) -> Checkpoint:
+    assert target.prefix is not None  # a SavedModel without variables is read without a bundle
     bundle = Bundle(target.prefix)
     try:
         tensors: dict[str, _Tensor] = {}
@@ -596,6 +597,7 @@ def _load_native(target: Target, display: str) -> Checkpoint:
 
 def _load_tf(target: Target, display: str, why: str | None) -> Checkpoint:
     tf = _import_tf(display, why)
+    assert target.prefix is not None  # a SavedModel without variables is read without a reader
     reader = _open_reader(tf, target.prefix, display)
     store = TFStore(reader, display)
     try:
@@ -817,6 +819,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
     while i < len(buf):
         tag, i = _varint(buf, i)
         num, wt = tag >> 3, tag & 7
+        val: int | bytes
         if wt == 0:
             val, i = _varint(buf, i)
         elif wt == 1:
@@ -843,7 +846,7 @@ def parse_keras_metadata(data: bytes) -> list[tuple[str, str, str]]:
         node = {3: "", 4: "", 5: ""}
         for n2, w2, v2 in _fields(val):  # type: ignore[arg-type]
             if n2 in node and w2 == 2:
-                node[n2] = bytes(v2).decode("utf-8", errors="replace")  # type: ignore[arg-type]
+                node[n2] = bytes(v2).decode("utf-8", errors="replace")  # type: ignore[call-overload]
         out.append((node[3], node[4], node[5]))
     return out
 
@@ -908,8 +911,8 @@ def _saved_model_user_objects(directory: str, notes: list[str]) -> list[tuple[tu
     nodes = og.nodes
     if not nodes:
         return []
-    out = []
-    seen = {0: ()}
+    out: list[tuple[tuple[str, ...], str, str]] = []
+    seen: dict[int, tuple[str, ...]] = {0: ()}
     queue = [0]
     while queue:
         nxt = []
@@ -1076,8 +1079,8 @@ class _ObjectNamer:
                 f"the checkpoint's object graph is deeper than {_MAX_GRAPH_DEPTH} levels; variables "
                 "below that are named by their checkpoint keys"
             )
-        for v in vars_:
-            v.kind = self._kind(v)
+        for var in vars_:
+            var.kind = self._kind(var)
         vars_ = self._dedupe(vars_)
         model_vars = [v for v in vars_ if v.kind == "model"]
         rows = self._name_model(model_vars)
@@ -1087,9 +1090,20 @@ class _ObjectNamer:
             t = self.tensors[key]
             comps, _attr = _key_parts(key)
             kind = self._kind_from_parts(key, comps)
-            p = _readable_key(key)
+            readable = _readable_key(key)
             rows.append(
-                Variable(p, paths.layer_of(p), None, paths.short_name(p), t.shape, t.dtype, None, kind, key, True)
+                Variable(
+                    readable,
+                    paths.layer_of(readable),
+                    None,
+                    paths.short_name(readable),
+                    t.shape,
+                    t.dtype,
+                    None,
+                    kind,
+                    key,
+                    True,
+                )
             )
         self.variables = _ordered(rows)
         return self
@@ -1124,11 +1138,11 @@ class _ObjectNamer:
         leaves: dict[int, _Leaf] = {}
         loose: list[_Var] = []
         for v in vars_:
-            leaf = self._leaf_of(v)
-            if leaf is None:
+            where = self._leaf_of(v)
+            if where is None:
                 loose.append(v)
                 continue
-            node, containers, edge, pre = leaf
+            node, containers, edge, pre = where
             leaves.setdefault(node, _Leaf(node, containers, edge, pre)).vars.append(v)
         names = self._layer_names(leaves)
         pres = {leaf.pre for leaf in leaves.values()}
@@ -1340,7 +1354,7 @@ class _ObjectNamer:
         rows: list[Variable] = []
         if m is not None:
             cls = plain_class_name(str(m.get("class_name") or ""))
-            cfg = m.get("config") if isinstance(m.get("config"), dict) else {}
+            cfg: dict = m["config"] if isinstance(m.get("config"), dict) else {}
             node = LayerNode(
                 name=lname,
                 class_name=cls,
@@ -1358,6 +1372,7 @@ class _ObjectNamer:
             enclosing = enclosing and node.trainable
             items = []
             for n, v in zip(named, vars_, strict=True):
+                tr: bool | None
                 if not enclosing:
                     tr = False
                 else:

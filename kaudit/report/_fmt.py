@@ -134,7 +134,7 @@ def change_size(r) -> float:
     """The sort key of a row's size: its ``rel_change``; a pair without one (added, removed,
     reshaped, or a snapshot that differs) ranks as the largest change."""
     x = getattr(r, "rel_change", None)
-    return math.inf if missing(x) else float(x)
+    return math.inf if x is None or missing(x) else float(x)
 
 
 def order_rows(rows, sort: str = "change") -> list:

@@ -92,7 +92,8 @@ def drift_marks(result, by: str = "layer") -> list[Mark]:
             else float(r.rel_change)
             for r in rows
         ]
-        value = None if any(v is None for v in values) else max(values)
+        known = [v for v in values if v is not None]
+        value = max(known) if len(known) == len(values) else None
         failed = [r for r in rows if not r.passed]
         rules = []
         for r in failed:

@@ -158,7 +158,8 @@ def diff_table(
     rows = F.order_rows(result.rows(all_rows), sort)
     shown = rows[:top] if top else rows
     if shown:
-        columns, cells = DIFF_COLUMNS, [_diff_cells(r) for r in shown]
+        columns: tuple = DIFF_COLUMNS
+        cells = [_diff_cells(r) for r in shown]
         if any(getattr(r, "quant", None) for r in result.records):  # dequantized pairs: their SQNR too
             columns = (*DIFF_COLUMNS, ("sqnr_db", 3, True))
             cells = [c + [F.num(r.sqnr_db)] for c, r in zip(cells, shown, strict=True)]

@@ -42,7 +42,7 @@ def _failed_cells(result, by: str, against: str = "previous") -> set[tuple[str, 
     ``previous`` checkpoint or the ``first``."""
     from ..paths import layer_of
 
-    out = set()
+    out: set[tuple[str, int]] = set()
     if not result.gated:
         return out
     for i in range(1, len(result.files)):

@@ -610,7 +610,7 @@ class Bundle:
         )
 
     def _fill(self, e: Entry, offset: int, out: np.ndarray) -> None:
-        view = memoryview(out.view(np.uint8))
+        view = out.view(np.uint8).data
         f = self._shards.get(e.shard) or self._shard(e.shard)
         try:
             got = f.read_into(offset, view)
@@ -693,7 +693,10 @@ class Bundle:
     def _numeric(self, e: Entry) -> np.dtype:
         if not e.dtype.numeric:
             raise ValueError(f"{e.key!r} holds {e.dtype.name} values, not numbers")
-        return e.dtype.stored
+        stored = e.dtype.stored
+        if stored is None:
+            raise ValueError(f"{e.key!r} holds {e.dtype.name} values, which have no numpy type")
+        return stored
 
     def close(self) -> None:
         with self._lock:
