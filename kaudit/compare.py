@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import adapters, quantdiff
 from .align import Pair, align
-from .baseline import compare_without_values
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule, parse_rename, resolve
 from .result import DIFF_COLUMNS, RULES, STATUSES, DiffResult, DiffRow
+from .snapshot_compare import compare_without_values
 from .stats import PairStats, compare_pair
 
 Progress = Callable[[int, int, str], None]
