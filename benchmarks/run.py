@@ -238,7 +238,7 @@ def run_scale(args, base: str | None) -> int:
             ]
             cont = {kd: kaudit_cmd(kargs)}
             if base:
-                cont["kaudit (baseline)"] = kaudit_cmd(kargs, base)
+                cont[f"kaudit from {base}"] = kaudit_cmd(kargs, base)
             cont[floor] = (["sh", "-c", 'cat "$@" > /dev/null', "cat", *files], None)
             load0 = os.getloadavg()[0]
             c = Case(f"{kind}, {label}: {what}; {gb:.2f} GB pair", cont)
