@@ -100,9 +100,10 @@ class Case:
 
 
 def kaudit_cmd(args: list[str], baseline: str | None = None) -> tuple[list[str], dict | None]:
+    """``python -m kaudit`` of this checkout (ROOT), or of ``baseline``: never whichever kaudit the
+    interpreter has installed (an editable install of another worktree would be measured instead)."""
     env = dict(os.environ)
-    if baseline:
-        env["PYTHONPATH"] = baseline
+    env["PYTHONPATH"] = baseline or ROOT
     return [PY, "-m", "kaudit", *args], env
 
 
@@ -144,6 +145,7 @@ def machine() -> list[str]:
             "import numpy, h5py, kaudit; print(numpy.__version__, h5py.__version__, "
             "h5py.version.hdf5_version, kaudit.__version__)",
         ],
+        env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
     ).stdout.split()
