@@ -1,6 +1,7 @@
 """Benchmark kaudit side by side with h5diff, the Keras way and a raw h5py read.
 
     python benchmarks/make_data.py && python benchmarks/run.py [--reps 5] [--baseline DIR] [--quick]
+    python benchmarks/make_data.py --only scale && python benchmarks/run.py --scale [--reps 3]
 
 Every contender runs as a child process, the contenders of one case alternately, ``--reps``
 times; the table shows the median wall time, the median CPU time (user + sys of the child) and
@@ -99,9 +100,10 @@ class Case:
 
 
 def kaudit_cmd(args: list[str], baseline: str | None = None) -> tuple[list[str], dict | None]:
+    """``python -m kaudit`` of this checkout (ROOT), or of ``baseline``: never whichever kaudit the
+    interpreter has installed (an editable install of another worktree would be measured instead)."""
     env = dict(os.environ)
-    if baseline:
-        env["PYTHONPATH"] = baseline
+    env["PYTHONPATH"] = baseline or ROOT
     return [PY, "-m", "kaudit", *args], env
 
 
@@ -143,6 +145,7 @@ def machine() -> list[str]:
             "import numpy, h5py, kaudit; print(numpy.__version__, h5py.__version__, "
             "h5py.version.hdf5_version, kaudit.__version__)",
         ],
+        env={**os.environ, "PYTHONPATH": ROOT},
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -191,15 +194,105 @@ def tf_imported(args: list[str]) -> bool:
     )
 
 
+SCALE_PAIRS = (
+    ("identical", "a2", "every variable bit-identical (b a byte-for-byte copy of a)"),
+    ("half changed", "half", "every other layer changed, the rest bit-identical"),
+    ("all changed", "all", "every variable changed"),
+)
+
+
+def scale_files(name: str) -> list[str]:
+    """The index and shards of one sharded checkpoint directory."""
+    d = data(name)
+    return [os.path.join(d, f) for f in sorted(os.listdir(d))]
+
+
+def run_scale(args, base: str | None) -> int:
+    """The ~4 GB sharded pairs (make_data.py --only scale): kaudit diff against `cat` of the same
+    files to /dev/null, the page-cache floor, in the same runs. GB/s are of pair bytes (both files)."""
+    kinds = [k for k in ("bf16", "int8") if have(*(f"scale_{k}_{v}" for v in ("a", "a2", "half", "all")))]
+    if not kinds:
+        print("no scale data: run python benchmarks/make_data.py --only scale first", file=sys.stderr)
+        return 2
+    out: list[str] = [
+        "# kaudit benchmarks: scale (Keras 3 sharded pairs of ~4 GB)",
+        "",
+        *machine(),
+        f"- repetitions per contender: {args.reps}, alternating; one untimed `cat` of the pair first (page cache)",
+        "",
+    ]
+    verdicts: list[tuple[str, str, bool]] = []
+    t_start = time.time()
+    kd = "kaudit diff (full statistics)"
+    floor = "cat a b > /dev/null (floor)"
+    for kind in kinds:
+        rates: dict[str, float] = {}
+        for label, other, what in SCALE_PAIRS:
+            a, b = f"scale_{kind}_a", f"scale_{kind}_{other}"
+            files = scale_files(a) + scale_files(b)
+            subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+            gb = sum(os.path.getsize(f) for f in files) / 1e9
+            kargs = [
+                "diff",
+                "-q",
+                os.path.join(data(a), "model.weights.json"),
+                os.path.join(data(b), "model.weights.json"),
+            ]
+            cont = {kd: kaudit_cmd(kargs)}
+            if base:
+                cont[f"kaudit from {base}"] = kaudit_cmd(kargs, base)
+            cont[floor] = (["sh", "-c", 'cat "$@" > /dev/null', "cat", *files], None)
+            load0 = os.getloadavg()[0]
+            c = Case(f"{kind}, {label}: {what}; {gb:.2f} GB pair", cont)
+            c.run(args.reps)
+            load1 = os.getloadavg()[0]
+            out += table(c, floor)[:-1]
+            lines = []
+            for lab in cont:
+                lines.append(
+                    f"- {lab}: {gb / c.wall(lab):.2f} GB/s wall, {gb / c.cpu(lab):.2f} GB/s per CPU second, "
+                    f"CPU/wall {c.cpu(lab) / c.wall(lab):.2f}"
+                )
+            out += ["", *lines, f"- load average (1 min) {load0:.2f} before, {load1:.2f} after", ""]
+            rates[label] = gb / c.wall(kd)
+            rss = c.rss(kd)
+            verdicts.append((f"{kind} {label}: peak RSS < 300 MiB", f"{rss:.0f} MiB", rss < 300))
+            busy = c.cpu(kd) / c.wall(kd)
+            verdicts.append((f"{kind} {label}: both cores busy (CPU/wall ≥ 1.6)", f"{busy:.2f}", busy >= 1.6))
+        verdicts.append((f"{kind}: identical pair ≥ 4 GB/s", f"{rates['identical']:.2f} GB/s", rates["identical"] >= 4))
+        verdicts.append(
+            (f"{kind}: changed pair ≥ 1 GB/s", f"{rates['all changed']:.2f} GB/s", rates["all changed"] >= 1)
+        )
+    out += ["## Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
+    out += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in verdicts]
+    out += [
+        "",
+        f"- load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"benchmark took {time.time() - t_start:.0f} s",
+        "",
+    ]
+    text = "\n".join(out)
+    print(text)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5, help="runs of each contender per case (>= 3)")
     ap.add_argument("--baseline", metavar="DIR", help="also run the kaudit package found in DIR")
     ap.add_argument("--quick", action="store_true", help="skip the Keras way and the 4x set")
-    ap.add_argument("-o", "--output", default=os.path.join(RESULTS, "latest.md"))
+    ap.add_argument("--scale", action="store_true", help="only the ~4 GB sharded pairs (make_data.py --only scale)")
+    ap.add_argument("-o", "--output", default=None, help="latest.md (scale.md with --scale) in benchmarks/results/")
     args = ap.parse_args()
     if args.reps < 3:
         ap.error("--reps must be >= 3")
+    if args.output is None:
+        args.output = os.path.join(RESULTS, "scale.md" if args.scale else "latest.md")
+    if args.scale:
+        return run_scale(args, args.baseline)
     if not have("big_a.h5", "big_b.h5"):
         print("no benchmark data: run python benchmarks/make_data.py first", file=sys.stderr)
         return 2

@@ -185,10 +185,14 @@ def accumulate(
         ints = a.dtype.kind in "biu" and b.dtype.kind in "biu"
         # up to 32 bits, float64 holds every value and difference exactly: the float path is exact
         wide = ints and max(a.dtype.itemsize, b.dtype.itemsize) > 4
+        int8 = a.dtype == np.int8 and b.dtype == np.int8  # quantized kernels: exact in small integers
         for s in range(0, n, CHUNK_ELEMS) if n > CHUNK_ELEMS else (0,):
             ca, cb = (a[s : s + CHUNK_ELEMS], b[s : s + CHUNK_ELEMS]) if n > CHUNK_ELEMS else (a, b)
             if wide:
                 _accumulate_int(st, ca, cb, offset + s, atol, rtol)
+                continue
+            if int8 and ca.size:
+                _accumulate_int8(st, ca, cb, offset + s, atol, rtol)
                 continue
             a64 = _as_f64(ca)
             b64 = _as_f64(cb)
@@ -260,6 +264,55 @@ def _accumulate_int(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, at
     mask = d != 0
     rel = df[mask] / np.abs(b64[mask])  # inf where b == 0
     st.max_rel = max(st.max_rel, float(np.fmax.reduce(rel)))
+
+
+def _accumulate_int8(st: PairStats, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float) -> None:
+    """An int8 chunk (at most CHUNK_ELEMS values), with the results of the float64 path bit for bit
+    and about 3x faster: every statistic of int8 values is an integer small enough to be computed
+    exactly in int16/int32 (|a - b| <= 255; each of sum a^2, sum b^2, |sum ab| <= n * 2**14 < 2**31),
+    and the float64 path's sums of such integers are exact too. sum (a - b)^2 is
+    sum a^2 + sum b^2 - 2 sum ab, exactly. The largest |a - b| / |b| is found among float32
+    quotients and taken in float64 from the elements reaching their maximum (rounding is monotonic:
+    the largest exact quotient rounds to that maximum)."""
+    n = a.size
+    if n > CHUNK_ELEMS:
+        raise ValueError("int8 chunk larger than CHUNK_ELEMS")  # the int32 sums could overflow
+    na2 = int(np.einsum("i,i->", a, a, dtype=np.int32))
+    nb2 = int(np.einsum("i,i->", b, b, dtype=np.int32))
+    ab = int(np.einsum("i,i->", a, b, dtype=np.int32))
+    d = np.subtract(a, b, dtype=np.int16)
+    np.abs(d, out=d)
+    st.size += n
+    st.norm_a2 += float(na2)
+    st.norm_b2 += float(nb2)
+    st.dot += float(ab)
+    st.n_unequal += n - int(np.count_nonzero(d == 0))
+    i = int(np.argmax(d))
+    m = float(d[i])
+    if m > st.max_abs or (st.argmax is None and m > 0):
+        st.max_abs = m
+        st.argmax = offset + i
+    if m == 0.0 and atol >= 0.0 and rtol >= 0.0:
+        return  # equal chunk: no sum, no exceedance, no relative change
+    st.sum_abs += float(int(np.add.reduce(d, dtype=np.int32)))
+    st.sum_sq += float(na2 + nb2 - 2 * ab)
+    if rtol == 0.0:
+        st.n_exceed += n - int(np.count_nonzero(d <= atol))  # compared in float64, as on the float path
+    else:
+        t = np.abs(b.astype(np.float64))
+        t *= rtol
+        t += atol
+        st.n_exceed += n - int(np.count_nonzero(d <= t))
+    absb = np.abs(b.astype(np.float32))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.divide(d, absb, dtype=np.float32)  # inf where b == 0 != a; NaN where a == b == 0
+    top = float(np.fmax.reduce(q))
+    if math.isnan(top):
+        return  # every quotient undefined: a == b == 0 throughout (max_rel unchanged, as fmax gives)
+    at = np.flatnonzero(q == np.float32(top))  # inf where b == 0 != a: inf again in float64
+    r = float(np.max(d[at].astype(np.float64) / np.abs(b[at].astype(np.float64))))
+    if r > st.max_rel:
+        st.max_rel = r
 
 
 def _accumulate_finite(st: PairStats, a64: np.ndarray, b64: np.ndarray, offset: int, atol: float, rtol: float) -> bool:

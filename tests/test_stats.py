@@ -522,3 +522,36 @@ def test_h5store_truncated_file_is_an_error(tmp_path):
             list(store.iter_blocks(var, 1 << 20))
     finally:
         store.close()
+
+
+@given(
+    st.sampled_from([1, 2, 7, 1000, stats.CHUNK_ELEMS, stats.CHUNK_ELEMS + 3, 3 * stats.CHUNK_ELEMS - 1]),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["random", "plus-minus-one", "zeros", "extremes", "equal"]),
+    st.sampled_from([(0.0, 0.0), (1e-6, 0.0), (1.0, 0.0), (2.5, 0.0), (0.0, 0.01), (0.5, 0.25), (-1.0, 0.0)]),
+)
+@settings(max_examples=80, deadline=None)
+def test_int8_path_is_the_float_path_bit_for_bit(n, seed, kind, tol):
+    """int8 pairs (quantized kernels) are computed in small integers: every field, floats included,
+    is the one the float64 path gives for the same values (as int16, which takes that path)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, n, dtype=np.int8)
+    if kind == "random":
+        b = rng.integers(-128, 128, n, dtype=np.int8)
+    elif kind == "plus-minus-one":
+        b = np.clip(a.astype(np.int16) + rng.integers(-1, 2, n), -128, 127).astype(np.int8)
+    elif kind == "zeros":  # b == 0 where a != 0 (max_rel inf), a == b == 0 (undefined ratios)
+        a = np.where(rng.random(n) < 0.5, a, np.int8(0)).astype(np.int8)
+        b = np.where(rng.random(n) < 0.5, a, np.int8(0)).astype(np.int8)
+    elif kind == "extremes":
+        a = rng.choice(np.array([-128, 127, 0, 1, -1], np.int8), n)
+        b = rng.choice(np.array([-128, 127, 0, 3, -1], np.int8), n)
+    else:
+        b = a.copy()
+    atol, rtol = tol
+    fast = stats.PairStats(identical=False)
+    stats.accumulate(fast, a, b, 5, atol, rtol, True)
+    ref = stats.PairStats(identical=False)
+    stats.accumulate(ref, a.astype(np.int16), b.astype(np.int16), 5, atol, rtol, True)
+    assert fast.__dict__ == ref.__dict__
+    assert type(fast.max_abs) is type(ref.max_abs) is int
