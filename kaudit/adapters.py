@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, Variable
 from .keras import lora as LORA
 
 
 def adapter_deltas(ckpt: Checkpoint) -> list[tuple[str, LORA.LoraInfo, float, float]]:
     """(layer, info, ‖ΔW‖_F, max |ΔW|) of every adapter (A and B) in ``ckpt``: ΔW = scale · A·B,
     never formed whole."""
-    by_layer: dict[str, dict[str, object]] = {}
+    by_layer: dict[str, dict[str, Variable]] = {}
     for v in ckpt.all_variables:
         if v.lora is not None and v.lora.role in ("a", "b"):
             by_layer.setdefault(v.layer, {})[v.lora.role] = v
@@ -20,6 +20,8 @@ def adapter_deltas(ckpt: Checkpoint) -> list[tuple[str, LORA.LoraInfo, float, fl
     for layer, f in by_layer.items():
         if "a" in f and "b" in f:
             info = f["a"].lora
+            if info is None:
+                continue
             fro, mx = LORA.delta_norms(ckpt.read(f["a"]), ckpt.read(f["b"]), info.scale)
             out.append((layer, info, fro, mx))
     return out

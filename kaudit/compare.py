@@ -146,7 +146,7 @@ def _diff(
         # rows keep the pair order
         order = sorted(
             range(len(pairs)),
-            key=lambda i: -(pairs[i].a.params if pairs[i].a is not None and pairs[i].b is not None else 0),
+            key=lambda i: -(_params(pairs[i].a) if pairs[i].b is not None else 0),
         )
         with ThreadPoolExecutor(n_workers) as ex:
             futures = {i: ex.submit(work, pairs[i]) for i in order}
@@ -291,7 +291,9 @@ def _row(
                 or (b.path in qplan.dequant[1] and b.trainable is False)
             )
         ):
-            row["quant"] += " (quantized weights are not trainable, by design)"  # not a trainability change
+            row["quant"] = (
+                row["quant"] or ""
+            ) + " (quantized weights are not trainable, by design)"  # not a trainability change
         elif row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(
                 (
@@ -507,3 +509,7 @@ def _rule_failures(rules: list[Rule], row: dict, path: str, known: dict | None) 
             elif tb != r.trainable:
                 out.append(("trainable", f"{r.label}: {path} is trainable={str(tb).lower()} in b"))
     return out
+
+
+def _params(v) -> int:
+    return v.params if v is not None else 0

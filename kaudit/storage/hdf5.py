@@ -230,14 +230,15 @@ def walk(root: h5py.Group, path: str, display: str, groups: dict | None = None):
     if type(root) is P.Group and path.count("/") < MAX_PATH_DEPTH:
         # parsed by _h5parse: every component is checked there, and objects met lately are kept
         # there too (the ``groups`` cache is not needed)
-        obj = root
+        obj: P.Group | P.Dataset = root
         for part in path.split("/"):
             if part:
-                if type(obj) is not P.Group:
+                if not isinstance(obj, P.Group):
                     return None
-                obj = obj.child(part)
-                if obj is None:
+                nxt = obj.child(part)
+                if nxt is None:
                     return None
+                obj = nxt
         return obj
     obj = root
     parts = [p for p in path.split("/") if p]
@@ -441,6 +442,7 @@ def check_dataset(ds: h5py.Dataset, display: str) -> tuple[tuple[int, ...], np.d
     property list (layout, external files, chunks) is fetched once, with h5py's low-level calls:
     the same HDF5 calls as ``ds.is_virtual``, ``ds.external`` and ``ds.chunks``, in that order."""
     if type(ds) is P.Dataset:  # parsed by _h5parse: contiguous, inside the file (or Unsupported)
+        assert ds.shape is not None and ds.dtype is not None  # the parser refuses datasets without them
         return ds.shape, ds.dtype
     dsid = ds.id
     try:
@@ -723,7 +725,10 @@ class H5Store:
     def _fd(self, file_index: int) -> int:
         fd = self._fds.get(file_index)
         if fd is None:
-            fd = os.open(self.direct_sources[file_index][0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            source = self.direct_sources[file_index]
+            if source is None:  # no direct reads from this file (the layout check said so)
+                raise OSError(f"file {file_index} is not read directly")
+            fd = os.open(source[0], os.O_RDONLY | getattr(os, "O_BINARY", 0))
             kept = self._fds.setdefault(file_index, fd)  # another worker may have been first
             if kept != fd:
                 os.close(fd)
@@ -733,7 +738,7 @@ class H5Store:
     def _pread(self, file_index: int, offset: int, dtype: np.dtype, count: int) -> np.ndarray:
         """``count`` values of ``dtype`` at byte ``offset``, into a new array."""
         out = np.empty(count, dtype)
-        view = memoryview(out.view(np.uint8))
+        view = out.view(np.uint8).data
         fd = self._fd(file_index)
         done = 0
         while done < view.nbytes:  # a single read returns at most ~2 GiB on Linux

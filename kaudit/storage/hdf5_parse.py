@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import OrderedDict
+from typing import NoReturn
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Unsupported(Exception):
     """The fast path does not handle this file (or this part of it): read it with h5py."""
 
 
-def _no(why: str):
+def _no(why: str) -> NoReturn:
     raise Unsupported(why)
 
 
@@ -193,7 +194,10 @@ class File:
             _no("the file is shorter than its superblock says (truncated?)")
         p += 32  # the root group's symbol table entry
         _name, header, _cache = _entry(buf, p)
-        return self._object(header, "/")
+        root = self._object(header, "/")
+        if not isinstance(root, Group):
+            _no("a root object that is not a group")
+        return root
 
     # -- object headers ------------------------------------------------------------------------
 
@@ -634,7 +638,7 @@ def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
 _DIMS = [struct.Struct(f"<{rank}Q").unpack_from for rank in range(33)]
 
 
-_DTYPES: dict[tuple, np.dtype] = {}
+_DTYPES: dict[bytes, np.dtype] = {}
 
 
 def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
