@@ -29,7 +29,7 @@ import zlib
 from ._version import __version__
 from .checkpoint import Checkpoint, Variable
 from .errors import UsageError
-from .readers.snapshot import MAX_BYTES, VALUES_ENCODING, value_dtype
+from .readers.snapshot import COUNT_KEYS, MAX_BYTES, STAT_KEYS, VALUES_ENCODING, value_dtype
 from .schema import SNAPSHOT_VERSION
 from .stats import digest, summarize, value_bytes
 
@@ -57,13 +57,7 @@ def snapshot(source, *, optimizer: bool = False, values: bool = False) -> dict:
                 "kind": v.kind,
                 "named": v.named,
                 "sha256": None,
-                "min": s.min,
-                "max": s.max,
-                "mean": s.mean,
-                "std": s.std,
-                "l2": s.l2,
-                "nan": s.nan,
-                "inf": s.inf,
+                **{k: getattr(s, k) for k in (*STAT_KEYS, *COUNT_KEYS)},
             }
             if values:
                 row["sha256"], row["data"] = _packed(ckpt, v)

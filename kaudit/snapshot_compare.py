@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from .checkpoint import Checkpoint, Variable
+from .readers.snapshot import COUNT_KEYS, STAT_KEYS
 from .stats import PairStats, digest, summarize
 
 
@@ -95,13 +96,5 @@ def _stats_of(ckpt: Checkpoint, v: Variable) -> dict:
     cache = ckpt.__dict__.setdefault("_kaudit_stat_cache", {})
     if v.location not in cache:
         s = summarize(ckpt, v)
-        cache[v.location] = {
-            "min": s.min,
-            "max": s.max,
-            "mean": s.mean,
-            "std": s.std,
-            "l2": s.l2,
-            "nan": s.nan,
-            "inf": s.inf,
-        }
+        cache[v.location] = {k: getattr(s, k) for k in (*STAT_KEYS, *COUNT_KEYS)}
     return cache[v.location]
