@@ -11,7 +11,11 @@ worker process and watches it from a small supervisor:
   watchdog off), the supervisor kills the worker and exits 2 with one line naming the file;
 * Ctrl-C (SIGINT) and SIGTERM are passed on to the worker, which stops cleanly (exit 130); a
   worker that does not stop within a few seconds is killed;
-* the worker's exit code is the command's exit code.
+* the worker's exit code is the command's exit code;
+* the worker dies with its supervisor: on Linux the kernel sends it SIGKILL when the supervisor
+  ends for any reason (``prctl(PR_SET_PDEATHSIG)``; a CI job's timeout SIGKILLs the supervisor,
+  and a worker stuck in the HDF5 library would otherwise spin on, orphaned). Elsewhere the
+  worker checks at each beat whether its supervisor is still there.
 
 Only the console script / ``python -m kaudit`` use it; ``kaudit.cli.main()`` in-process does not.
 """
@@ -36,6 +40,7 @@ _BEAT_EVERY = 0.25
 
 _fd: int | None = None  # the worker's end of the pipe; None outside a supervised worker
 _last = 0.0
+_supervisor: int | None = None  # the supervisor's pid, seen from its worker
 
 
 def beat() -> None:
@@ -46,6 +51,8 @@ def beat() -> None:
     now = time.monotonic()
     if now - _last >= _BEAT_EVERY:
         _last = now
+        if os.getppid() != _supervisor:  # orphaned (where the kernel does not kill us itself)
+            os._exit(2)
         _send(b".\n")
 
 
@@ -77,11 +84,15 @@ def supervise(work: Callable[[], int]) -> int:
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
-        global _fd
+        global _fd, _supervisor
+        _die_with_parent()
+        if os.getppid() != parent:  # the supervisor ended before the line above took effect
+            os._exit(2)
         os.close(r)
-        _fd = w
+        _fd, _supervisor = w, parent
         progress.install(beat, status)
         code = 2
         try:
@@ -96,6 +107,20 @@ def supervise(work: Callable[[], int]) -> int:
                 os._exit(code)
     os.close(w)
     return _watch(pid, r, timeout)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent ends (Linux); elsewhere a no-op
+    (``beat()`` then notices the orphaning, unless the worker is stuck inside C)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _watch(pid: int, r: int, timeout: float) -> int:

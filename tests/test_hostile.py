@@ -482,6 +482,50 @@ def test_known_hdf5_hang_is_stopped_by_the_watchdog(name, tmp_path):
     assert not (tmp_path / "out.json").exists()
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.expect == C.HANG][:1])
+def test_worker_dies_with_its_supervisor(name, tmp_path):
+    """A CI job's timeout SIGKILLs kaudit's supervisor (the process it started); the worker,
+    stuck in the HDF5 library's endless loop in C, must not live on, orphaned, at full CPU."""
+    e = {k: v for k, v in os.environ.items() if k != "KAUDIT_DEBUG"}
+    e.update(PYTHONPATH=str(ROOT), KAUDIT_STALL_TIMEOUT="300", KAUDIT_H5_PARSER="h5py")
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "kaudit", "inspect", str(BY_NAME[name].path)],
+        cwd=tmp_path,
+        env=e,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        worker, deadline = None, time.monotonic() + 30
+        while worker is None and time.monotonic() < deadline:
+            with open(f"/proc/{sup.pid}/task/{sup.pid}/children") as fh:
+                kids = [int(k) for k in fh.read().split()]
+            worker = kids[0] if kids else None
+            time.sleep(0.05)
+        assert worker is not None, "the supervisor started no worker"
+        time.sleep(1.5)  # the worker is in HDF5's loop by now (the watchdog would wait 300 s)
+        assert _alive(worker)
+        sup.kill()
+        sup.wait(timeout=10)
+        deadline = time.monotonic() + 1.0
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(worker), "the worker outlived its supervisor"
+    finally:
+        sup.kill()
+        sup.wait()
+
+
 def test_known_hdf5_hang_is_read_by_the_fast_parser(tmp_path):
     """The pure-Python parser (kaudit/readers/_h5parse.py) reads a global heap collection within
     the bounds of the file, so a collection whose size field was corrupted is inspected at once,
