@@ -526,15 +526,17 @@ def test_worker_dies_with_its_supervisor(name, tmp_path):
         sup.wait()
 
 
-def test_known_hdf5_hang_is_read_by_the_fast_parser(tmp_path):
-    """The pure-Python parser (kaudit/readers/_h5parse.py) reads a global heap collection within
-    the bounds of the file, so a collection whose size field was corrupted is inspected at once,
-    without the HDF5 library and without a stall. (The other hang case, a heap object overrunning
-    its collection, is not something the parser accepts: it goes to h5py and the watchdog, above.)"""
-    path = str(BY_NAME["fuzz_global_heap_size_hang"].path)
-    run = spawn(["inspect", path, "--format", "json"], cwd=tmp_path, env={"KAUDIT_STALL_TIMEOUT": "3"}, timeout=30)
-    assert not run.timed_out and run.rc == 0, run  # (a stall would have been stopped at 3 s: exit 2)
-    assert json.loads(run.out)["variables"]
+@pytest.mark.parametrize("name", [c.name for c in CASES if c.expect == C.HANG])
+def test_known_hdf5_hang_is_refused_at_once(name, tmp_path):
+    """The pure-Python parser walks a global heap collection as HDF5 does and sees where HDF5
+    would loop forever (a free-space object of size 0 reached after a changed collection size) or
+    read past the collection: the file is reported damaged at once, exit 2, without waiting for
+    the watchdog and without handing it to h5py."""
+    path = str(BY_NAME[name].path)
+    run = spawn(["inspect", path, "--format", "json"], cwd=tmp_path, env={"KAUDIT_STALL_TIMEOUT": "60"}, timeout=30)
+    assert not run.timed_out and run.rc == 2 and run.seconds < 10, run
+    lines = [ln for ln in run.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and path in lines[0] and "it is damaged (" in lines[0] and "global heap" in lines[0]
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------------------

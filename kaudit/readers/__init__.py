@@ -156,7 +156,9 @@ def _read_hdf5(
 
     First on files parsed by ``_h5parse`` (fast); when that parser meets anything it does not
     handle, or the reader raises any error, once more on the same files opened with h5py, whose
-    guards read, refuse or report them exactly as the h5py path always has. ``open_h5py()``
+    guards read, refuse or report them exactly as the h5py path always has. A file the parser
+    finds damaged (``Damaged``: what HDF5 refuses or loops on) is refused here, exit 2: h5py
+    might read other values from it, or never return. ``open_h5py()``
     returns the h5py files (the caller's way: a path, a zip member)."""
     direct: list[tuple[str, int] | None] = [(path, base) for path, base, _size in images]
     if _fast_parser_enabled():
@@ -167,6 +169,15 @@ def _read_hdf5(
             for path, base, size in images:
                 parsed.append(P.File(path, base, size).root)
             return build(parsed, H.H5Store(parsed, displays, direct, owned=owned))
+        except P.Damaged as exc:  # HDF5 refuses it too, or loops on it: never handed to h5py
+            for root in parsed:
+                root.close()
+            where = {path: display for (path, _b, _s), display in zip(images, displays, strict=True)}
+            raise CorruptFileError(
+                f"cannot be read as HDF5: it is damaged ({exc.why})",
+                path=where.get(exc.path or "", displays[0]),
+                hint="the file is truncated or corrupted; re-download or re-save it",
+            ) from None
         except Exception:
             for root in parsed:
                 root.close()

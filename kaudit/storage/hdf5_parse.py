@@ -10,11 +10,15 @@ with thousands of small variables loads fast. It is a *fast path*, not a second 
   v1 B-tree, local heap), hard links only, contiguous uncompressed datasets of integer, float or
   2-byte opaque (bfloat16) type, and attributes holding strings (fixed or variable length,
   the latter in the global heap) or numbers.
-* Anything else, and anything odd (a soft, external or second hard link to a group, a shared
-  message, a chunked, compressed, compact, virtual or external dataset, an address outside
-  the file, a value that does not add up) raises :class:`Unsupported`. The caller then reads the
-  file with h5py and its guards (``_hdf5.py``), which read, refuse or report it exactly as before:
-  this module never has the last word on a file it does not fully understand.
+* Anything else (a soft, external or second hard link to a group, a shared message, a chunked,
+  compressed, compact, virtual or external dataset) raises :class:`Unsupported`. The caller then
+  reads the file with h5py and its guards (``hdf5.py``), which read, refuse or report it exactly
+  as before: this module never has the last word on a file it does not fully understand.
+* It is at least as strict as libhdf5 where it reads: what libhdf5 refuses (a signature, version,
+  flag or size it checks, an address past the end the superblock declares), what would make its
+  lookups find other objects (B-tree keys, unsorted symbol table nodes, names with a NUL) and what
+  makes it loop (a global heap free-space object of size 0) raise :class:`Damaged`: the file is
+  refused as damaged, never handed to h5py (tests/test_h5_strictness.py).
 * It is bounded: every read is checked against the size of the HDF5 image, every loop against
   a count, every walk against the addresses already visited; no allocation follows a size the
   file declares without a limit. Being pure Python it cannot crash the process.
@@ -74,8 +78,24 @@ class Unsupported(Exception):
     """The fast path does not handle this file (or this part of it): read it with h5py."""
 
 
+class Damaged(Unsupported):
+    """The file's metadata contradicts itself or the format: a signature, version or flag HDF5
+    refuses, an address past the end of the file, a heap or B-tree that does not add up. The file
+    is reported as damaged (exit 2) and never handed to h5py, whose reading of such bytes may
+    disagree or never end. ``path`` is the file (or archive) whose image it is."""
+
+    def __init__(self, why: str, path: str | None = None):
+        super().__init__(why)
+        self.why = why
+        self.path = path
+
+
 def _no(why: str) -> NoReturn:
     raise Unsupported(why)
+
+
+def _bad(why: str) -> NoReturn:
+    raise Damaged(why)
 
 
 #: What a parse of damaged bytes may raise on the way (a field past the end of its buffer, a
@@ -84,8 +104,14 @@ def _no(why: str) -> NoReturn:
 _DAMAGE = (struct.error, IndexError, ValueError, TypeError, KeyError, OverflowError, MemoryError, RecursionError)
 
 
-def _damaged(exc: BaseException) -> Unsupported:
-    return Unsupported(f"metadata that does not parse ({type(exc).__name__})")
+def _damaged(exc: BaseException) -> Damaged:
+    return Damaged(f"metadata that does not parse ({type(exc).__name__})")
+
+
+def _tag(exc: Damaged, path: str) -> Damaged:
+    if exc.path is None:
+        exc.path = path
+    return exc
 
 
 class _Image:
@@ -116,7 +142,7 @@ class _Image:
 
     def _at(self, addr: int, n: int) -> tuple[bytes, int]:
         if addr < 0 or n < 0 or addr + n > self.size:
-            _no("address outside the file")
+            _bad("an address past the end of the file")
         page = addr >> 16
         off = addr & (_PAGE - 1)
         if off + n <= _PAGE:
@@ -128,11 +154,11 @@ class _Image:
                 size = min(_PAGE, self.size - start)
                 buf = self._pages[page] = os.pread(self.fd, size, self.base + start)
             if off + n > len(buf):
-                _no("short read")
+                _bad("a short read (truncated?)")
             return buf, off
         buf = os.pread(self.fd, n, self.base + addr)
         if len(buf) != n:
-            _no("short read")
+            _bad("a short read (truncated?)")
         return buf, 0
 
     def read(self, addr: int, n: int) -> bytes:
@@ -159,7 +185,10 @@ class File:
             self.root = self._superblock()
         except _DAMAGE as exc:
             self.image.close()
-            raise _damaged(exc) from None
+            raise _tag(_damaged(exc), path) from None
+        except Damaged as exc:
+            self.image.close()
+            raise _tag(exc, path) from None
         except BaseException:
             self.image.close()
             raise
@@ -179,21 +208,41 @@ class File:
         version = buf[o + 8]
         if version not in (0, 1):
             _no(f"superblock version {version}")
+        if buf[o + 13] not in (2, 4, 8, 16, 32) or buf[o + 14] not in (2, 4, 8, 16, 32):
+            _bad("a superblock with impossible address or length sizes")
         if buf[o + 13] != 8 or buf[o + 14] != 8:
             _no("offsets or lengths are not 8 bytes")
+        # what HDF5 checks of a version 0/1 superblock (H5Fsuper_cache.c): the versions of the
+        # free-space, root group entry and shared header formats, the B-tree ranks, the flags
+        if buf[o + 9] != 0 or buf[o + 10] != 0 or buf[o + 12] != 0:
+            _bad("a superblock with unknown format versions")
         # B-tree node sizes: a symbol table node holds at most 2 * leaf K entries, a group B-tree
         # node at most 2 * internal K children (HDF5's defaults: 4 and 16)
         self.leaf_k, self.node_k = struct.unpack_from("<HH", buf, o + 16)
-        if not (0 < self.leaf_k <= _MAX_K and 0 < self.node_k <= _MAX_K):
+        if self.leaf_k == 0 or self.node_k == 0:
+            _bad("a superblock with a B-tree rank of 0")
+        if self.leaf_k > _MAX_K or self.node_k > _MAX_K:
             _no("B-tree node sizes out of range")
+        if _u32(buf, o + 20)[0] & ~0x07:
+            _bad("a superblock with unknown flags")
+        if version == 1 and _u16(buf, o + 24)[0] == 0:
+            _bad("a superblock with a B-tree rank of 0")
         p = o + 24 + (4 if version == 1 else 0)
-        base, _free, eof, _driver = struct.unpack_from("<QQQQ", buf, p)
+        base, extension, eof, driver = struct.unpack_from("<QQQQ", buf, p)
         if base != 0:
             _no("a base address other than 0")
-        if eof != UNDEF and eof > img.size:
-            _no("the file is shorter than its superblock says (truncated?)")
+        if extension != UNDEF or driver != UNDEF:
+            _no("a superblock extension or driver information block")
+        if eof == UNDEF:
+            _no("no end-of-file address")
+        if eof > img.size:
+            _bad("the file is shorter than its superblock says (truncated?)")
+        img.size = eof  # HDF5 reads nothing past the end its superblock gives
+        img._pages.clear()  # (the superblock's page may hold bytes past it)
         p += 32  # the root group's symbol table entry
-        _name, header, _cache = _entry(buf, p)
+        _name, header, cache = _entry(buf, p)
+        if cache > 2:
+            _bad("a symbol table entry of unknown cache type")
         root = self._object(header, "/")
         if not isinstance(root, Group):
             _no("a root object that is not a group")
@@ -206,7 +255,9 @@ class File:
         img = self.image
         buf, o = img.at(addr, 16)
         if buf[o] != 1:
-            _no("an object header other than version 1")
+            if buf[o : o + 4] == b"OHDR":
+                _no("an object header other than version 1")
+            _bad("an object header of unknown version")
         nmsg, refcount, size = _prefix(buf, o + 2)
         if size > _MAX_BLOCK:
             _no("an object header block over 1 MiB")
@@ -227,17 +278,25 @@ class File:
                 body = o + 8
                 o = body + msize
                 if o > size:
-                    _no("an object header message overruns its block")
+                    _bad("an object header message overruns its block")
+                if msize & 7 or (mflags and _bad_flags(mtype, mflags)):
+                    _bad("an object header message HDF5 refuses (misaligned, or a bad flag combination)")
+                if mtype == 0x16:
+                    _bad("a reference count message in a version 1 object header")
                 if mtype == 0x10:  # continuation
                     pending.append(_two64(blk, body))
                 elif mtype:  # (0: a NIL message, padding)
                     out.append((mtype, mflags, blk, body, msize))
+            if o != size:
+                _bad("an object header block that its messages do not fill")
             if not pending:
                 break
             caddr, size = pending.pop(0)
             total += size
-            if caddr in seen or len(seen) > _MAX_CONTINUATIONS or size > _MAX_BLOCK or total > _MAX_HEADER:
-                _no("object header continuations loop or are too large")
+            if caddr in seen:
+                _bad("object header continuations that loop")
+            if len(seen) > _MAX_CONTINUATIONS or size > _MAX_BLOCK or total > _MAX_HEADER:
+                _no("object header continuations that are too large")
             seen.add(caddr)
             buf, o = img.at(caddr, size)
             blk = buf[o : o + size]
@@ -254,7 +313,9 @@ class File:
                 try:
                     obj = self._parse_object(addr, name)
                 except _DAMAGE as exc:
-                    raise _damaged(exc) from None
+                    raise _tag(_damaged(exc), self.path) from None
+                except Damaged as exc:
+                    raise _tag(exc, self.path) from None
             if len(self._recent) >= _RECENT:  # two generations: the last _RECENT to 2 * _RECENT used
                 self._older = self._recent
                 self._recent = {}
@@ -263,7 +324,7 @@ class File:
 
     def _parse_object(self, addr: int, name: str) -> Group | Dataset:
         if addr == UNDEF or addr >= self.image.size:
-            _no("a link to an address outside the file")
+            _bad("a link to an address past the end of the file")
         msgs, refcount = self._messages(addr)
         group = dataset = False
         for mtype, mflags, _b, _o, _s in msgs:
@@ -290,9 +351,11 @@ class File:
         if coll is None:
             buf, o = self.image.at(addr, 16)
             if buf[o : o + 4] != b"GCOL" or buf[o + 4] != 1:
-                _no("a broken global heap collection")
+                _bad("a broken global heap collection")
             size = _u64(buf, o + 8)[0]
-            if size > _MAX_HEAP or size < 16:
+            if size < 16:
+                _bad("a global heap collection of impossible size")
+            if size > _MAX_HEAP:
                 _no("a global heap collection of odd size")
             self._gheap_read += size
             if self._gheap_read > _MAX_GHEAP_READ:  # many overlapping collections: h5py's job
@@ -301,22 +364,49 @@ class File:
             coll = {}
             p = base + 16
             end = base + size
-            while p + 16 <= end:
+            # the walk HDF5 makes over the whole collection when it loads it (H5HGcache.c): every
+            # object, then the free space (index 0), whose size includes its header
+            while p < end:
+                if p + 16 > end:  # too small for an object header: free space
+                    break
                 idx = _u16(data, p)[0]
                 osize = _u64(data, p + 8)[0]
-                if idx == 0:  # free space: the rest of the collection
-                    break
+                if idx == 0:
+                    if osize == 0:
+                        _bad("a global heap collection HDF5 would read forever")
+                    p += osize
+                    continue
                 if p + 16 + osize > end:
-                    _no("a global heap object overruns its collection")
+                    _bad("a global heap object overruns its collection")
                 coll[idx] = data[p + 16 : p + 16 + osize]
                 p += 16 + ((osize + 7) & ~7)
+            if p > end:
+                _bad("a global heap collection whose objects overrun it")
             if len(self._gheap) >= 16:
                 self._gheap.clear()
             self._gheap[addr] = coll
         value = coll.get(index)
         if value is None:
-            _no("a missing global heap object")
+            _bad("a missing global heap object")
         return value
+
+
+#: Message classes HDF5 may share (dataspace, datatype, fill values, filters, attributes); the
+#: others it refuses when flagged shareable. Unknown classes: 9 (debugging only) and 0x19 on.
+_SHAREABLE = frozenset((0x01, 0x03, 0x04, 0x05, 0x0B, 0x0C))
+_KNOWN = frozenset(range(0x19)) - {0x09}
+
+
+def _bad_flags(mtype: int, flags: int) -> bool:
+    """Whether HDF5 refuses a message with these flags (H5Ocache.c): shared and not shareable at
+    once, "was unknown" without "mark if unknown" or with "fail if unknown", an unshareable class
+    flagged shareable, an unknown class flagged "fail if unknown"."""
+    return bool(
+        (flags & 0x02 and flags & 0x04)
+        or (flags & 0x20 and (flags & 0x08 or not flags & 0x10))
+        or (flags & 0x40 and mtype in _KNOWN and mtype not in _SHAREABLE)
+        or (flags & 0x80 and mtype not in _KNOWN)
+    )
 
 
 class _Node:
@@ -335,7 +425,9 @@ class _Node:
             try:
                 table = self._attrs = self._parse_attrs()
             except _DAMAGE as exc:
-                raise _damaged(exc) from None
+                raise _tag(_damaged(exc), self.file.path) from None
+            except Damaged as exc:
+                raise _tag(exc, self.file.path) from None
         return table
 
     def _parse_attrs(self) -> dict:
@@ -358,7 +450,9 @@ class _Node:
         try:
             return _attr_value(self.file, spec)
         except _DAMAGE as exc:
-            raise _damaged(exc) from None
+            raise _tag(_damaged(exc), self.file.path) from None
+        except Damaged as exc:
+            raise _tag(exc, self.file.path) from None
 
     @property
     def attrs(self) -> _Attrs:
@@ -390,7 +484,9 @@ class Group(_Node):
             try:
                 links = self._links = _links(self.file, self._msgs)
             except _DAMAGE as exc:
-                raise _damaged(exc) from None
+                raise _tag(_damaged(exc), self.file.path) from None
+            except Damaged as exc:
+                raise _tag(exc, self.file.path) from None
         return links
 
     def keys(self) -> list[str]:
@@ -400,11 +496,15 @@ class Group(_Node):
     def child(self, name: str) -> Group | Dataset | None:
         addr = self._table().get(name)
         if addr is None:
+            if "\0" in name:  # HDF5 (so h5py, so Keras) would look up the name up to its NUL
+                raise Damaged("a name with a NUL inside (HDF5 would look up another one)", self.file.path)
             return None
         base = self.name.rstrip("/")
         return self.file._object(addr, f"{base}/{name}")
 
     def __contains__(self, name: str) -> bool:
+        if "\0" in name and name not in self._table():
+            raise Damaged("a name with a NUL inside (HDF5 would look up another one)", self.file.path)
         return "/" not in name and name in self._table()
 
     def __getitem__(self, name: str):
@@ -425,11 +525,19 @@ class Dataset(_Node):
         shape = dtype = layout = None
         for mtype, _flags, buf, o, size in msgs:
             if mtype == 0x01:
+                if shape is not None:
+                    _bad("a dataset with two dataspace messages")
                 shape = _dataspace(buf, o, size)
             elif mtype == 0x03:
+                if dtype is not None:
+                    _bad("a dataset with two datatype messages")
                 dtype = _numeric_dtype(buf, o)
             elif mtype == 0x08:
+                if layout is not None:
+                    _bad("a dataset with two layout messages")
                 layout = _layout(buf, o, size)
+            elif mtype == 0x04 or mtype == 0x05:  # HDF5 decodes the fill value when it opens a dataset
+                _fill_value(buf, o, size, mtype)
             elif mtype == 0x07:
                 _no("external raw storage")
             elif mtype == 0x0B:
@@ -447,7 +555,7 @@ class Dataset(_Node):
             if addr == UNDEF or stored != nbytes:
                 _no("storage that is unallocated or of another size than the shape says")
             if addr + nbytes > file.image.size:
-                _no("values past the end of the file")
+                _bad("values past the end of the file")
             offset = file.image.base + addr
         self.shape = shape
         self.dtype = dtype
@@ -464,7 +572,9 @@ class Dataset(_Node):
                 _no("short read")
             return np.frombuffer(raw, self.dtype).reshape(self.shape).copy()
         except _DAMAGE as exc:
-            raise _damaged(exc) from None
+            raise _tag(_damaged(exc), self.file.path) from None
+        except Damaged as exc:
+            raise _tag(exc, self.file.path) from None
 
     def __getitem__(self, selection):
         return self.read_all()[selection]
@@ -501,12 +611,16 @@ def _compact_only(buf: bytes, o: int, optional: int, what: str) -> None:
 
 
 def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> None:
+    """The entries of an old-style group into ``links``, checked as HDF5 checks them when it
+    looks a name up (H5HLcache.c, H5Bcache.c, H5Gnode.c): the local heap and its free list, the
+    B-tree's node types, sizes and keys, and symbol table nodes whose entries are sorted and lie
+    between the keys HDF5's binary searches follow. A group Keras could not look a name up in is
+    damaged, however its entries read one by one."""
     img = file.image
     buf, o = img.at(heap, 32)
     if buf[o : o + 4] != b"HEAP" or buf[o + 4] != 0:
-        _no("a broken local heap")
-    hsize = _u64(buf, o + 8)[0]
-    haddr = _u64(buf, o + 24)[0]
+        _bad("a broken local heap")
+    hsize, free, haddr = struct.unpack_from("<QQQ", buf, o + 8)
     if hsize > _MAX_HEAP:
         _no("a huge local heap")
     if haddr == heap + 32 and o + 32 + hsize <= len(buf):  # the usual place: right after the header
@@ -514,65 +628,105 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     else:
         names, nbase = img.at(haddr, hsize)  # the names: [nbase, nbase + hsize) of names
     nend = nbase + hsize
+    seen_free: set[int] = set()
+    while free != 1:  # the free list (1: its end)
+        if free in seen_free or free + 16 > hsize:
+            _bad("a local heap whose free list is broken")
+        seen_free.add(free)
+        nxt, fsize = _two64(names, nbase + free)
+        if nxt == 0 or free + fsize > hsize:
+            _bad("a local heap whose free list is broken")
+        free = nxt
+
+    def name_at(noff: int) -> bytes:
+        if noff >= hsize:
+            _bad("a name outside the local heap")
+        end = names.find(b"\0", nbase + noff, nend)
+        if end < 0:
+            _bad("a name outside the local heap")
+        return names[nbase + noff : end]
+
     visited: set[int] = set()
-    snods: list[int] = []
-    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k)
+    snods: list[tuple[int, bytes, bytes | None]] = []
+    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k, name_at, b"", None)
     if len(snods) * 2 * file.leaf_k > _MAX_ENTRIES:
         _no("a group of more entries than kaudit reads itself")
-    for addr in snods:  # in key order, so entries come in name order
+    previous = b""
+    for addr, low, high in snods:  # in key order, so entries come in name order
         if addr in visited:
-            _no("a symbol table node listed twice")
+            _bad("a symbol table node listed twice")
         visited.add(addr)
         b, p = img.at(addr, 8)
         if b[p : p + 4] != b"SNOD" or b[p + 4] != 1:
-            _no("a broken symbol table node")
+            _bad("a broken symbol table node")
         count = _u16(b, p + 6)[0]
         if count > 2 * file.leaf_k:
-            _no("a symbol table node with more entries than the file's B-tree allows")
+            _bad("a symbol table node with more entries than the file's B-tree allows")
         if p + 8 + count * 40 <= len(b):
             p += 8
         else:
             b, p = img.at(addr + 8, count * 40)
         for k in range(count):
             noff, header, cache = _entry(b, p + 40 * k)
+            if cache > 2:
+                _bad("a symbol table entry of unknown cache type")
+            raw = name_at(noff)
+            # HDF5 finds a name by binary search: the entries sorted, each above the node's left
+            # key and at most its right key
+            if not raw or raw <= previous or raw <= low or (high is not None and raw > high):
+                _bad("a group whose entries are out of order (HDF5 would not find them by name)")
+            previous = raw
             if cache == 2:
                 _no("a soft link")
-            if noff >= hsize:
-                _no("an entry name outside the local heap")
-            end = names.find(b"\0", nbase + noff, nend)
-            if end < 0:
-                _no("an entry name outside the local heap")
             try:
-                name = names[nbase + noff : end].decode("utf-8")
+                name = raw.decode("utf-8")
             except UnicodeDecodeError:
                 _no("an entry name that is not UTF-8")
-            if not name or name in links:
-                _no("an empty or repeated entry name")
             links[name] = header
 
 
-def _tree_node(img: _Image, addr: int, depth: int, visited: set[int], snods: list[int], fanout: int) -> None:
-    """The symbol table nodes below a group B-tree node, in order."""
-    if addr in visited or depth > _MAX_TREE_DEPTH or len(visited) + len(snods) > _MAX_TREE_NODES:
-        _no("a group B-tree that loops or is too large")
+def _tree_node(
+    img: _Image,
+    addr: int,
+    depth: int,
+    visited: set[int],
+    snods: list[tuple[int, bytes, bytes | None]],
+    fanout: int,
+    name_at,
+    low: bytes,
+    high: bytes | None,
+) -> None:
+    """The symbol table nodes below a group B-tree node, in order, each with the keys that bound
+    its names (``low`` < name <= ``high``; None: no bound above)."""
+    if addr in visited or depth > _MAX_TREE_DEPTH:
+        _bad("a group B-tree that loops")
+    if len(visited) + len(snods) > _MAX_TREE_NODES:
+        _no("a group B-tree that is too large")
     visited.add(addr)
     b, p = img.at(addr, 24)
     if b[p : p + 4] != b"TREE" or b[p + 4] != 0:
-        _no("a broken group B-tree node")
+        _bad("a broken group B-tree node")
     level = b[p + 5]
     used = _u16(b, p + 6)[0]
     if used > fanout:
-        _no("a group B-tree node with more children than the file's B-tree allows")
+        _bad("a group B-tree node with more children than the file's B-tree allows")
     if p + 32 + used * 16 <= len(b):
         p += 24
     else:
         b, p = img.at(addr + 24, 8 + used * 16)
+    left = name_at(_u64(b, p)[0])
     for k in range(used):
-        child = _u64(b, p + 8 + 16 * k)[0]
+        child, right_off = _two64(b, p + 8 + 16 * k)
+        right = name_at(right_off)
+        if right < left:
+            _bad("a group B-tree whose keys are out of order")
+        lo = max(low, left)
+        hi = right if high is None else min(high, right)
         if level > 0:
-            _tree_node(img, child, depth + 1, visited, snods, fanout)
+            _tree_node(img, child, depth + 1, visited, snods, fanout, name_at, lo, hi)
         else:
-            snods.append(child)
+            snods.append((child, lo, hi))
+        left = right
 
 
 def _link_message(buf: bytes, o: int) -> tuple[str, int]:
@@ -614,12 +768,14 @@ def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
     elif version == 2:
         if buf[o + 3] == 2:
             _no("a null dataspace")
+        if buf[o + 3] > 2:
+            _bad("a dataspace of unknown type")
         head = 4
         arrays = 1 + (flags & 1)
     else:
-        _no("a dataspace of another version")
+        _bad("a dataspace of unknown version")
     if rank > 32 or head + arrays * 8 * rank > size:
-        _no("a dataspace larger than its message")
+        _bad("a dataspace larger than its message")
     if not rank:
         return ()
     fmt = _DIMS[rank]
@@ -631,7 +787,7 @@ def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
         if maxes != dims:  # (h5py writes them equal)
             for d, m in zip(dims, maxes, strict=True):
                 if m != UNDEF and m < d:
-                    _no("a dimension above its maximum")
+                    _bad("a dimension above its maximum")
     return dims
 
 
@@ -641,13 +797,24 @@ _DIMS = [struct.Struct(f"<{rank}Q").unpack_from for rank in range(33)]
 _DTYPES: dict[bytes, np.dtype] = {}
 
 
+def _type_class(buf: bytes, o: int) -> int:
+    """The class of the datatype message at ``o``: a version or class HDF5 does not know is damage
+    (H5Odtype.c), another version than h5py writes for these classes is left to h5py."""
+    version, cls = buf[o] >> 4, buf[o] & 0x0F
+    if not 1 <= version <= 4 or cls > 10:
+        _bad("a datatype of unknown version or class")
+    if version != 1:
+        _no("a datatype message of another version")
+    return cls
+
+
 def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
     """The numpy dtype h5py gives an integer, float or 2-byte opaque HDF5 type; else Unsupported."""
     key = bytes(buf[o : o + 20])
     dt = _DTYPES.get(key)
     if dt is not None:
         return dt
-    cls = buf[o] & 0x0F
+    cls = _type_class(buf, o)
     bits = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)
     size = _u32(buf, o + 4)[0]
     order = ">" if bits & 1 else "<"
@@ -669,6 +836,30 @@ def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
     if len(_DTYPES) < 64:
         _DTYPES[key] = dt
     return dt
+
+
+def _fill_value(buf: bytes, o: int, size: int, mtype: int) -> None:
+    """Check a fill value message (0x05; 0x04, the old kind) as HDF5 decodes it (H5Ofill.c)."""
+    if mtype == 0x04:
+        if 4 + _u32(buf, o)[0] > size:
+            _bad("a fill value overrunning its message")
+        return
+    version = buf[o]
+    if version in (1, 2):
+        if not 1 <= buf[o + 1] <= 3 or buf[o + 2] > 2 or buf[o + 3] > 1:
+            _bad("a fill value message of unknown settings")
+        defined = version == 1 or buf[o + 3]
+        p = o + 4
+    elif version == 3:
+        flags = buf[o + 1]
+        if flags & ~0x3F or flags & 0x0C == 0x0C or (flags & 0x10 and flags & 0x20):
+            _bad("a fill value message of unknown settings")
+        defined = flags & 0x20
+        p = o + 2
+    else:
+        _bad("a fill value message of unknown version")
+    if defined and p + 4 + _u32(buf, p)[0] > o + size:
+        _bad("a fill value overrunning its message")
 
 
 def _layout(buf: bytes, o: int, size: int) -> tuple[int, int]:
@@ -727,12 +918,32 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     if space_version == 2 and buf[spos + 3] == 2:
         _no("an empty attribute")
     shape = _dataspace(buf, spos, ssize)
+    # HDF5 decodes every attribute message it passes when it looks one up by name: each must be
+    # sound, read or not
+    cls = _type_class(buf, tpos)
+    esize = _u32(buf, tpos + 4)[0]
+    if cls == 9:
+        if buf[tpos + 1] & 0x0F > 1 or buf[tpos + 1] >> 4 > 2:
+            _bad("a variable-length type of unknown kind or padding")  # (HDF5 loops on some)
+        if buf[tpos + 1] & 0x0F != 1:
+            _no("a variable-length sequence attribute")
+        if esize != 16 or bytes(buf[tpos + 8 : tpos + 20]) != _VLEN_CHAR:
+            _no("a variable-length string attribute of another base type")
+    count = 1
+    for d in shape:
+        count *= d
+    if count * esize > end - p:
+        _bad("an attribute whose value overruns its message")
     return name, (buf, tpos, shape, p, end - p)
+
+
+#: The base type of a variable-length string as HDF5 writes it: 1-byte unsigned integer, no padding.
+_VLEN_CHAR = bytes((0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0))
 
 
 def _attr_value(file: File, spec: tuple):
     buf, t, shape, data, avail = spec
-    cls = buf[t] & 0x0F
+    cls = _type_class(buf, t)
     bits = buf[t + 1] | (buf[t + 2] << 8)
     size = _u32(buf, t + 4)[0]
     count = 1
@@ -740,6 +951,8 @@ def _attr_value(file: File, spec: tuple):
         count *= d
     if len(shape) > 1 or count > _MAX_ELEMENTS:
         _no("an attribute of rank > 1")
+    if cls in (3, 9) and (bits >> 8) & 0x0F > 1:
+        _bad("a string of unknown character set")  # (h5py knows ASCII and UTF-8 only)
     if cls == 3:  # fixed-length string
         pad = bits & 0x0F
         if pad not in (0, 1) or size * count > min(avail, _MAX_ATTR):
@@ -763,8 +976,8 @@ def _attr_value(file: File, spec: tuple):
                 items.append("")
                 continue
             raw = file.gheap(gaddr, index)
-            if length > len(raw):
-                _no("a variable-length string longer than its heap object")
+            if length != len(raw):  # HDF5 reads it only when the two sizes agree
+                _bad("a variable-length string of another length than its heap object")
             total += length
             if total > _MAX_ATTR:
                 _no("a huge attribute")
