@@ -161,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--allow-removed", action="store_true", help="variables only in A do not fail")
     g.add_argument("--allow-trainable-change", action="store_true", help="trainability changes do not fail")
     g.add_argument(
+        "--adapters-only",
+        action="store_true",
+        help="LoRA: only weights that carry an adapter may change; every other weight must be bit-identical",
+    )
+    g.add_argument(
+        "--max-adapter-change",
+        type=_float,
+        metavar="X",
+        help="LoRA: an adapted weight may change by at most X relative to itself (‖b - a‖ / ‖a‖)",
+    )
+    g.add_argument(
         "--config",
         metavar="FILE",
         help="policy file (default: kaudit.toml or [tool.kaudit] in pyproject.toml, searched upward from here)",
@@ -442,6 +453,8 @@ def cmd_diff(args) -> int:
             progress=progress,
             pictures=_pictures(args),
             dequantize=args.dequantize,
+            adapters_only=args.adapters_only,
+            max_adapter_change=args.max_adapter_change,
         )
     finally:
         progress.close(

@@ -43,6 +43,8 @@ def diff(
     progress: Progress | None = None,
     pictures: int | None = 0,
     dequantize: bool = False,
+    adapters_only: bool = False,
+    max_adapter_change: float | None = None,
 ) -> DiffResult:
     """Compare checkpoints ``a`` and ``b`` (paths or :class:`Checkpoint`).
 
@@ -61,6 +63,10 @@ def diff(
     are open (None: all of them), for reports to show (``DiffResult.pictures``); 0 draws none.
     A quantized weight against a float one is compared dequantized (``kaudit.quantdiff``); two
     quantized ones as stored, or dequantized with ``dequantize=True``.
+
+    LoRA (weights saved with their adapter merged, as Keras saves a layer after ``enable_lora``):
+    ``adapters_only=True`` fails any change to a weight without an adapter; ``max_adapter_change``
+    bounds each adapted weight's relative change ‖b - a‖ / ‖a‖ (docs/policy.md).
     """
     rename = tuple(_rename_pair(r) for r in rename)
     pol = resolve(policy).with_options(
@@ -73,6 +79,8 @@ def diff(
         allow_trainable_change=allow_trainable_change,
         equal_nan=equal_nan,
         rename=rename,
+        adapters_only=adapters_only,
+        max_adapter_change=max_adapter_change,
     )
     from .readers import opened
 
@@ -236,6 +244,9 @@ def _row(
     row["params"] = (b or a).params  # type: ignore[union-attr]
     row["atol"] = atol
     row["rtol"] = rtol
+    lora = (a.lora if a is not None else None) or (b.lora if b is not None else None)
+    if lora is not None:
+        row["lora"] = lora.describe() + (" (b - a is its ΔW)" if lora.role == "merged" else "")
     failures: list[tuple[str, str]] = []  # (rule of RULES, message)
     known = None
     if a is None:
@@ -254,6 +265,22 @@ def _row(
     elif a.shape != b.shape:
         row["status"] = "shape_changed"
         failures.append(("structure", f"structure: {path} shape {list(a.shape)} -> {list(b.shape)}"))
+    elif lora is not None and (pol.adapters_only or pol.max_adapter_change is not None):
+        # an adapted weight: its change is the adapter's (ΔW = b - a), held to the LoRA rules only
+        # (and to a frozen rule that names it)
+        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
+        _fill_stats(row, st, a.shape)
+        known = st.extra if st.extra.get("no_values") else None
+        if a.dtype != b.dtype:
+            row["status"] = "dtype_changed"
+            failures.append(("structure", f"structure: {path} dtype {a.dtype} -> {b.dtype}"))
+        else:
+            row["status"] = (
+                "identical" if st.identical else ("close" if st.n_exceed == 0 and known is None else "changed")
+            )
+        if tol_rule is not None and tol_rule.frozen:
+            failures += _value_failures(row, path, tol_rule, atol, rtol, known)
+        failures += _adapter_failures(row, path, pol, known)
     else:
         st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
         _fill_stats(row, st, a.shape)
@@ -294,6 +321,16 @@ def _row(
             row["quant"] = (
                 row["quant"] or ""
             ) + " (quantized weights are not trainable, by design)"  # not a trainability change
+        elif (
+            row["trainable_changed"]
+            and lora is not None
+            and lora.role == "merged"
+            and (a.lora is None) != (b.lora is None)
+            and (a.trainable if a.lora is not None else b.trainable) is False
+        ):
+            row["lora"] = (
+                row["lora"] or ""
+            ) + " (enable_lora freezes the weight it adapts, by design)"  # not a trainability change
         elif row["trainable_changed"] and not pol.allow_trainable_change:
             failures.append(
                 (
@@ -304,8 +341,40 @@ def _row(
             )
         if rules:
             failures += _rule_failures(rules, row, path, known)
+        if pol.adapters_only and lora is None and row["status"] not in ("identical", "shape_changed"):
+            failures.append(
+                (
+                    "adapters_only",
+                    f"adapters_only: {path} carries no LoRA adapter and changed"
+                    + ("" if known is not None or row["max_abs"] is None else f" (max_abs {_fmt(row['max_abs'])})"),
+                )
+            )
     row["failures"] = failures
     return row
+
+
+def _adapter_failures(row: dict, path: str, pol: Policy, known: dict | None) -> list[tuple[str, str]]:
+    """``max_adapter_change``: the relative size of an adapted weight's change, ‖b - a‖ / ‖a‖."""
+    bound = pol.max_adapter_change
+    if bound is None or row["status"] == "identical":
+        return []
+    if known is not None:
+        return [
+            (
+                "max_adapter_change",
+                f"max_adapter_change: {path} changed, by how much cannot be proven against a snapshot without values",
+            )
+        ]
+    rel = row["rel_l2"]
+    if rel is None or not rel <= bound:
+        return [
+            (
+                "max_adapter_change",
+                f"max_adapter_change: {path} changed by ‖ΔW‖/‖W‖ = {_fmt(rel) if rel is not None else 'n/a'} "
+                f"> {bound:g} (its LoRA adapter, merged)",
+            )
+        ]
+    return []
 
 
 #: Formats that Keras loads by group path into a model built in code (no config in the file):

@@ -16,7 +16,11 @@ Precedence (documented and tested):
   not held to the value tolerance (unless a ``frozen`` rule also matches it, which then fails);
 * ``trainable``: every matching rule applies; the variable's trainable flag in b must equal it;
 * ``ignore``: any matching rule removes the variable from the comparison;
-* allowances (``allow_added``, ``allow_removed``, ``allow_trainable_change``) are policy-wide.
+* allowances (``allow_added``, ``allow_removed``, ``allow_trainable_change``) are policy-wide;
+* LoRA (policy-wide): ``adapters_only`` - every weight that does not carry a LoRA adapter must be
+  bit-identical, the adapted ones may change (they are not held to the tolerance);
+  ``max_adapter_change`` - an adapted weight's change ΔW (b - a: its adapter merged in) may not
+  exceed this relative size ‖ΔW‖ / ‖W‖ (``rel_l2``).
 
 Where the policy comes from is decided once, by :func:`resolve`, for the command line and the
 Python API alike: a ``kaudit.toml`` or ``[tool.kaudit]`` found from the working directory upward
@@ -48,6 +52,8 @@ TOP_KEYS = {
     "rename",
     "rules",
     "fail_on",
+    "adapters_only",
+    "max_adapter_change",
 }
 
 
@@ -98,10 +104,16 @@ class Policy:
     rename: tuple[tuple[str, str], ...] = field(default=())
     #: ``kaudit audit`` checks that fail whatever their severity (docs/audit.md).
     fail_on: tuple[str, ...] = ()
+    #: LoRA: only weights that carry an adapter may change (the others bit-identical).
+    adapters_only: bool = False
+    #: LoRA: bound on an adapted weight's relative change ‖b - a‖ / ‖a‖; None: no bound.
+    max_adapter_change: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("atol", "rtol"):
+        for name in ("atol", "rtol", "max_adapter_change"):
             v = getattr(self, name)
+            if v is None and name == "max_adapter_change":
+                continue
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 raise PolicyError(f"{name} must be a finite number >= 0, got {v!r}", path=self.source)
 
@@ -140,6 +152,8 @@ class Policy:
         allow_trainable_change=False,
         equal_nan=None,
         rename=(),
+        adapters_only=False,
+        max_adapter_change=None,
     ) -> Policy:
         """This policy with command-line options applied on top."""
         extra = tuple(parse_tol(t) for t in tol) + tuple(
@@ -155,6 +169,8 @@ class Policy:
             allow_trainable_change=self.allow_trainable_change or allow_trainable_change,
             equal_nan=self.equal_nan if equal_nan is None else bool(equal_nan),
             rename=self.rename + tuple(rename),
+            adapters_only=self.adapters_only or bool(adapters_only),
+            max_adapter_change=(self.max_adapter_change if max_adapter_change is None else float(max_adapter_change)),
         )
 
     def describe(self, audit: bool = False) -> str:
@@ -171,7 +187,12 @@ class Policy:
             head = f"in code ({_rules(n_own)})" if n_own else "none"
         if n_opt:
             head += f" + {_rules(n_opt)} from options"
-        return f"{head}; atol={self.atol:g} rtol={self.rtol:g}"
+        lora = ""
+        if self.adapters_only:
+            lora += "; adapters_only"
+        if self.max_adapter_change is not None:
+            lora += f"; max_adapter_change={self.max_adapter_change:g}"
+        return f"{head}; atol={self.atol:g} rtol={self.rtol:g}{lora}"
 
     def as_dict(self) -> dict:
         return {
@@ -186,6 +207,8 @@ class Policy:
             "rules": [r.label for r in self.rules],
             "rename": [f"{o}={n}" for o, n in self.rename],
             "fail_on": list(self.fail_on),
+            "adapters_only": self.adapters_only,
+            "max_adapter_change": self.max_adapter_change,
         }
 
 
@@ -328,7 +351,9 @@ def policy_from_mapping(table: dict, source: str | None = None) -> Policy:
     for k in ("atol", "rtol"):
         if k in table:
             kwargs[k] = _number(table[k], k, source)
-    for k in ("allow_added", "allow_removed", "allow_trainable_change"):
+    if "max_adapter_change" in table:
+        kwargs["max_adapter_change"] = _number(table["max_adapter_change"], "max_adapter_change", source)
+    for k in ("allow_added", "allow_removed", "allow_trainable_change", "adapters_only"):
         if k in table:
             if not isinstance(table[k], bool):
                 raise PolicyError(f"{k} must be true or false, got {table[k]!r}", path=source)

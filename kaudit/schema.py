@@ -27,8 +27,19 @@ STATUSES = ("identical", "close", "changed", "shape_changed", "dtype_changed", "
 #: The short names of the rules a pair can fail (``DiffRow.rule`` holds those it failed, in this
 #: order, comma-separated): ``structure`` (added, removed, shape or dtype), ``frozen`` (a policy
 #: rule: must stay bit-identical), ``tolerance`` (values over atol/rtol), ``must_change`` (a policy
-#: rule: did not move), ``trainability`` (the flag changed), ``trainable`` (a policy rule on b's flag).
-RULES = ("structure", "frozen", "tolerance", "must_change", "trainability", "trainable")
+#: rule: did not move), ``trainability`` (the flag changed), ``trainable`` (a policy rule on b's flag),
+#: ``adapters_only`` (a weight without a LoRA adapter changed), ``max_adapter_change`` (an adapted
+#: weight moved more than the policy allows).
+RULES = (
+    "structure",
+    "frozen",
+    "tolerance",
+    "must_change",
+    "trainability",
+    "trainable",
+    "adapters_only",
+    "max_adapter_change",
+)
 
 #: Columns of ``DiffResult.table``, in this order (docs/api.md documents each).
 DIFF_COLUMNS = (
@@ -67,6 +78,7 @@ DIFF_COLUMNS = (
     "failures",
     "quant",
     "sqnr_db",
+    "lora",
 )
 
 #: Columns of ``InspectResult.table`` (the variable table plus streamed statistics).

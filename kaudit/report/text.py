@@ -186,6 +186,9 @@ def diff_table(
                 prose,
                 "  ",
             )
+    for r in shown:
+        if getattr(r, "lora", None):  # what a LoRA-adapted weight's row means
+            out += _wrapped(f"lora: {F.text(r.path)}: {F.text(r.lora)}", prose)
     for n in result.notes:
         out += _wrapped(f"note: {F.text(n)}", prose)
     for m in result.montages:
