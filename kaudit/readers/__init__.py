@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..checkpoint import Checkpoint
-from ..errors import CorruptFileError, FileMissingError, UnsupportedFormatError, UsageError
+from ..errors import CorruptFileError, FileMissingError, KauditError, UnsupportedFormatError, UsageError
 from ..progress import status
 from ..storage import hdf5 as H
 
@@ -154,9 +154,10 @@ def _read_hdf5(
 ) -> Checkpoint:
     """``build(files, store)`` over HDF5 images given as (path, byte offset, size or None).
 
-    First on files parsed by ``_h5parse`` (fast); when that parser meets anything it does not
-    handle, or the reader raises any error, once more on the same files opened with h5py, whose
-    guards read, refuse or report them exactly as the h5py path always has. A file the parser
+    First on files parsed by ``hdf5_parse`` (fast); when that parser meets anything it does not
+    handle (or the reader fails other than with a kaudit error), once more on the same files
+    opened with h5py, whose guards read, refuse or report them exactly as the h5py path always
+    has. A kaudit error of the reader over what the parser read stands. A file the parser
     finds damaged (``Damaged``: what HDF5 refuses or loops on) is refused here, exit 2: h5py
     might read other values from it, or never return. ``open_h5py()``
     returns the h5py files (the caller's way: a path, a zip member)."""
@@ -178,6 +179,10 @@ def _read_hdf5(
                 path=where.get(exc.path or "", displays[0]),
                 hint="the file is truncated or corrupted; re-download or re-save it",
             ) from None
+        except KauditError:  # the reader refused what the parser read soundly: h5py would say the
+            for root in parsed:  # same, or never return (libhdf5 loops on some damaged files)
+                root.close()
+            raise
         except Exception:
             for root in parsed:
                 root.close()
