@@ -100,6 +100,13 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def verify_store(store: Store) -> None:
+    """What a store checks while it reads (a zip member's CRC-32), waited for: raises if it failed."""
+    check = getattr(store, "verify", None)
+    if check is not None:
+        check()
+
+
 @dataclass(frozen=True)
 class Totals:
     """Parameter counts as ``model.summary()`` prints them. ``trainable``/``non_trainable`` are
@@ -310,6 +317,12 @@ class Checkpoint:
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Wait for the checks made while the file is read (the CRC-32 of a ``.keras`` member read
+        in place) and raise :class:`~kaudit.errors.CorruptFileError` if one failed. Every command
+        calls it before it shows a result; ``kaudit.load`` before it returns."""
+        verify_store(self.store)
+
     def close(self) -> None:
         self.store.close()
 

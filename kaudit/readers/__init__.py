@@ -101,9 +101,18 @@ def sniff(path: str | os.PathLike) -> str:
     )
 
 
-def load(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint's variable table (values stay on disk until asked for)."""
-    return _load(path)
+def load(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
+    """Read a checkpoint's variable table (values stay on disk until asked for). ``verify``: wait
+    for the checksums of what was read in place (a ``.keras`` member's CRC-32) before returning;
+    without it the caller calls ``Checkpoint.verify()`` before it trusts a result."""
+    ckpt = _load(path)
+    if verify:
+        try:
+            ckpt.verify()
+        except BaseException:
+            ckpt.close()
+            raise
+    return ckpt
 
 
 def _load(path: str | os.PathLike) -> Checkpoint:
@@ -126,15 +135,18 @@ def _load(path: str | os.PathLike) -> Checkpoint:
 @contextlib.contextmanager
 def opened(source) -> Iterator[Checkpoint]:
     """A Checkpoint for ``source`` (a path, or a Checkpoint passed through untouched); one this
-    function opened is closed on exit."""
+    function opened is verified (``Checkpoint.verify``: checksums computed while it was read) when
+    the block ends without error, so a result computed inside never leaves it from a damaged
+    file, and closed."""
     if isinstance(source, Checkpoint):
         yield source
         return
     if not isinstance(source, (str, os.PathLike)):
         raise UsageError(f"expected a path or a kaudit Checkpoint, got {type(source).__name__}")
-    ckpt = load(source)
+    ckpt = load(source, verify=False)
     try:
         yield ckpt
+        ckpt.verify()
     finally:
         ckpt.close()
 
@@ -267,6 +279,13 @@ def _load_archive(path: str, display: str) -> Checkpoint:
             lambda: [H.open_h5(fobj, member_display)],
             owned=[fobj, arc],
         )
+    except KauditError:  # a member whose CRC-32 fails is the cause to name, if it fails
+        try:
+            arc.verify()
+        finally:
+            fobj.close()
+            arc.close()
+        raise
     except BaseException:
         fobj.close()
         arc.close()

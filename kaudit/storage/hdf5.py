@@ -814,6 +814,14 @@ class H5Store:
                 raise CorruptFileError(f"cannot read {var.path!r} ({_short(exc)})", path=display) from None
             yield widen(np.asarray(raw), e.dtype).reshape(-1)
 
+    def verify(self) -> None:
+        """The checks of the bytes read that run while they are read (the CRC-32 of a ``.keras``
+        member read in place): a CorruptFileError if one failed."""
+        for r in self._owned:
+            check = getattr(r, "verify", None)
+            if check is not None:
+                check()
+
     def close(self) -> None:
         self._direct_layouts = {}
         self._groups = {}
