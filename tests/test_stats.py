@@ -450,7 +450,7 @@ def test_h5store_paths_agree(tmp_path, monkeypatch, no_direct):
     _write(pb, {f"g/{k}/w": (other, kw) for k, kw in LAYOUTS.items()})
 
     def open_store(p):
-        f = h5py.File(p, "r")
+        f = H.open_h5(p, str(p))
         store = H.H5Store([f], [str(p)], [(str(p), 0)])
         variables = []
         for k in LAYOUTS:
@@ -492,7 +492,7 @@ def test_h5store_bfloat16_widened(tmp_path):
     p = tmp_path / "bf.h5"
     with h5py.File(p, "w") as f:
         f.create_dataset("w", data=raw.view(np.dtype("V2")))
-    f = h5py.File(p, "r")
+    f = H.open_h5(p, str(p))
     store = H.H5Store([f], [str(p)], [(str(p), 0)])
     store.register("w", 0, "w", H.BFLOAT16)
     var = Variable(
@@ -508,7 +508,7 @@ def test_h5store_bfloat16_widened(tmp_path):
 def test_h5store_truncated_file_is_an_error(tmp_path):
     p = tmp_path / "t.h5"
     _write(p, {"w": (np.arange(100000, dtype=np.float32), {})})
-    f = h5py.File(p, "r")
+    f = H.open_h5(p, str(p))
     store = H.H5Store([f], [str(p)], [(str(p), 0)])
     store.register("w", 0, "w", "float32")
     var = Variable(

@@ -156,3 +156,18 @@ def test_never_reads_what_zipfile_refuses(tmp_path):
         else:
             _kaudit_reads(target)  # whatever it says, it says it as a KauditError
     assert refused > 100  # most damage lands in a member's bytes
+
+
+def test_a_cancelled_check_claims_nothing(monkeypatch):
+    """A check cut short by closing the archive (on another error) says nothing about the CRC:
+    the error that closed it stands. (The check is made slow here: it waits to be cancelled.)"""
+
+    def slow(self, *_args):
+        self._stop.wait(10)
+
+    monkeypatch.setattr(ziparchive._CrcCheck, "_run", slow)
+    arc = ziparchive.KerasArchive(str(K3), "k3.keras")
+    fh, _where = arc.open_member("model.weights.h5")
+    fh.close()
+    arc.close()
+    arc.verify()  # no CorruptFileError made up from a CRC never computed

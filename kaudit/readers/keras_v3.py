@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING
 
 from .. import paths
 from ..checkpoint import Variable
@@ -23,9 +22,6 @@ from ..keras.config import LayerNode, parse_model_config
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
 from . import _annotate as annotated
-
-if TYPE_CHECKING:
-    import h5py
 
 
 @functools.lru_cache(maxsize=4096)
@@ -60,7 +56,7 @@ def _natural(s: str):
 class Tree:
     """A read-only view of one or more HDF5 files (shards) as a single tree of groups."""
 
-    def __init__(self, files: list[h5py.File], displays: list[str], written: list[str] | None = None):
+    def __init__(self, files: list[H.Group], displays: list[str], written: list[str] | None = None):
         self.files = files
         self.displays = displays
         # a sharded index's weight_map keys ("/layers/dense/vars"), in the order Keras wrote them
@@ -75,10 +71,10 @@ class Tree:
             if obj is not None:
                 yield i, obj
 
-    def _child(self, i: int, obj: h5py.Group, path: str, key: str):
+    def _child(self, i: int, obj: H.Group, path: str, key: str):
         """``H.child(obj, key)`` for ``obj`` at ``path`` in file i, through the same cache as
         :meth:`_objs` (a layer's ``vars`` group is met by both)."""
-        if "/" in key or not isinstance(obj, H.H5pyGroup):  # (_h5parse keeps the objects met lately itself)
+        if "/" in key or obj.caches_lookups:  # (the parser keeps the objects met lately itself)
             return H.child(obj, key, self.displays[i])
         cache = self._groups[i]
         cache_key = (*(p for p in path.split("/") if p), key)
@@ -131,9 +127,9 @@ class Tree:
                 return v
         return None
 
-    def datasets(self, path: str) -> list[tuple[str, int, h5py.Dataset]]:
+    def datasets(self, path: str) -> list[tuple[str, int, H.Dataset]]:
         """(key, file index, dataset) of the datasets directly in group ``path``, by index."""
-        out: dict[str, tuple[int, h5py.Dataset]] = {}
+        out: dict[str, tuple[int, H.Dataset]] = {}
         for i, obj in self._objs(path):
             if isinstance(obj, H.GROUPS):
                 for k in H.keys(obj, self.displays[i]):
@@ -172,7 +168,7 @@ class _Reader:
         cls: str | None,
         name: str,
         fi: int,
-        ds: h5py.Dataset,
+        ds: H.Dataset,
         trainable: bool | None,
         hint: str | None,
         kind: str = "model",
@@ -381,7 +377,7 @@ class _Reader:
                 self._positional(paths.join(gpath, g), paths.join(prefix, g), kind, depth + 1)
 
 
-def looks_like(f: h5py.File) -> bool:
+def looks_like(f: H.Group) -> bool:
     try:
         return "layers" in f or ("vars" in f and "layer_names" not in f.attrs)
     except Exception:
@@ -389,7 +385,7 @@ def looks_like(f: h5py.File) -> bool:
 
 
 def read(
-    files: list[h5py.File],
+    files: list[H.Group],
     displays: list[str],
     store: H.H5Store,
     display: str,

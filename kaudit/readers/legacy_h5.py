@@ -11,7 +11,6 @@ order is Keras's ``model.weights`` order.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from .. import paths
 from ..checkpoint import Variable
@@ -20,11 +19,8 @@ from ..keras.config import LayerNode, ModelInfo
 from ..keras.naming import Named, name_legacy_layer, spec_flat, strip_uniquifier
 from ..storage import hdf5 as H
 
-if TYPE_CHECKING:
-    import h5py
 
-
-def looks_like(f: h5py.File) -> bool:
+def looks_like(f: H.Group) -> bool:
     try:
         return "layer_names" in f.attrs or ("model_weights" in f and "layer_names" in f["model_weights"].attrs)
     except Exception:
@@ -39,7 +35,7 @@ def keras_major(version: str | None) -> int:
 
 
 class _Builder:
-    def __init__(self, f: h5py.File, store: H.H5Store, display: str):
+    def __init__(self, f: H.Group, store: H.H5Store, display: str):
         self.f = f
         self.store = store
         self.display = display
@@ -52,7 +48,7 @@ class _Builder:
         layer: str,
         node: LayerNode | None,
         name: str,
-        ds: h5py.Dataset,
+        ds: H.Dataset,
         trainable: bool | None,
         kind: str = "model",
         named: bool = True,
@@ -79,13 +75,13 @@ class _Builder:
         )
 
 
-def read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
+def read(f: H.Group, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
     """Variables (model, then optimizer), notes, keras_version, has_config."""
     with H.steady_metadata_cache([f]):
         return _read(f, store, display)
 
 
-def _read(f: h5py.File, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
+def _read(f: H.Group, store: H.H5Store, display: str) -> tuple[list[Variable], list[str], str | None, bool]:
     b = _Builder(f, store, display)
     mw = H.child(f, "model_weights", display)
     if isinstance(mw, H.GROUPS):
@@ -282,7 +278,7 @@ def _nested(
     for i, (_path, leaf, _eff) in enumerate(leaves):
         by_name.setdefault(leaf.name, []).append(i)
         by_name.setdefault(strip_uniquifier(leaf.name), []).append(i)
-    assigned: dict[int, list[tuple[str, object]]] = {}
+    assigned: dict[int, list[tuple[str, H.Dataset]]] = {}
     unassigned = []
     got: dict[str, tuple[int, str]] = {}  # weight name -> (leaf, variable name) as kaudit names it
     for w, ds in zip(wnames, datasets, strict=True):
@@ -359,7 +355,7 @@ def _pick(cands: list[int], leaves: list, before: list[str]) -> int:
     return cands[0]
 
 
-def _optimizer(b: _Builder, f: h5py.File) -> None:
+def _optimizer(b: _Builder, f: H.Group) -> None:
     og = H.child(f, "optimizer_weights", b.display)
     if not isinstance(og, H.GROUPS):
         return
@@ -381,7 +377,7 @@ def _optimizer(b: _Builder, f: h5py.File) -> None:
             b.notes.append(f"optimizer weight {w!r} skipped: {exc.message}")
 
 
-def _collect(group: h5py.Group, prefix: str, out: list[str], display: str, depth: int) -> None:
+def _collect(group: H.Group, prefix: str, out: list[str], display: str, depth: int) -> None:
     if depth > 32:
         return
     for k in H.keys(group, display):

@@ -28,6 +28,7 @@ Metadata is read with ``os.pread`` in 64 KiB pages (a few kept); values are neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections import OrderedDict
@@ -474,6 +475,9 @@ class _Attrs:
 class Group(_Node):
     __slots__ = ("_links",)
 
+    #: Objects met lately are kept by the file: a caller needs no cache of its own.
+    caches_lookups = True
+
     def __init__(self, file: File, addr: int, name: str, msgs: list):
         super().__init__(file, addr, name, msgs)
         self._links: dict[str, int] | None = None
@@ -512,6 +516,15 @@ class Group(_Node):
         if obj is None:
             raise KeyError(name)
         return obj
+
+    def creation_order(self, names: list[str]) -> dict[str, int]:
+        """A key per name that sorts them in the order they were written: their object header
+        addresses (h5py allocates a new file's objects one after the other)."""
+        table = self._table()
+        return {n: table[n] for n in names}
+
+    def steady_metadata_cache(self):
+        return contextlib.nullcontext()  # (no HDF5 metadata cache here)
 
     def close(self) -> None:  # the root group stands for the file (H5Store closes its files)
         self.file.close()
@@ -561,6 +574,18 @@ class Dataset(_Node):
         self.dtype = dtype
         self.offset = offset
         self.nbytes = nbytes
+
+    def checked(self) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype): checked as the dataset was parsed (contiguous, inside the file)."""
+        return self.shape, self.dtype
+
+    @property
+    def stored_dtype(self) -> np.dtype:
+        return self.dtype
+
+    def image_offset(self, shape: tuple[int, ...] | None = None, raw_dtype: np.dtype | None = None) -> int | None:
+        """Byte offset of the values in the HDF5 image (None for an empty dataset)."""
+        return None if self.offset is None else self.offset - self.file.image.base
 
     def read_all(self) -> np.ndarray:
         try:

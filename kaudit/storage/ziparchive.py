@@ -126,6 +126,8 @@ class _CrcCheck:
 
     def verify(self) -> None:
         self._thread.join()
+        if self._stop.is_set():  # cancelled (the archive was closed, on an error): nothing to say
+            return
         if self.error is not None:
             raise CorruptFileError(f"cannot read archive entry {self.name!r} ({self.error})", path=self.display)
         if self.crc != self.expected:
