@@ -811,3 +811,39 @@ def test_hostile_structure_is_unsupported(case, tmp_path):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+# A dataset whose object header describes it twice (issue 13, item 7): libhdf5 (so Keras) takes the
+# first layout, dataspace or datatype message; the parser once took the last. Such a file is
+# refused as damaged: neither description is picked silently.
+
+
+@needs_fast_path
+@pytest.mark.parametrize("mtype", [0x08, 0x01, 0x03], ids=["layout", "dataspace", "datatype"])
+def test_a_dataset_described_twice_is_damaged(mtype, tmp_path, monkeypatch):
+    def kernel(g):
+        ds = g.create_dataset("kernel:0", data=np.arange(12, dtype="<f4").reshape(3, 4))
+        ds.attrs["pad"] = np.zeros(16)  # an attribute message to overwrite with a second copy
+
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, kernel=kernel)
+    with h5py.File(path, "r") as hf:
+        header = _header_address(hf["dense/dense/kernel:0"])
+        other = hf["dense/dense/bias:0"].id.get_offset()  # the second layout points at the bias
+    data = bytearray(path.read_bytes())
+    msgs = _messages(data, header)
+    [(_t, first, first_size)] = [m for m in msgs if m[0] == mtype]
+    [(_t, slot, slot_size)] = [m for m in msgs if m[0] == 0x0C]
+    assert slot > first and slot_size >= first_size
+    data[slot : slot + first_size] = data[first : first + first_size]  # the same message again...
+    struct.pack_into("<H", data, slot - 8, mtype)
+    if mtype == 0x08:  # ... a contiguous layout (version 3) whose address is the bias's values
+        assert data[slot] == 3 and data[slot + 1] == 1
+        struct.pack_into("<Q", data, slot + 2, other)
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as hf:  # libhdf5 reads the first description
+        np.testing.assert_array_equal(hf["dense/dense/kernel:0"][()], np.arange(12).reshape(3, 4))
+    with pytest.raises(P.Damaged, match="two .* messages"):
+        _parse_all(path)
+    with pytest.raises(CorruptFileError, match=r"it is damaged \(a dataset with two"):
+        readers.load(str(path))
