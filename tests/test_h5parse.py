@@ -843,7 +843,7 @@ def test_a_dataset_described_twice_is_damaged(mtype, tmp_path, monkeypatch):
     path.write_bytes(bytes(data))
     with h5py.File(path, "r") as hf:  # libhdf5 reads the first description
         np.testing.assert_array_equal(hf["dense/dense/kernel:0"][()], np.arange(12).reshape(3, 4))
-    with pytest.raises(P.Damaged, match="two .* messages"):
+    with pytest.raises(P.Damaged, match=r"two .* messages"):
         _parse_all(path)
     with pytest.raises(CorruptFileError, match=r"it is damaged \(a dataset with two"):
         readers.load(str(path))
