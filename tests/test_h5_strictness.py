@@ -14,9 +14,9 @@ table and the same values. A copy h5py refuses or hangs on is refused by the par
 (exit 2 at once) or as something it leaves to h5py, whose refusal then stands. And the default
 path (parser, then h5py) gives the parser's refusal of a damaged file, never h5py's reading.
 
-``KAUDIT_MUTATIONS`` sets the copies per file (default 200 per fixture, half of that per real
-file); the seed is the file's name, so a failure names a reproducible copy. About 9,000 copies
-take two to three minutes (marked slow; CI runs them).
+``KAUDIT_MUTATIONS`` sets the copies per file (default 200); the seed is the file's name, so a
+failure names a reproducible copy. About 12,600 copies take about four minutes on two cores
+(marked slow; CI runs them).
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def test_parser_is_as_strict_as_libhdf5_on_fixtures(src, tmp_path, h5py_worker, 
 @pytest.mark.real
 @pytest.mark.parametrize("src", REAL_FILES, ids=lambda p: str(p.relative_to(REAL)))
 def test_parser_is_as_strict_as_libhdf5_on_real_models(src, tmp_path, h5py_worker, monkeypatch):
-    count = max(12, MUTATIONS // 2)
+    count = MUTATIONS
     seen = _check_file(src, count, tmp_path, h5py_worker, monkeypatch)
     assert sum(seen.values()) == count
     print(src.name, seen)

@@ -87,13 +87,13 @@ def lora_saves(tmp_path_factory):
     model = keras.Model(inp, out)
     model.save(d / "base.keras")
     head = model.get_layer("head")
-    w = np.array(head.kernel)
+    w = keras.ops.convert_to_numpy(head.kernel)
     head.enable_lora(2, lora_alpha=4)
     head.lora_kernel_b.assign(np.linspace(-0.2, 0.3, 6, dtype="float32").reshape(2, 3))  # a trained adapter
-    delta = np.array(keras.ops.matmul(head.lora_kernel_a, head.lora_kernel_b)) * (4 / 2)
+    delta = keras.ops.convert_to_numpy(keras.ops.matmul(head.lora_kernel_a, head.lora_kernel_b)) * (4 / 2)
     model.save(d / "tuned.keras")
     body = model.get_layer("body")
-    body.kernel.assign(np.array(body.kernel) + 0.01)
+    body.kernel.assign(keras.ops.convert_to_numpy(body.kernel) + 0.01)
     model.save(d / "leaky.keras")
     return d, delta, w
 

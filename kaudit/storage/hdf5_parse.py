@@ -272,9 +272,11 @@ class File:
         pending: list[tuple[int, int]] = []  # continuation blocks still to read
         seen = {addr}
         total = size
+        count = 0  # every message, NIL and continuation messages included
         while True:
             o = 0
             while o + 8 <= size:
+                count += 1
                 mtype, msize, mflags = _msg_v1(blk, o)
                 body = o + 8
                 o = body + msize
@@ -301,8 +303,8 @@ class File:
             seen.add(caddr)
             buf, o = img.at(caddr, size)
             blk = buf[o : o + size]
-        if len(out) + len(seen) - 1 > nmsg:  # NIL messages are not kept: at most nmsg remain
-            _no("more object header messages than declared")
+        if count != nmsg:  # HDF5: "bad object header message count"
+            _bad("an object header with another number of messages than it declares")
         return out, refcount
 
     def _object(self, addr: int, name: str) -> Group | Dataset:
@@ -930,6 +932,8 @@ def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     raw = buf[p : p + nsize]
     if raw[-1:] != b"\0":
         _no("an attribute name without its terminator")
+    if b"\0" in raw[:-1]:  # HDF5: "attribute name has different length than stored length"
+        _bad("an attribute name shorter than its stored length")
     try:
         name = raw[:-1].decode("utf-8")
     except UnicodeDecodeError:
