@@ -277,6 +277,20 @@ class Checkpoint:
             beat()  # progress for the stall watchdog of the command line
             yield block
 
+    def iter_stored_blocks(self, var: Variable, block_elems: int = DEFAULT_BLOCK_ELEMS) -> Iterator[np.ndarray] | None:
+        """Flat blocks as the file stores them (bfloat16 as 16-bit words), where the store can give
+        them, else None: two variables of one dtype whose stored blocks are equal hold equal values."""
+        get = getattr(self.store, "iter_stored_blocks", None)
+        if get is None:
+            return None
+        return self._beating(get(var, block_elems))
+
+    @staticmethod
+    def _beating(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            beat()
+            yield block
+
     # -- Keras vocabulary --------------------------------------------------------------------
     @property
     def weights(self) -> list[Variable]:

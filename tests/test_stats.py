@@ -555,3 +555,52 @@ def test_int8_path_is_the_float_path_bit_for_bit(n, seed, kind, tol):
     stats.accumulate(ref, a.astype(np.int16), b.astype(np.int16), 5, atol, rtol, True)
     assert fast.__dict__ == ref.__dict__
     assert type(fast.max_abs) is type(ref.max_abs) is int
+
+
+def _bf16_file(path, words: np.ndarray) -> None:
+    """A bare Keras 3 ``.weights.h5`` with one bfloat16 variable of these 16-bit words."""
+    with h5py.File(path, "w") as f:
+        ds = f.create_group("layers/dense/vars").create_dataset("0", data=words.view("V2"))
+        ds.attrs["dtype"] = "bfloat16"
+
+
+@pytest.mark.parametrize("no_direct", [False, True], ids=["direct", "h5py"])
+def test_bfloat16_identity_on_stored_words_agrees_with_values(tmp_path, monkeypatch, no_direct):
+    """Large bfloat16 pairs are first compared on their stored 16-bit words (not widened to
+    float32): the verdicts and statistics are those of the values, NaN rules included."""
+    import kaudit
+
+    if no_direct:
+        monkeypatch.setenv("KAUDIT_NO_DIRECT_READ", "1")
+    rng = np.random.default_rng(5)
+    words = (rng.standard_normal(3000).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    changed = words.copy()
+    changed[2500] ^= 0x0040  # one value changed, in the last block
+    nan = words.copy()
+    nan[10] = 0x7FC0  # a quiet NaN
+    files = {}
+    for name, w in (("a", words), ("same", words.copy()), ("changed", changed), ("nan", nan), ("nan2", nan.copy())):
+        files[name] = tmp_path / f"{name}.weights.h5"
+        _bf16_file(files[name], w)
+
+    def pair(x, y, **kw):
+        with kaudit.load(str(files[x])) as ca, kaudit.load(str(files[y])) as cb:
+            [va], [vb] = ca.all_variables, cb.all_variables
+            assert va.dtype == "bfloat16"
+            stored = ca.iter_stored_blocks(va, 256)
+            assert stored is not None and next(stored).dtype.itemsize == 2  # words, not float32
+            return (
+                stats.compare_pair(ca, va, cb, vb, atol=0.0, rtol=0.0, block_elems=256, **kw),
+                ca.read(va),
+                cb.read(vb),
+            )
+
+    st, xa, xb = pair("a", "same")
+    assert st.identical
+    st, xa, xb = pair("a", "changed")
+    assert not st.identical and st.n_exceed == 1
+    assert st.max_abs == float(np.max(np.abs(xa.astype(np.float64) - xb.astype(np.float64))))
+    st, _xa, _xb = pair("nan", "nan2")
+    assert st.identical  # NaN == NaN at the same place by default
+    st, _xa, _xb = pair("nan", "nan2", equal_nan=False)
+    assert not st.identical and st.n_exceed == 1  # --nan-unequal: the values decide, not the words
