@@ -22,6 +22,7 @@ here: every such value is counted and reported, never printed by numpy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import kernels
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint, Variable
 from .progress import beat
 
@@ -478,10 +480,64 @@ def compare_pair(
             return st
     st = PairStats(identical=False)
     offset = 0
+    compiled = kernels.for_pair(va.params)  # None below kernels.MIN_ELEMS or without numba
     for xa, xb in paired_blocks(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems)):
-        accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
+        if compiled is None or not accumulate_compiled(st, compiled, xa, xb, offset, atol, rtol):
+            accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
         offset += xa.size
     return st
+
+
+@functools.lru_cache(maxsize=16)
+def _int8_limits(atol: float, rtol: float) -> np.ndarray:
+    return kernels.int8_limits(atol, rtol)
+
+
+def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float) -> bool:
+    """Fold one pair of flat blocks into ``st`` with the compiled kernels (:mod:`kaudit.kernels`,
+    one pass); False, ``st`` unchanged, where :func:`accumulate` must take the block: other dtypes,
+    or a value that is not finite (the NaN and inf rules live in the numpy path only)."""
+    n = a.size
+    if n == 0:
+        return False
+    if a.dtype == np.int8 and b.dtype == np.int8:
+        na2, nb2, ab, sabs, ssq, m, i, nun, nex, mrel = k.int8_block(a, b, _int8_limits(atol, rtol))
+        st.size += n
+        st.norm_a2 += float(na2)  # exact integers, as on the numpy path
+        st.norm_b2 += float(nb2)
+        st.dot += float(ab)
+        st.sum_abs += float(sabs)
+        st.sum_sq += float(ssq)
+        st.n_unequal += int(nun)
+        st.n_exceed += int(nex)
+        if m > st.max_abs or (st.argmax is None and m > 0):
+            st.max_abs = int(m)
+            st.argmax = offset + int(i)
+        st.max_abs = int(st.max_abs)
+        st.max_rel = max(st.max_rel, float(mrel))
+        return True
+    if a.dtype.kind != "f" or b.dtype.kind != "f":
+        return False
+    if a.dtype != b.dtype or a.dtype.itemsize < 4:  # float16, or a mixed pair: compared in float64 (exact)
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    finite, na2, nb2, ab, sabs, ssq, m, nun, nex, mrel = k.float_block(a, b, atol)
+    if not finite:
+        return False
+    if rtol != 0.0:
+        nex = k.float_exceed(a, b, atol, rtol)
+    st.size += n
+    st.norm_a2 += na2
+    st.norm_b2 += nb2
+    st.dot += ab
+    st.sum_abs += sabs
+    st.sum_sq += ssq
+    st.n_unequal += int(nun)
+    st.n_exceed += int(nex)
+    if m > st.max_abs or (st.argmax is None and m > 0):
+        st.max_abs = float(m)
+        st.argmax = offset + int(k.float_first(a, b, m))
+    st.max_rel = max(st.max_rel, float(mrel))
+    return True
 
 
 def paired_blocks(ita: Iterator[np.ndarray], itb: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:

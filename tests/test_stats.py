@@ -604,3 +604,17 @@ def test_bfloat16_identity_on_stored_words_agrees_with_values(tmp_path, monkeypa
     assert st.identical  # NaN == NaN at the same place by default
     st, _xa, _xb = pair("nan", "nan2", equal_nan=False)
     assert not st.identical and st.n_exceed == 1  # --nan-unequal: the values decide, not the words
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_bfloat16_widening_is_exact_for_every_word(layout):
+    """Every one of the 65,536 bfloat16 words widens to the float32 with those 16 high bits (NaN
+    payloads and signs kept), from a contiguous block or a strided view of one."""
+    from kaudit.storage.hdf5_store import BFLOAT16, widen
+
+    words = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    raw = words if layout == "contiguous" else np.repeat(words, 2)[::2]
+    got = widen(raw.view("V2"), BFLOAT16)
+    assert got.dtype == np.float32 and got.shape == words.shape
+    assert np.array_equal(got.view(np.uint32), words.astype(np.uint32) << 16)
+    assert got[0x3F80] == 1.0 and got[0xC000] == -2.0 and got[0x7F80] == np.inf and np.isnan(got[0x7FC1])

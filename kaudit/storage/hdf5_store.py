@@ -37,7 +37,9 @@ def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
     """Raw stored values -> numeric numpy values (bfloat16 becomes float32, exactly)."""
     if dtype == BFLOAT16:
         u16 = np.ascontiguousarray(raw).view(np.uint16)
-        return (u16.astype(np.uint32) << 16).view(np.float32)
+        out = np.empty(u16.shape, np.uint32)  # one pass: 0.24 ns per value against 0.9-1.2 (docs/performance.md)
+        np.left_shift(u16, 16, out=out, dtype=np.uint32)
+        return out.view(np.float32)
     return raw
 
 
