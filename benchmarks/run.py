@@ -207,6 +207,13 @@ def scale_files(name: str) -> list[str]:
     return [os.path.join(d, f) for f in sorted(os.listdir(d))]
 
 
+def kernel_status() -> str:
+    """Which statistics path this checkout's kaudit takes for large changed pairs."""
+    _argv, env = kaudit_cmd([])
+    code = "from kaudit import kernels; print(kernels.status())"
+    return subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True).stdout.strip() or "?"
+
+
 def run_scale(args, base: str | None) -> int:
     """The ~4 GB sharded pairs (make_data.py --only scale): kaudit diff against `cat` of the same
     files to /dev/null, the page-cache floor, in the same runs. GB/s are of pair bytes (both files)."""
@@ -219,6 +226,7 @@ def run_scale(args, base: str | None) -> int:
         "",
         *machine(),
         f"- repetitions per contender: {args.reps}, alternating; one untimed `cat` of the pair first (page cache)",
+        f"- statistics of changed pairs: {kernel_status()}",
         "",
     ]
     verdicts: list[tuple[str, str, bool]] = []
@@ -239,6 +247,9 @@ def run_scale(args, base: str | None) -> int:
                 os.path.join(data(b), "model.weights.json"),
             ]
             cont = {kd: kaudit_cmd(kargs)}
+            if args.numpy_path:  # the same checkout without the compiled kernels (kaudit/kernels.py)
+                argv, env = kaudit_cmd(kargs)
+                cont["kaudit, KAUDIT_KERNELS=numpy"] = (argv, {**(env or {}), "KAUDIT_KERNELS": "numpy"})
             if base:
                 cont[f"kaudit from {base}"] = kaudit_cmd(kargs, base)
             cont[floor] = (["sh", "-c", 'cat "$@" > /dev/null', "cat", *files], None)
@@ -285,6 +296,9 @@ def main() -> int:
     ap.add_argument("--baseline", metavar="DIR", help="also run the kaudit package found in DIR")
     ap.add_argument("--quick", action="store_true", help="skip the Keras way and the 4x set")
     ap.add_argument("--scale", action="store_true", help="only the ~4 GB sharded pairs (make_data.py --only scale)")
+    ap.add_argument(
+        "--numpy-path", action="store_true", help="with --scale: also run this checkout with KAUDIT_KERNELS=numpy"
+    )
     ap.add_argument("-o", "--output", default=None, help="latest.md (scale.md with --scale) in benchmarks/results/")
     args = ap.parse_args()
     if args.reps < 3:
