@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from . import adapters, quantdiff
+from ._gc import collector_paused
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
 from .policy import Policy, Rule, parse_rename, resolve
@@ -84,7 +85,7 @@ def diff(
     )
     from .readers import opened
 
-    with opened(a) as ca, opened(b) as cb:  # a, then b
+    with collector_paused(), opened(a) as ca, opened(b) as cb:  # a, then b
         result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
         if pictures != 0:
             from dataclasses import replace

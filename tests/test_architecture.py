@@ -26,6 +26,7 @@ LEAVES = {
     "kaudit._version",
     "kaudit.views",
     "kaudit._io",
+    "kaudit._gc",
 }
 #: The front door and the command line sit above everything.
 FRONT = {"kaudit", "kaudit.__main__", "kaudit.cli", "kaudit.testing", "kaudit._watchdog"}

@@ -341,3 +341,33 @@ def test_keras1_layout_reads_with_what_can_be_known(tmp_path):
         assert [v.path for v in c.weights] == ["dense_1/W", "dense_1/b"]
         np.testing.assert_array_equal(c["dense_1/W"], w)
         assert c.totals.total == 16
+
+
+def test_the_collector_is_paused_while_a_table_is_read_and_restored_after(tmp_path, monkeypatch):
+    """The cyclic garbage collector is off while a table is read (a reader's objects are never
+    cyclic garbage: collections would walk them for nothing) and on again afterwards, after a
+    refused file too; a caller who had it off keeps it off."""
+    import gc
+
+    import kaudit.readers as R
+
+    seen = []
+    real_status = R.status
+    monkeypatch.setattr(R, "status", lambda display: (seen.append(gc.isenabled()), real_status(display)))
+    good = FIXTURES / "tutorial" / "k2_full.h5"
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(good.read_bytes()[:4096])
+    assert gc.isenabled()
+    kaudit.load(good)
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(kaudit.KauditError):
+        kaudit.load(bad)
+    assert gc.isenabled()
+    kaudit.diff(good, good, policy=False)
+    assert gc.isenabled() and seen[-2:] == [False, False]
+    gc.disable()
+    try:
+        kaudit.load(good)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -56,7 +56,16 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
     ``repr`` (configs here come from ``json.loads``: plain dicts, lists, str, int, float, bool
     and None, whose repr tells them apart, ``True`` from ``1`` and ``1`` from ``1.0``; equal
     configs written in another key order merely miss the memo). None (not memoised) for a config
-    that cannot be shown."""
+    that cannot be shown. Kept on the node: a read asks twice per layer (naming, layer order)."""
+    keys = node.__dict__.setdefault("_spec_keys", {})
+    try:
+        return keys[keras_major]
+    except KeyError:
+        key = keys[keras_major] = _spec_key_of(node, keras_major)
+        return key
+
+
+def _spec_key_of(node: LayerNode, keras_major: int) -> tuple | None:
     cfg = node.config
     try:
         text = repr(cfg)

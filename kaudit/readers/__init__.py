@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from .._gc import collector_paused
 from ..checkpoint import Checkpoint
 from ..errors import CorruptFileError, FileMissingError, KauditError, UnsupportedFormatError, UsageError
 from ..progress import status
@@ -116,6 +117,11 @@ def load(path: str | os.PathLike, verify: bool = True) -> Checkpoint:
 
 
 def _load(path: str | os.PathLike) -> Checkpoint:
+    with collector_paused():
+        return _read_table(path)
+
+
+def _read_table(path: str | os.PathLike) -> Checkpoint:
     display = str(path)
     status(display)  # named by the stall watchdog if the HDF5 library never returns
     kind = sniff(path)
