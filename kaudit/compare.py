@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from . import adapters, quantdiff
+from . import adapters, kernels, quantdiff
 from ._gc import collector_paused
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
@@ -136,13 +136,17 @@ def _diff(
         )
 
     total_bytes = sum(p.a.params * 4 for p in pairs if p.a is not None and p.b is not None)
+    # the compiled kernels for the large changed pairs of a large model only: loading them costs
+    # ~0.35 s and ~120 MiB once (kaudit/kernels.py); decided from the tables alone, so the same
+    # files always take the same path
+    compiled = kernels.worth_loading(total_bytes // 4)
     done = [0]
     import threading
 
     lock = threading.Lock()
 
     def work(p: Pair) -> dict:
-        row = _row(ca, cb, p, pol, block_elems, qplan)
+        row = _row(ca, cb, p, pol, block_elems, qplan, compiled)
         if progress is not None and p.a is not None and p.b is not None:
             with lock:  # one progress line at a time, no lost counts
                 done[0] += p.a.params * 4
@@ -219,7 +223,13 @@ _EMPTY_ROW = dict.fromkeys(DIFF_COLUMNS)
 
 
 def _row(
-    ca: Checkpoint, cb: Checkpoint, p: Pair, pol: Policy, block_elems: int, qplan: quantdiff.Plan | None = None
+    ca: Checkpoint,
+    cb: Checkpoint,
+    p: Pair,
+    pol: Policy,
+    block_elems: int,
+    qplan: quantdiff.Plan | None = None,
+    compiled: bool = False,
 ) -> dict:
     a, b = p.a, p.b
     path = a.path if a is not None else b.path  # type: ignore[union-attr]
@@ -269,7 +279,7 @@ def _row(
     elif lora is not None and (pol.adapters_only or pol.max_adapter_change is not None):
         # an adapted weight: its change is the adapter's (ΔW = b - a), held to the LoRA rules only
         # (and to a frozen rule that names it)
-        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
+        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems, compiled)
         _fill_stats(row, st, a.shape)
         known = st.extra if st.extra.get("no_values") else None
         if a.dtype != b.dtype:
@@ -283,7 +293,7 @@ def _row(
             failures += _value_failures(row, path, tol_rule, atol, rtol, known)
         failures += _adapter_failures(row, path, pol, known)
     else:
-        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems)
+        st = _stats(ca, a, cb, b, atol, rtol, pol.equal_nan, block_elems, compiled)
         _fill_stats(row, st, a.shape)
         known = st.extra if st.extra.get("no_values") else None  # against a snapshot without values
         if a.dtype != b.dtype:
@@ -420,10 +430,12 @@ def _quant_row(row, ca, a, cb, b, qplan, path, atol, rtol, equal_nan, block_elem
     row["status"] = "identical" if st.identical else "close" if st.n_exceed == 0 else "changed"
 
 
-def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems) -> PairStats:
+def _stats(ca, a, cb, b, atol, rtol, equal_nan, block_elems, compiled: bool = False) -> PairStats:
     if not getattr(ca.store, "has_values", True) or not getattr(cb.store, "has_values", True):
         return compare_without_values(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan)
-    return compare_pair(ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
+    return compare_pair(
+        ca, a, cb, b, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems, compiled=compiled
+    )
 
 
 #: What :func:`_fill_stats` writes for a bit-identical pair (whatever its size): its statistics

@@ -4,7 +4,8 @@ The numpy path of :mod:`kaudit.stats` makes about 14 passes over each chunk (doc
 these kernels make one, in compiled code that releases the GIL, so the diff's two worker threads
 keep both cores busy. They are used only where they pay (:func:`for_pair`): numba is optional
 (``pip install 'kaudit[fast]'``), and loading the kernels costs about 0.3-0.5 s once per process,
-so only pairs of at least :data:`MIN_ELEMS` values use them. ``KAUDIT_KERNELS=numpy`` turns them off.
+so only pairs of at least :data:`MIN_ELEMS` values in a diff of at least :data:`MIN_TOTAL` use
+them. ``KAUDIT_KERNELS=numpy`` turns them off.
 
 What they return is the numpy path's, field by field (``tests/test_kernels.py``): the same
 float64 element operations in the same order, so ``max_abs``, ``argmax``, ``max_rel`` and the
@@ -22,13 +23,23 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
-#: Pairs of at least this many values use the kernels (16 Mi: a pair the numpy path takes ~0.1 s
-#: per core over, against a one-time load of ~0.3-0.5 s).
+#: Pairs of at least this many values use the kernels (16 Mi: ~0.05 s saved per pair and core)...
 MIN_ELEMS = 1 << 24
+#: ...in a diff of at least this many value pairs in all (1 Gi: a 2 GB bfloat16 or 4 GB float32
+#: checkpoint), where loading them (~0.35 s and ~120 MiB, once per process) is small beside the
+#: work. Smaller models keep the numpy path: the 0.5 GB pair of the benchmarks is 0.62 s and
+#: 91 MiB with it, 0.67 s and 212 MiB with the kernels.
+MIN_TOTAL = 1 << 30
 
 _lock = threading.Lock()
 _loaded: Any = None  # None: not tried yet; False: unavailable; else the kernels
 _reason = "not loaded yet"
+
+
+def worth_loading(total: int) -> bool:
+    """Whether a diff of ``total`` value pairs lets its large changed pairs use the kernels
+    (decided from the tables alone: the same files always take the same path)."""
+    return total >= MIN_TOTAL
 
 
 def for_pair(params: int) -> Any:
@@ -72,7 +83,9 @@ def int8_limits(atol: float, rtol: float):
 def status() -> str:
     """Which path changed pairs take, for ``kaudit --version`` and the benchmarks."""
     k = load()
-    return f"compiled (numba), pairs of {MIN_ELEMS:,}+ values" if k else f"numpy ({_reason})"
+    if not k:
+        return f"numpy ({_reason})"
+    return f"compiled (numba), pairs of {MIN_ELEMS:,}+ values in diffs of {MIN_TOTAL:,}+"
 
 
 def _compile() -> SimpleNamespace:

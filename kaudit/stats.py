@@ -441,9 +441,12 @@ def compare_pair(
     rtol: float,
     equal_nan: bool = True,
     block_elems: int = DEFAULT_BLOCK_ELEMS,
+    compiled: bool = False,
 ) -> PairStats:
     """Stream two same-shape variables. Bit-identical pairs cost one comparison pass; with
-    ``equal_nan=False``, identical bytes holding a NaN are compared element by element (NaN != NaN)."""
+    ``equal_nan=False``, identical bytes holding a NaN are compared element by element (NaN != NaN).
+    ``compiled``: a changed pair of :data:`kernels.MIN_ELEMS` values or more may take the compiled
+    kernels (:func:`kernels.worth_loading` says when a diff should let them)."""
     same_dtype = va.dtype == vb.dtype
     nan_rule = not equal_nan and may_hold_nan(va.dtype)  # identical bytes alone do not pass
     if va.params <= block_elems and vb.params <= block_elems:
@@ -480,9 +483,9 @@ def compare_pair(
             return st
     st = PairStats(identical=False)
     offset = 0
-    compiled = kernels.for_pair(va.params)  # None below kernels.MIN_ELEMS or without numba
+    k = kernels.for_pair(va.params) if compiled else None  # None below kernels.MIN_ELEMS or without numba
     for xa, xb in paired_blocks(ca.iter_blocks(va, block_elems), cb.iter_blocks(vb, block_elems)):
-        if compiled is None or not accumulate_compiled(st, compiled, xa, xb, offset, atol, rtol):
+        if k is None or not accumulate_compiled(st, k, xa, xb, offset, atol, rtol):
             accumulate(st, xa, xb, offset, atol, rtol, equal_nan)
         offset += xa.size
     return st

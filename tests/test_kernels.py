@@ -37,14 +37,15 @@ K = kernels.load()
 
 
 @contextlib.contextmanager
-def compiled_from(min_elems: int):
-    """Pairs of ``min_elems`` values or more take the kernels (16 Mi in production)."""
-    old = kernels.MIN_ELEMS
-    kernels.MIN_ELEMS = min_elems
+def compiled_from(min_elems: int, min_total: int = 0):
+    """Pairs of ``min_elems`` values or more take the kernels in diffs of ``min_total`` (16 Mi
+    and 1 Gi in production)."""
+    old = kernels.MIN_ELEMS, kernels.MIN_TOTAL
+    kernels.MIN_ELEMS, kernels.MIN_TOTAL = min_elems, min_total
     try:
         yield
     finally:
-        kernels.MIN_ELEMS = old
+        kernels.MIN_ELEMS, kernels.MIN_TOTAL = old
 
 
 def numpy_stats(a, b, atol, rtol, block=1 << 20, offset=0) -> stats.PairStats:
@@ -194,7 +195,7 @@ def test_compare_pair_with_kernels_matches_numpy(pair, tol, equal_nan, block_ele
     a, b, dtype = pair
     atol, rtol = tol
     with compiled_from(0):
-        got = run_pair(a, b, atol, rtol, equal_nan, block_elems=block_elems, dtype=dtype)
+        got = run_pair(a, b, atol, rtol, equal_nan, block_elems=block_elems, dtype=dtype, compiled=True)
     if got.identical:
         return
     check_pair(got, reference_pair(a, b, atol, rtol, equal_nan))
@@ -210,10 +211,12 @@ def test_compare_pair_takes_the_kernels_only_for_large_pairs(monkeypatch):
 
     monkeypatch.setattr(stats, "accumulate_compiled", spy)
     a, b = _pair("float32", 5000, 1, "noise")
-    ref = run_pair(a, b, 1e-3, 0.0, block_elems=1024)
+    ref = run_pair(a, b, 1e-3, 0.0, block_elems=1024, compiled=True)
     assert calls == []  # below kernels.MIN_ELEMS
     with compiled_from(5000):
-        got = run_pair(a, b, 1e-3, 0.0, block_elems=1024)
+        assert run_pair(a, b, 1e-3, 0.0, block_elems=1024).__dict__ == ref.__dict__  # not allowed
+        assert calls == []
+        got = run_pair(a, b, 1e-3, 0.0, block_elems=1024, compiled=True)
     assert sum(calls) == 5000
     same_stats(got, ref)
     check_pair(got, reference_pair(a, b, 1e-3, 0.0, True))
@@ -233,13 +236,35 @@ def test_diff_verdicts_and_tables_agree_with_the_numpy_path(tmp_path):
             g.create_dataset("1", data=np.zeros(500, np.float32))
         paths.append(str(p))
     ref = kaudit.diff(*paths, atol=1e-4, block_elems=1 << 16, policy=False)
-    with compiled_from(1000):
+    with compiled_from(1000, 300_500):  # the model's size: the kernels are allowed
         got = kaudit.diff(*paths, atol=1e-4, block_elems=1 << 16, policy=False)
     assert got.exit_code == ref.exit_code == 1 and got.failures == ref.failures
     t_got, t_ref = got.table, ref.table
     cols = ["path", "status", "max_abs", "n_exceed", "max_rel"]
     assert t_got[cols].equals(t_ref[cols])
     np.testing.assert_allclose(t_got["rel_l2"].astype(float), t_ref["rel_l2"].astype(float), rtol=1e-12)
+
+
+def test_only_diffs_of_large_models_load_the_kernels(tmp_path, monkeypatch):
+    """The choice is the diff's, from the tables: a model under kernels.MIN_TOTAL values keeps the
+    numpy path even for its large changed pairs (loading the kernels would cost more)."""
+    h5py = pytest.importorskip("h5py")
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"m{i}.weights.h5"
+        with h5py.File(p, "w") as f:
+            f.create_group("layers/dense/vars").create_dataset("0", data=np.full((300, 100), float(i), np.float32))
+        paths.append(str(p))
+    calls = []
+    real = stats.accumulate_compiled
+    monkeypatch.setattr(stats, "accumulate_compiled", lambda *a: calls.append(1) or real(*a))
+    with compiled_from(1000, 30_001):
+        kaudit.diff(*paths, block_elems=1 << 12, policy=False)
+    assert calls == []
+    with compiled_from(1000, 30_000):
+        kaudit.diff(*paths, block_elems=1 << 12, policy=False)
+    assert len(calls) == 8  # 30,000 values in blocks of 4,096
+    assert kernels.worth_loading(kernels.MIN_TOTAL) and not kernels.worth_loading(kernels.MIN_TOTAL - 1)
 
 
 def test_kaudit_kernels_numpy_turns_them_off():

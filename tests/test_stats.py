@@ -120,10 +120,14 @@ def bytes_identical(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-def run_pair(a, b, atol=0.0, rtol=0.0, equal_nan=True, block_elems=stats.DEFAULT_BLOCK_ELEMS, dtype=None):
+def run_pair(
+    a, b, atol=0.0, rtol=0.0, equal_nan=True, block_elems=stats.DEFAULT_BLOCK_ELEMS, dtype=None, compiled=False
+):
     ca, va = ckpt_of(a, dtype)
     cb, vb = ckpt_of(b, dtype)
-    return stats.compare_pair(ca, va, cb, vb, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems)
+    return stats.compare_pair(
+        ca, va, cb, vb, atol=atol, rtol=rtol, equal_nan=equal_nan, block_elems=block_elems, compiled=compiled
+    )
 
 
 # -- strategies --------------------------------------------------------------------------------
