@@ -41,3 +41,23 @@ def test_order_against_keras_numbering_falls_back_to_names(tmp_path):
     _weights_file(p, ["dense_1", "dense"], False)  # not how Keras writes: the written order is not trusted
     with kaudit.load(p) as c:
         assert [v.layer for v in c.model_variables] == ["dense", "dense_1"]
+
+
+@pytest.mark.parametrize("parser", ["", "h5py"])
+def test_ordering_many_layers_lists_the_layers_group_once(tmp_path, monkeypatch, parser):
+    """Putting N layers in written order reads the layers group's names a bounded number of
+    times, not once per layer (each listing is N names: N listings made a 20,000-layer file take
+    216 s instead of 6 s on the h5py path, 7.4 s instead of 2.3 s on the parser's)."""
+    from kaudit.storage import hdf5 as H
+
+    monkeypatch.setenv("KAUDIT_H5_PARSER", parser)
+    n = 300
+    names = ["dense" if i == 0 else f"dense_{i}" for i in range(n)]
+    p = str(tmp_path / "m.weights.h5")
+    _weights_file(p, names, True)
+    listed = []
+    real_keys = H.keys
+    monkeypatch.setattr(H, "keys", lambda g, display: listed.append(len(out := real_keys(g, display))) or out)
+    with kaudit.load(p) as c:
+        assert [v.layer for v in c.model_variables] == names
+    assert sum(x for x in listed if x >= n) <= 3 * n, sorted(listed)[-5:]

@@ -110,7 +110,7 @@ class Tree:
         else:
             order = None
             for i, obj in self._objs(path):
-                if isinstance(obj, H.GROUPS) and all(k in H.keys(obj, self.displays[i]) for k in names):
+                if isinstance(obj, H.GROUPS) and set(names) <= set(H.keys(obj, self.displays[i])):
                     order = H.write_order(obj, names)
                     break
         if order is None or not keras_layers.numbered_in_order(order):
