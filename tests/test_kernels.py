@@ -22,10 +22,12 @@ from kaudit import kernels, stats
 from .test_stats import (
     APPROX,
     EXACT,
+    INT8_KINDS,
     SETTINGS,
     check_pair,
     close_enough,
     float_pairs,
+    int8_pair,
     reference_pair,
     run_pair,
     tolerances,
@@ -142,24 +144,10 @@ def test_a_mixed_float_pair_is_compared_in_float64():
     same_stats(got, ref)
 
 
-@pytest.mark.parametrize("kind", ["random", "plus-minus-one", "zeros", "extremes", "equal"])
+@pytest.mark.parametrize("kind", INT8_KINDS)
 @pytest.mark.parametrize("tol", TOLERANCES)
 def test_int8_blocks_are_the_numpy_path_bit_for_bit(kind, tol):
-    rng = np.random.default_rng(len(kind))
-    n = 200_003
-    a = rng.integers(-128, 128, n, dtype=np.int8)
-    if kind == "random":
-        b = rng.integers(-128, 128, n, dtype=np.int8)
-    elif kind == "plus-minus-one":
-        b = np.clip(a.astype(np.int16) + rng.integers(-1, 2, n), -128, 127).astype(np.int8)
-    elif kind == "zeros":
-        a = np.where(rng.random(n) < 0.5, a, np.int8(0)).astype(np.int8)
-        b = np.where(rng.random(n) < 0.5, a, np.int8(0)).astype(np.int8)
-    elif kind == "extremes":
-        a = rng.choice(np.array([-128, 127, 0, 1, -1], np.int8), n)
-        b = rng.choice(np.array([-128, 127, 0, 3, -1], np.int8), n)
-    else:
-        b = a.copy()
+    a, b = int8_pair(kind, 200_003, np.random.default_rng(len(kind)))
     ref = numpy_stats(a, b, *tol, block=1 << 16, offset=3)
     got, taken = compiled_stats(a, b, *tol, block=1 << 16, offset=3)
     assert taken == 4

@@ -528,17 +528,11 @@ def test_h5store_truncated_file_is_an_error(tmp_path):
         store.close()
 
 
-@given(
-    st.sampled_from([1, 2, 7, 1000, stats.CHUNK_ELEMS, stats.CHUNK_ELEMS + 3, 3 * stats.CHUNK_ELEMS - 1]),
-    st.integers(0, 2**32 - 1),
-    st.sampled_from(["random", "plus-minus-one", "zeros", "extremes", "equal"]),
-    st.sampled_from([(0.0, 0.0), (1e-6, 0.0), (1.0, 0.0), (2.5, 0.0), (0.0, 0.01), (0.5, 0.25), (-1.0, 0.0)]),
-)
-@settings(max_examples=80, deadline=None)
-def test_int8_path_is_the_float_path_bit_for_bit(n, seed, kind, tol):
-    """int8 pairs (quantized kernels) are computed in small integers: every field, floats included,
-    is the one the float64 path gives for the same values (as int16, which takes that path)."""
-    rng = np.random.default_rng(seed)
+INT8_KINDS = ["random", "plus-minus-one", "zeros", "extremes", "equal"]
+
+
+def int8_pair(kind: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two int8 arrays of one of the INT8_KINDS."""
     a = rng.integers(-128, 128, n, dtype=np.int8)
     if kind == "random":
         b = rng.integers(-128, 128, n, dtype=np.int8)
@@ -552,6 +546,20 @@ def test_int8_path_is_the_float_path_bit_for_bit(n, seed, kind, tol):
         b = rng.choice(np.array([-128, 127, 0, 3, -1], np.int8), n)
     else:
         b = a.copy()
+    return a, b
+
+
+@given(
+    st.sampled_from([1, 2, 7, 1000, stats.CHUNK_ELEMS, stats.CHUNK_ELEMS + 3, 3 * stats.CHUNK_ELEMS - 1]),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(INT8_KINDS),
+    st.sampled_from([(0.0, 0.0), (1e-6, 0.0), (1.0, 0.0), (2.5, 0.0), (0.0, 0.01), (0.5, 0.25), (-1.0, 0.0)]),
+)
+@settings(max_examples=80, deadline=None)
+def test_int8_path_is_the_float_path_bit_for_bit(n, seed, kind, tol):
+    """int8 pairs (quantized kernels) are computed in small integers: every field, floats included,
+    is the one the float64 path gives for the same values (as int16, which takes that path)."""
+    a, b = int8_pair(kind, n, np.random.default_rng(seed))
     atol, rtol = tol
     fast = stats.PairStats(identical=False)
     stats.accumulate(fast, a, b, 5, atol, rtol, True)
