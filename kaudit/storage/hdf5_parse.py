@@ -201,6 +201,16 @@ class File:
     def close(self) -> None:
         self.image.close()
 
+    @contextlib.contextmanager
+    def lookups(self):
+        """A reader's walk of the file: the objects met are kept for it (see :meth:`_object`),
+        and forgotten when it ends (a later lookup parses its object again, with the same checks)."""
+        try:
+            yield
+        finally:
+            self._recent = {}
+            self._older = {}
+
     def _superblock(self) -> Group:
         img = self.image
         buf, o = img.at(0, min(img.size, 96))
@@ -526,7 +536,11 @@ class Group(_Node):
         return {n: table[n] for n in names}
 
     def steady_metadata_cache(self):
-        return contextlib.nullcontext()  # (no HDF5 metadata cache here)
+        """(No HDF5 metadata cache here.) The objects the file keeps for lookups (``File._object``)
+        are let go when the reader is done: the table it built holds none of them, and thousands
+        of parsed headers kept alive would only be walked by every collection of the garbage
+        collector (and paid in RSS) while the checkpoint stays open."""
+        return self.file.lookups()
 
     def close(self) -> None:  # the root group stands for the file (H5Store closes its files)
         self.file.close()

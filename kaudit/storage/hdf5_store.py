@@ -46,8 +46,8 @@ def widen(raw: np.ndarray, dtype: str) -> np.ndarray:
 # -- the store -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Entry:
+@dataclass(slots=True)
+class _Entry:  # (no __dict__: one object per variable, not two, for the garbage collector to walk)
     file_index: int
     ds_path: str
     dtype: str
