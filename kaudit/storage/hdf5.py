@@ -73,7 +73,8 @@ def open_h5(source, display: str):
 @contextlib.contextmanager
 def steady_metadata_cache(files: list):
     """HDF5's metadata cache kept at its initial size while a reader walks the files (see
-    ``GuardedGroup.steady_metadata_cache``; the parser has no such cache)."""
+    ``GuardedGroup.steady_metadata_cache``); the parser's files let go of the objects they kept
+    for lookups when the walk ends (``File.lookups``)."""
     with contextlib.ExitStack() as stack:
         for f in files:
             stack.enter_context(f.steady_metadata_cache())
