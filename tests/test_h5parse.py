@@ -531,6 +531,22 @@ def test_keras_like_file_takes_the_fast_path(tmp_path, monkeypatch):
 
 
 @needs_fast_path
+def test_parsed_objects_are_let_go_after_the_read(tmp_path, monkeypatch):
+    """The objects a file keeps for lookups (``File._object``) are dropped when the reader is done
+    (the table holds none of them); values still read, and a later lookup parses its object again
+    with the same result."""
+    path = tmp_path / "plain.h5"
+    _write_keras_like(path)
+    with readers.load(str(path)) as ckpt:
+        pf = ckpt.store.files[0].file
+        assert isinstance(pf, P.File)
+        assert not pf._recent and not pf._older
+        assert all(np.asarray(ckpt.read(v)).shape == v.shape for v in ckpt.all_variables)
+        assert _walk(pf.root, KERAS_ATTRS) == 6
+    assert _assert_parity(path, monkeypatch, all_values=True) is True
+
+
+@needs_fast_path
 @pytest.mark.parametrize("construct", list(CONSTRUCTS))
 def test_construct_is_left_to_h5py(construct, tmp_path, monkeypatch):
     kwargs, why = CONSTRUCTS[construct]

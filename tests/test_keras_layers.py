@@ -1140,3 +1140,33 @@ def test_tf_keras_every_public_layer_class_is_known(k2, monkeypatch):
             failures.append(f"{name}: {got} != {_k2_expected(layer)}")
     assert not failures, "\n".join(failures)
     assert len(checked) > 100
+
+
+def test_spec_memo_key_tells_configs_apart():
+    """The naming memo's key (``naming._spec_key_of``) drops only the layer's own ``name``: configs
+    differing in a value, or only in its type (True, 1, 1.0), or in a nested value never share a
+    key; shared objects inside a config do not change it."""
+    from kaudit.keras import naming
+    from kaudit.keras.config import LayerNode
+
+    def key(cfg):
+        return naming._spec_key_of(LayerNode(name="x", class_name="Dense", config=cfg), 2)
+
+    base = key({"name": "a", "units": 1, "init": {"seed": None}})
+    assert base == key({"name": "other", "units": 1, "init": {"seed": None}})
+    assert base == key({"units": 1, "init": {"seed": None}})
+    differing = [
+        {"name": "a", "units": True, "init": {"seed": None}},
+        {"name": "a", "units": 1.0, "init": {"seed": None}},
+        {"name": "a", "units": 2, "init": {"seed": None}},
+        {"name": "a", "units": 1, "init": {"seed": 0}},
+        {"name": "a", "units": 1, "init": {"seed": None}, "extra": []},
+        {"name": "a", "units": [1], "init": {"seed": None}},
+    ]
+    keys = [key(c) for c in differing]
+    assert base not in keys and len(set(keys)) == len(keys)
+    shared = "".join(["z", "z"])
+    p, q = "".join(["z", "z"]), "".join(["z", "z"])
+    assert p is not q
+    assert key({"name": "a", "p": shared, "q": shared}) == key({"name": "b", "p": p, "q": q})
+    assert key({"name": "a", "bad": object()}) is None  # not memoised
