@@ -863,3 +863,29 @@ def test_a_dataset_described_twice_is_damaged(mtype, tmp_path, monkeypatch):
         _parse_all(path)
     with pytest.raises(CorruptFileError, match=r"it is damaged \(a dataset with two"):
         readers.load(str(path))
+
+
+@pytest.mark.parametrize("charset", [0, 1, 2, 15])
+def test_fixed_length_string_of_unknown_character_set_is_damaged(charset, tmp_path):
+    """A fixed-length string keeps its character set in bits 4-7 of its type (a variable-length one
+    in bits 8-11): a set other than ASCII (0) or UTF-8 (1) is refused as h5py refuses it. The
+    parser read such an attribute (found by 400 damaged copies of a corpus file)."""
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["x"] = np.array([b"abc", b"de"], dtype="S3")
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\x13\x01\x00\x00\x03\x00\x00\x00")  # class 3, version 1, null-padded; size 3
+    raw[at + 1] = 0x01 | charset << 4
+    path.write_bytes(bytes(raw))
+    h5py_reads = True
+    try:
+        with h5py.File(path, "r") as f:
+            f.attrs["x"]
+    except (TypeError, ValueError, OSError):
+        h5py_reads = False
+    assert h5py_reads == (charset <= 1)
+    if charset <= 1:
+        assert P.File(str(path)).root.attr("x") == ["abc", "de"]
+    else:
+        with pytest.raises(P.Damaged, match="character set"):
+            P.File(str(path)).root.attr("x")

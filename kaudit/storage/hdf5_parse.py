@@ -994,7 +994,8 @@ def _attr_value(file: File, spec: tuple):
         count *= d
     if len(shape) > 1 or count > _MAX_ELEMENTS:
         _no("an attribute of rank > 1")
-    if cls in (3, 9) and (bits >> 8) & 0x0F > 1:
+    # the character set: bits 4-7 of a fixed-length string's type, bits 8-11 of a variable-length one's
+    if (cls == 3 and (bits >> 4) & 0x0F > 1) or (cls in (3, 9) and (bits >> 8) & 0x0F > 1):
         _bad("a string of unknown character set")  # (h5py knows ASCII and UTF-8 only)
     if cls == 3:  # fixed-length string
         pad = bits & 0x0F
