@@ -19,6 +19,7 @@ the float kernel says so and the caller discards its result.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from types import SimpleNamespace
@@ -69,10 +70,11 @@ def load() -> Any:
     return _loaded
 
 
+@functools.lru_cache(maxsize=16)
 def int8_limits(atol: float, rtol: float):
     """For |b| = 0..128, the largest integer |a - b| (0..255) with |a - b| <= atol + rtol * |b| in
     float64, numpy's order; -1 where none is (the tolerance test of the numpy path, tabulated:
-    it is monotonic in |a - b|)."""
+    it is monotonic in |a - b|). Cached: one table per tolerance, never written to."""
     import numpy as np
 
     t = np.arange(129, dtype=np.float64) * rtol

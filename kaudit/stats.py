@@ -22,7 +22,6 @@ here: every such value is counted and reported, never printed by numpy.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import sys
@@ -491,11 +490,6 @@ def compare_pair(
     return st
 
 
-@functools.lru_cache(maxsize=16)
-def _int8_limits(atol: float, rtol: float) -> np.ndarray:
-    return kernels.int8_limits(atol, rtol)
-
-
 def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: int, atol: float, rtol: float) -> bool:
     """Fold one pair of flat blocks into ``st`` with the compiled kernels (:mod:`kaudit.kernels`,
     one pass); False, ``st`` unchanged, where :func:`accumulate` must take the block: other dtypes,
@@ -503,42 +497,32 @@ def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: 
     n = a.size
     if n == 0:
         return False
-    if a.dtype == np.int8 and b.dtype == np.int8:
-        na2, nb2, ab, sabs, ssq, m, i, nun, nex, mrel = k.int8_block(a, b, _int8_limits(atol, rtol))
-        st.size += n
-        st.norm_a2 += float(na2)  # exact integers, as on the numpy path
-        st.norm_b2 += float(nb2)
-        st.dot += float(ab)
-        st.sum_abs += float(sabs)
-        st.sum_sq += float(ssq)
-        st.n_unequal += int(nun)
-        st.n_exceed += int(nex)
-        if m > st.max_abs or (st.argmax is None and m > 0):
-            st.max_abs = int(m)
-            st.argmax = offset + int(i)
-        st.max_abs = int(st.max_abs)
-        st.max_rel = max(st.max_rel, float(mrel))
-        return True
-    if a.dtype.kind != "f" or b.dtype.kind != "f":
-        return False
-    if a.dtype != b.dtype or a.dtype.itemsize < 4:  # float16, or a mixed pair: compared in float64 (exact)
-        a, b = a.astype(np.float64), b.astype(np.float64)
-    finite, na2, nb2, ab, sabs, ssq, m, nun, nex, mrel = k.float_block(a, b, atol)
-    if not finite:
-        return False
-    if rtol != 0.0:
-        nex = k.float_exceed(a, b, atol, rtol)
+    int8 = a.dtype == np.int8 and b.dtype == np.int8
+    if int8:
+        na2, nb2, ab, sabs, ssq, m, first, nun, nex, mrel = k.int8_block(a, b, kernels.int8_limits(atol, rtol))
+    else:
+        if a.dtype.kind != "f" or b.dtype.kind != "f":
+            return False
+        if a.dtype != b.dtype or a.dtype.itemsize < 4:  # float16, or a mixed pair: compared in float64 (exact)
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        finite, na2, nb2, ab, sabs, ssq, m, nun, nex, mrel = k.float_block(a, b, atol)
+        if not finite:
+            return False
+        if rtol != 0.0:
+            nex = k.float_exceed(a, b, atol, rtol)
+        first = None
     st.size += n
-    st.norm_a2 += na2
-    st.norm_b2 += nb2
-    st.dot += ab
-    st.sum_abs += sabs
-    st.sum_sq += ssq
+    st.norm_a2 += float(na2)  # int8: exact integers, as on the numpy path
+    st.norm_b2 += float(nb2)
+    st.dot += float(ab)
+    st.sum_abs += float(sabs)
+    st.sum_sq += float(ssq)
     st.n_unequal += int(nun)
     st.n_exceed += int(nex)
     if m > st.max_abs or (st.argmax is None and m > 0):
-        st.max_abs = float(m)
-        st.argmax = offset + int(k.float_first(a, b, m))
+        st.max_abs = m
+        st.argmax = offset + int(k.float_first(a, b, m) if first is None else first)
+    st.max_abs = int(st.max_abs) if int8 else float(st.max_abs)
     st.max_rel = max(st.max_rel, float(mrel))
     return True
 
