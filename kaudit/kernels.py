@@ -64,10 +64,45 @@ def load() -> Any:
                 _loaded, _reason = False, "KAUDIT_KERNELS=numpy"
             else:
                 try:
-                    _loaded, _reason = _compile(), "numba"
+                    k = _compile()
                 except ImportError:
                     _loaded, _reason = False, "numba is not installed (pip install 'kaudit[fast]')"
+                else:
+                    try:
+                        _warm_up(k)
+                    except Exception as e:  # numba imports but cannot compile here: the numpy path
+                        _loaded, _reason = False, f"numba could not compile the kernels: {_why(e)}"
+                    else:
+                        _loaded, _reason = k, "numba"
     return _loaded
+
+
+def give_up(e: BaseException) -> None:
+    """A kernel failed during a diff (numba could not compile a new block layout, ...): the rest
+    of this process takes the numpy path, which computes the same statistics (the block that
+    failed included: the caller hands it to the numpy path with its statistics untouched)."""
+    global _loaded, _reason
+    with _lock:
+        _loaded, _reason = False, f"a kernel failed during a diff: {_why(e)}"
+
+
+def _why(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _warm_up(k: SimpleNamespace) -> None:
+    """Compile (or load from numba's cache) every kernel for the block types the diff passes, so
+    that a numba that imports but cannot compile is found here, not inside a diff."""
+    import numpy as np
+
+    for dt in (np.float32, np.float64):
+        a, b = np.arange(4, dtype=dt), np.arange(4, dtype=dt)[::-1].copy()
+        k.float_block(a, b, 0.0)
+        k.float_exceed(a, b, 0.0, 1e-3)
+        k.float_first(a, b, 3.0)
+    a8 = np.arange(-2, 2, dtype=np.int8)
+    k.int8_block(a8, a8[::-1].copy(), int8_limits(0.0, 0.0))
 
 
 @functools.lru_cache(maxsize=16)

@@ -495,22 +495,27 @@ def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: 
     one pass); False, ``st`` unchanged, where :func:`accumulate` must take the block: other dtypes,
     or a value that is not finite (the NaN and inf rules live in the numpy path only)."""
     n = a.size
-    if n == 0:
+    if n == 0 or kernels.load() is not k:  # the kernels were given up since (kernels.give_up)
         return False
     int8 = a.dtype == np.int8 and b.dtype == np.int8
-    if int8:
-        na2, nb2, ab, sabs, ssq, m, first, nun, nex, mrel = k.int8_block(a, b, kernels.int8_limits(atol, rtol))
-    else:
+    if not int8:
         if a.dtype.kind != "f" or b.dtype.kind != "f":
             return False
         if a.dtype != b.dtype or a.dtype.itemsize < 4:  # float16, or a mixed pair: compared in float64 (exact)
             a, b = a.astype(np.float64), b.astype(np.float64)
-        finite, na2, nb2, ab, sabs, ssq, m, nun, nex, mrel = k.float_block(a, b, atol)
-        if not finite:
-            return False
-        if rtol != 0.0:
-            nex = k.float_exceed(a, b, atol, rtol)
-        first = None
+    try:
+        if int8:
+            na2, nb2, ab, sabs, ssq, m, first, nun, nex, mrel = k.int8_block(a, b, kernels.int8_limits(atol, rtol))
+        else:
+            finite, na2, nb2, ab, sabs, ssq, m, nun, nex, mrel = k.float_block(a, b, atol)
+            if not finite:
+                return False
+            if rtol != 0.0:
+                nex = k.float_exceed(a, b, atol, rtol)
+            first = k.float_first(a, b, m) if m > st.max_abs or (st.argmax is None and m > 0) else -1
+    except Exception as e:  # a kernel that failed (numba could not compile this layout...): numpy from here on
+        kernels.give_up(e)
+        return False
     st.size += n
     st.norm_a2 += float(na2)  # int8: exact integers, as on the numpy path
     st.norm_b2 += float(nb2)
@@ -521,7 +526,7 @@ def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: 
     st.n_exceed += int(nex)
     if m > st.max_abs or (st.argmax is None and m > 0):
         st.max_abs = m
-        st.argmax = offset + int(k.float_first(a, b, m) if first is None else first)
+        st.argmax = offset + int(first)
     st.max_abs = int(st.max_abs) if int8 else float(st.max_abs)
     st.max_rel = max(st.max_rel, float(mrel))
     return True

@@ -267,3 +267,58 @@ def test_kaudit_kernels_numpy_turns_them_off():
     assert out.startswith("False None numpy (KAUDIT_KERNELS=numpy)"), out
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "None" not in out and "compiled (numba)" in out, out
+
+
+class _Broken(Exception):
+    """What numba raises when it cannot compile (a TypingError, an LLVM error...), simulated."""
+
+
+def _failing(name: str):
+    """The real kernels, with ``name`` raising as a kernel numba cannot compile would."""
+
+    def boom(*args):
+        raise _Broken(f"{name}: cannot compile for these types\nsecond line of the report")
+
+    ns = dict(vars(K))
+    ns[name] = boom
+    return type(K)(**ns)
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """kernels.load() runs again (its state restored after the test)."""
+    monkeypatch.setattr(kernels, "_loaded", None)
+    monkeypatch.setattr(kernels, "_reason", "not loaded yet")
+    return monkeypatch
+
+
+@pytest.mark.parametrize("name", ["float_block", "float_exceed", "float_first", "int8_block"])
+def test_a_numba_that_cannot_compile_gives_the_numpy_path_at_load(fresh_kernels, name):
+    """Every kernel is compiled (or loaded from the cache) when the kernels load, so a failure is
+    found there: the numpy path is taken, with the reason in status(), never an error in a diff."""
+    fresh_kernels.setattr(kernels, "_compile", lambda: _failing(name))
+    assert kernels.load() is False and kernels.for_pair(1 << 30) is None
+    assert (
+        kernels.status()
+        == f"numpy (numba could not compile the kernels: _Broken: {name}: cannot compile for these types)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype"), [("float_block", "float32"), ("float_first", "float64"), ("int8_block", "int8")]
+)
+def test_a_kernel_failing_during_a_diff_leaves_the_block_to_the_numpy_path(fresh_kernels, name, dtype):
+    """A kernel that fails after loading (numba compiling a new block layout) hands its block to
+    the numpy path with the statistics untouched, and the rest of the process takes the numpy path:
+    the pair's statistics are the numpy path's."""
+    fresh_kernels.setattr(kernels, "_compile", lambda: K)
+    assert kernels.load() is K
+    a, b = int8_pair("random", 6000, np.random.default_rng(3)) if dtype == "int8" else _pair(dtype, 6000, 3, "noise")
+    ref = run_pair(a, b, 1e-3, 1e-2, block_elems=1024)
+    assert ref.n_exceed > 0
+    fresh_kernels.setattr(kernels, "_loaded", _failing(name))
+    with compiled_from(0):
+        got = run_pair(a, b, 1e-3, 1e-2, block_elems=1024, compiled=True)
+    assert got.__dict__ == ref.__dict__
+    assert kernels.load() is False
+    assert kernels.status().startswith(f"numpy (a kernel failed during a diff: _Broken: {name}: cannot")
