@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
     )
     pd_.add_argument("a", help="first checkpoint (the reference), or a kaudit snapshot")
-    pd_.add_argument("b", help="second checkpoint (the candidate)")
+    pd_.add_argument("b", help="second checkpoint (the candidate); a KerasHub .lora.h5: a with its adapters applied")
     g = pd_.add_argument_group("tolerance")
     g.add_argument("--atol", type=_float, default=None, metavar="X", help="absolute tolerance (default 0)")
     g.add_argument("--rtol", type=_float, default=None, metavar="Y", help="relative tolerance (default 0)")

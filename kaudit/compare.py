@@ -86,7 +86,12 @@ def diff(
     from .readers import opened
 
     with collector_paused(), opened(a) as ca, opened(b) as cb:  # a, then b
+        ca, cb, applied = _with_adapters(ca, cb)
         result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
+        if applied:
+            from dataclasses import replace
+
+            result = replace(result, notes=tuple(applied) + result.notes)
         if pictures != 0:
             from dataclasses import replace
 
@@ -95,6 +100,19 @@ def diff(
             pics, total = diff_pictures(result, ca, cb, pictures)
             result = replace(result, pictures=pics, pictures_total=total)
         return result
+
+
+def _with_adapters(ca: Checkpoint, cb: Checkpoint) -> tuple[Checkpoint, Checkpoint, list[str]]:
+    """A KerasHub adapter file against another checkpoint is that checkpoint with the adapters
+    applied (``kaudit diff base x.lora.h5``: the effective change of each adapted kernel)."""
+    lora_a, lora_b = ca.format == adapters.HUB_LORA, cb.format == adapters.HUB_LORA
+    if lora_b and not lora_a:
+        cb, notes = adapters.apply_lora(ca, cb, side="b")
+        return ca, cb, notes
+    if lora_a and not lora_b:
+        ca, notes = adapters.apply_lora(cb, ca, side="a")
+        return ca, cb, notes
+    return ca, cb, []
 
 
 def _rename_pair(r) -> tuple[str, str]:

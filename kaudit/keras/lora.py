@@ -23,6 +23,8 @@ import numpy as np
 ADAPTED = {"Dense": "kernel", "EinsumDense": "kernel", "Embedding": "embeddings", "ReversibleEmbedding": "embeddings"}
 #: Where KerasHub's adapter files keep everything.
 HUB_GROUP = "lora"
+#: The format name kaudit gives those files.
+HUB_FORMAT = "keras-hub-lora"
 
 
 @dataclass(frozen=True)

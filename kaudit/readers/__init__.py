@@ -227,7 +227,7 @@ def _load_hdf5(path: str, display: str) -> Checkpoint:
             fmt = "keras3-h5" if legacy_h5.keras_major(version) >= 3 else "keras2-h5"
         elif keras_hub.looks_like_lora(f):
             variables, notes = keras_hub.read_lora(f, store, display)
-            version, fmt, has_config = None, "keras-hub-lora", False
+            version, fmt, has_config = None, keras_hub.LORA.HUB_FORMAT, False
         elif keras_v3.looks_like(f):
             variables, notes, has_config = keras_v3.read([f], [display], store, display, None)
             version, fmt = None, "keras3-weights"

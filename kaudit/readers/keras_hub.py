@@ -128,7 +128,7 @@ def read_lora(f, store: H.H5Store, display: str) -> tuple[list[Variable], list[s
         ]
     notes = [
         f"KerasHub LoRA adapters of rank {rank} (scale 1): layers are numbered as in the backbone's "
-        "_flatten_layers() with weights, which the file does not name"
+        "_flatten_layers() with weights, which the file does not name (kaudit diff BASE this-file places them)"
     ]
     return r.out, notes
 

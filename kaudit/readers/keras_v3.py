@@ -16,8 +16,8 @@ import re
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError
+from ..keras import hub_blocks, naming
 from ..keras import layers as keras_layers
-from ..keras import naming
 from ..keras.config import LayerNode, parse_model_config
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
@@ -64,6 +64,8 @@ class Tree:
         # the groups used last, per file: the reader asks for a layer's group, its vars, its
         # sub-groups... one after the other (see H.walk)
         self._groups = [H.GroupCache() for _ in files]
+        # the layers groups whose order the file does not state (listed by name)
+        self.unordered: list[str] = []
 
     def _objs(self, path: str):
         for i, f in enumerate(self.files):
@@ -114,6 +116,7 @@ class Tree:
                     order = H.write_order(obj, names)
                     break
         if order is None or not keras_layers.numbered_in_order(order):
+            self.unordered.append(path)
             return names
         return order
 
@@ -405,4 +408,10 @@ def read(
     with H.steady_metadata_cache(files):
         r.model(root, "", "", eff)
         r.extras()
+    if root is None and tree.unordered:
+        where = ", ".join(sorted({p.strip("/") or "layers" for p in tree.unordered}))
+        r.notes.append(
+            f"{hub_blocks.ORDER_UNKNOWN}: the file does not state the order Keras saved the layers of "
+            f"{where} in; they are listed by name"
+        )
     return r.out, r.notes, root is not None

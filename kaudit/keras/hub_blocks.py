@@ -1,0 +1,159 @@
+"""KerasHub's composite layers, and the layer numbering of its LoRA adapter files, without I/O.
+
+``backbone.save_lora_weights("x.lora.h5")`` names each adapter by a number, the layer's index
+in ``backbone._flatten_layers(include_self=False)`` restricted to the layers that have weights.
+No file states that order. ``Layer._flatten_layers`` walks a deque: the backbone's own layers in
+``model.layers`` order, and under each of them, depth first, its sublayers *in reverse* of the
+order they were assigned (``deque.extendleft(layer._layers)``). A weights file keeps the
+backbone's layer order (kaudit reads it as Keras's, ``readers/keras_v3``) but not the order in
+which a composite layer such as ``TransformerEncoder`` assigned its sublayers: that is this
+module's table, per composite layer, recognised by the names of its sublayers that hold weights.
+
+The table is checked against keras-hub itself for every backbone family it covers
+(``tests/test_lora_apply.py`` builds each one and compares with ``_flatten_layers``); a
+composite layer it does not know stops the numbering (:class:`UnknownBlock`): kaudit never
+guesses which layer an adapter belongs to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+#: How a reader's note begins when a file without a config does not state Keras's order of a
+#: model's layers (it lists them by name then): adapters cannot be numbered on such a base.
+ORDER_UNKNOWN = "layer order unknown"
+
+_ATTENTION = ("query", "key", "value", "attention_output")
+
+#: Composite layers: their sublayers that hold weights, in the order the layer assigns them
+#: (``layer._layers``); keras-hub 0.32 / Keras 3.15.
+BLOCKS: dict[str, tuple[str, ...]] = {
+    # keras MultiHeadAttention and KerasHub's attention layers (CachedMultiHeadAttention,
+    # CachedGemmaAttention, LlamaAttention, CachedMistralAttention, QwenAttention, Phi3Attention)
+    "attention": _ATTENTION,
+    # Gemma 3 attention (CachedGemma3Attention): query and key normalised
+    "attention, query/key norms": ("query", "key", "value", "query_norm", "key_norm", "attention_output"),
+    # keras_hub.layers.TransformerEncoder (BERT, DistilBERT, RoBERTa...)
+    "TransformerEncoder": (
+        "self_attention_layer",
+        "self_attention_layer_norm",
+        "feedforward_layer_norm",
+        "feedforward_intermediate_dense",
+        "feedforward_output_dense",
+    ),
+    # keras_hub.layers.TransformerDecoder without cross-attention (GPT-2)
+    "TransformerDecoder": (
+        "self_attention",
+        "self_attention_layer_norm",
+        "feedforward_intermediate_dense",
+        "feedforward_output_dense",
+        "feedforward_layer_norm",
+    ),
+    # LlamaTransformerDecoder, MistralTransformerDecoder, QwenTransformerDecoder
+    "Llama decoder": (
+        "self_attention",
+        "self_attention_layernorm",
+        "feedforward_intermediate_dense",
+        "feedforward_gate_dense",
+        "feedforward_output_dense",
+        "feedforward_layernorm",
+    ),
+    "Phi3Decoder": (
+        "pre_attention_layernorm",
+        "attention",
+        "post_attention_layernorm",
+        "feedforward_intermediate_dense",
+        "feedforward_gate_dense",
+        "feedforward_output_dense",
+    ),
+    # GemmaDecoderBlock, Gemma3DecoderBlock
+    "Gemma decoder": ("pre_attention_norm", "attention", "pre_ffw_norm", "ffw_gating", "ffw_gating_2", "ffw_linear"),
+    # the same with post-norms (Gemma 2, Gemma 3 presets)
+    "Gemma decoder, post-norms": (
+        "pre_attention_norm",
+        "post_attention_norm",
+        "attention",
+        "pre_ffw_norm",
+        "post_ffw_norm",
+        "ffw_gating",
+        "ffw_gating_2",
+        "ffw_linear",
+    ),
+    # keras_hub.layers.TokenAndPositionEmbedding (DistilBERT, RoBERTa)
+    "TokenAndPositionEmbedding": ("token_embedding", "position_embedding"),
+}
+
+_BACKBONE = re.compile(r"backbone(?:_\d+)?$")
+_BY_SET = {frozenset(order): (kind, order) for kind, order in BLOCKS.items()}
+assert len(_BY_SET) == len(BLOCKS), "two composite layers with the same sublayers"
+
+
+class UnknownBlock(ValueError):
+    """A composite layer whose sublayers are not in :data:`BLOCKS`: their order is unknown."""
+
+    def __init__(self, path: str, children: tuple[str, ...]):
+        self.path = path
+        self.children = sorted(children)
+        super().__init__(
+            f"layer {path!r} has sublayers {self.children}, a composite layer kaudit does not know "
+            "the order of (KerasHub's adapter files number layers in that order)"
+        )
+
+
+def block_order(path: str, children: Iterable[str]) -> tuple[str, ...]:
+    """The sublayers of composite layer ``path`` (those holding weights) in the order it assigned
+    them (a single one needs no table); :class:`UnknownBlock` when the table has no composite
+    layer with exactly these."""
+    kids = tuple(children)
+    if len(kids) == 1:  # one sublayer with weights: one order
+        return kids
+    found = _BY_SET.get(frozenset(kids))
+    if found is None:
+        raise UnknownBlock(path, kids)
+    return found[1]
+
+
+def backbone_root(layers: Sequence[str]) -> str:
+    """The backbone inside a task model (``GemmaCausalLM``, ``BertTextClassifier``: a nested model
+    KerasHub names ``<family>_backbone``, ``_1``... when there are several), whose layers the adapters number; "" when ``layers``
+    (layer paths) are the backbone's own."""
+    tops = list(dict.fromkeys(lp.split("/", 1)[0] for lp in layers))
+    nested = [t for t in tops if _BACKBONE.search(t) and any(lp.startswith(t + "/") for lp in layers)]
+    return nested[0] if len(nested) == 1 else ""
+
+
+def flatten_order(layers: Sequence[str], root: str = "") -> list[str]:
+    """``backbone._flatten_layers(include_self=False)`` restricted to the layers with weights, as
+    layer paths (``transformer_layer_0/self_attention_layer/query``).
+
+    ``layers``: the paths of the layers that own variables, in Keras's ``model.weights`` order
+    (its first path component in ``model.layers`` order); every prefix of one is a layer too (a
+    composite layer has weights through its sublayers). ``root``: the backbone's path where it
+    is nested in a task model (:func:`backbone_root`); its layers are numbered, nothing else."""
+    prefix = root + "/" if root else ""
+    top: list[str] = []
+    children: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for lp in layers:
+        if not lp.startswith(prefix):
+            continue
+        parts = lp[len(prefix) :].split("/")
+        for d in range(len(parts)):
+            node = "/".join(parts[: d + 1])
+            if node in seen:
+                continue
+            seen.add(node)
+            if d == 0:
+                top.append(node)
+            else:
+                children.setdefault("/".join(parts[:d]), []).append(parts[d])
+    out: list[str] = []
+    stack = list(reversed(top))  # the backbone's own layers in order...
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        kids = children.get(node)
+        if kids:  # ...and under each, its sublayers in reverse of their order (extendleft)
+            stack.extend(f"{node}/{k}" for k in block_order(prefix + node, kids))
+    return [prefix + p for p in out]
