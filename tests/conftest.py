@@ -120,3 +120,13 @@ def message_offset(path: str, dataset: str, mtype: int) -> int:
         raise AssertionError(f"no message of type {mtype} in {dataset}")
     finally:
         f.close()
+
+
+@pytest.fixture(scope="module")
+def keras_hub_models():
+    """(keras, keras_hub), or the test is skipped where keras-hub is not installed."""
+    pytest.importorskip("keras_hub")
+    import keras
+    import keras_hub
+
+    return keras, keras_hub

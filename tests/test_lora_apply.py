@@ -18,6 +18,7 @@ from kaudit import adapters
 from kaudit.keras import hub_blocks
 
 from .conftest import FIXTURES, run_cli
+from .hub_models import FAMILIES, backbone
 
 BASE = FIXTURES / "presets" / "bert_base"
 LORA_FILE = FIXTURES / "lora" / "bert.lora.h5"
@@ -35,9 +36,10 @@ def test_adapters_land_where_keras_put_them_with_keras_delta():
     r = kaudit.diff(str(BASE), str(LORA_FILE), policy=False)
     want = {d["layer"]: d for d in TRUTH["adapters"].values()}
     changed = _changed(r)
-    assert {p.rsplit("/vars/", 1)[0] for p in changed} == set(want)
+    assert {p.rsplit("/", 1)[0] for p in changed} == set(want)
+    assert all(p.endswith("/kernel") for p in changed)
     for path, row in changed.items():
-        d = want[path.rsplit("/vars/", 1)[0]]
+        d = want[path.rsplit("/", 1)[0]]
         assert row.max_abs == pytest.approx(d["max_abs"], rel=1e-5)
         assert row.rms * np.sqrt(row.params) == pytest.approx(d["frobenius"], rel=1e-5)
         assert row.lora.startswith("LoRA-merged weight, rank 2, alpha 2, scale 1")
@@ -54,7 +56,7 @@ def test_adapter_values_are_the_base_plus_scale_a_b():
     with kaudit.load(str(BASE)) as base, kaudit.load(str(LORA_FILE)) as lo:
         applied, _notes = adapters.apply_lora(base, lo)
         for i, d in TRUTH["adapters"].items():
-            kernel = base.variable(d["layer"] + "/vars/0")
+            kernel = base.variable(d["layer"] + "/kernel")
             a, b = lo[f"lora/{i}/lora_kernel_a"], lo[f"lora/{i}/lora_kernel_b"]
             want = base.read(kernel).astype(np.float64) + d["scale"] * (a.astype(np.float64) @ b.astype(np.float64))
             np.testing.assert_allclose(applied.read(kernel), want, rtol=1e-12, atol=1e-15)
@@ -75,7 +77,7 @@ def test_the_lora_gates_hold_the_adapters_and_the_rest_of_the_base():
 def test_the_adapter_file_first_is_applied_to_b():
     r = kaudit.diff(str(LORA_FILE), str(BASE), policy=False)
     assert r.format_a == "keras-hub-preset+lora"
-    assert {p.rsplit("/vars/", 1)[0] for p in _changed(r)} == {d["layer"] for d in TRUTH["adapters"].values()}
+    assert {p.rsplit("/", 1)[0] for p in _changed(r)} == {d["layer"] for d in TRUTH["adapters"].values()}
     assert r.notes[0].startswith("a is b with the 2 KerasHub adapters")
 
 
@@ -185,43 +187,11 @@ def test_flatten_order_walks_sublayers_in_reverse_and_refuses_unknown_blocks():
 # -- Keras as the oracle, for every family of the table --------------------------------------------
 
 
-def _families(M):
-    small = {"vocabulary_size": 50, "num_layers": 2, "hidden_dim": 8, "intermediate_dim": 16}
-    gqa = dict(small, num_query_heads=2, num_key_value_heads=1)
-    enc = dict(small, num_heads=2, max_sequence_length=16)
-    gem = dict(gqa, head_dim=4)
-    return {
-        "bert": lambda: M.BertBackbone(**enc),
-        "distil_bert": lambda: M.DistilBertBackbone(**enc),
-        "roberta": lambda: M.RobertaBackbone(**enc),
-        "gpt2": lambda: M.GPT2Backbone(**enc),
-        "gemma": lambda: M.GemmaBackbone(**gem),
-        "gemma2": lambda: M.GemmaBackbone(**gem, use_post_ffw_norm=True, use_post_attention_norm=True),
-        "gemma3": lambda: M.Gemma3Backbone(**gem, image_size=16, vision_encoder=None),
-        "llama": lambda: M.LlamaBackbone(**gqa),
-        "mistral": lambda: M.MistralBackbone(**gqa),
-        "qwen": lambda: M.QwenBackbone(**gqa),
-        "phi3": lambda: M.Phi3Backbone(**gqa),
-    }
-
-
-FAMILIES = ["bert", "distil_bert", "roberta", "gpt2", "gemma", "gemma2", "gemma3", "llama", "mistral", "qwen", "phi3"]
-
-
-@pytest.fixture(scope="module")
-def keras_hub_models():
-    pytest.importorskip("keras_hub")
-    import keras
-    import keras_hub
-
-    return keras, keras_hub
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_placement_and_effective_kernels_are_keras_own(keras_hub_models, tmp_path, family):
     keras, keras_hub = keras_hub_models
     keras.utils.set_random_seed(7)
-    bb = _families(keras_hub.models)[family]()
+    bb = backbone(keras_hub, family)
     base = tmp_path / "base.weights.h5"
     bb.save_weights(str(base))
     with_weights = [lyr for lyr in bb._flatten_layers(include_self=False) if lyr.weights]
@@ -245,9 +215,7 @@ def test_placement_and_effective_kernels_are_keras_own(keras_hub_models, tmp_pat
         for layer, v in adapted.items():
             np.testing.assert_allclose(applied.read(v), want[layer], rtol=1e-5, atol=1e-6)
     r = kaudit.diff(str(base), str(lo), adapters_only=True, policy=False)
-    assert r.exit_code == 0 and {
-        p.rsplit("/", 2)[0] if "/vars/" in p else p.rsplit("/", 1)[0] for p in _changed(r)
-    } == set(want)
+    assert r.exit_code == 0 and {p.rsplit("/", 1)[0] for p in _changed(r)} == set(want)
 
 
 def test_a_base_saved_with_an_adapter_merged_is_an_error(keras_hub_models, tmp_path):
@@ -276,7 +244,7 @@ def test_a_task_model_numbers_the_adapters_in_its_backbone(keras_hub_models, tmp
     the backbone."""
     keras, keras_hub = keras_hub_models
     keras.utils.set_random_seed(3)
-    bb = _families(keras_hub.models)[family]()
+    bb = backbone(keras_hub, family)
     extra = {"num_classes": 2} if task == "BertTextClassifier" else {}
     model = getattr(keras_hub.models, task)(backbone=bb, preprocessor=None, **extra)
     base = tmp_path / ("base.keras" if save == "keras" else "base.weights.h5")

@@ -84,6 +84,68 @@ BLOCKS: dict[str, tuple[str, ...]] = {
     "TokenAndPositionEmbedding": ("token_embedding", "position_embedding"),
 }
 
+_Names = dict[int, tuple[str, ...]]
+_KB: _Names = {1: ("kernel",), 2: ("kernel", "bias")}  # Dense, EinsumDense (with or without bias)
+_GB: _Names = {2: ("gamma", "beta")}  # LayerNormalization (one variable: gamma or beta, not told)
+_S: _Names = {1: ("scale",)}  # KerasHub's RMS norms
+
+#: Inside a composite layer of :data:`BLOCKS`, each sublayer's variables in Keras's order, by how
+#: many the file holds (the file numbers them ``vars/0``...; Keras names them).
+SUBLAYER_VARS: dict[str, _Names] = {
+    **dict.fromkeys(("query", "key", "value", "attention_output"), _KB),
+    **dict.fromkeys(("feedforward_intermediate_dense", "feedforward_output_dense", "feedforward_gate_dense"), _KB),
+    **dict.fromkeys(("ffw_gating", "ffw_gating_2", "ffw_linear"), _KB),
+    **dict.fromkeys(("self_attention_layer_norm", "feedforward_layer_norm"), _GB),
+    **dict.fromkeys(
+        (
+            "self_attention_layernorm",
+            "feedforward_layernorm",
+            "pre_attention_layernorm",
+            "post_attention_layernorm",
+            "pre_attention_norm",
+            "post_attention_norm",
+            "pre_ffw_norm",
+            "post_ffw_norm",
+            "query_norm",
+            "key_norm",
+        ),
+        _S,
+    ),
+    "token_embedding": {1: ("embeddings",), 2: ("embeddings", "reverse_embeddings")},
+    "position_embedding": {1: ("embeddings",)},
+}
+
+#: KerasHub's own leaf layers, by the snake-case class name Keras gives their group
+#: (``position_embedding``, ``llama_layer_norm_1``): their variables in Keras's order.
+HUB_LEAVES: dict[str, _Names] = {
+    "position_embedding": {1: ("embeddings",)},
+    # untied (tie_weights=False: Llama, Mistral, Phi-3); the tied one kaudit knows as a Keras layer
+    "reversible_embedding": {2: ("embeddings", "reverse_embeddings")},
+    **dict.fromkeys(
+        ("rms_normalization", "llama_layer_norm", "mistral_layer_normalization", "qwen_layer_norm", "phi3_layer_norm"),
+        _S,
+    ),
+}
+
+
+def variable_names(
+    table: dict[str, dict[int, tuple[str, ...]]], key: str, dtypes: Sequence[str]
+) -> tuple[str, ...] | None:
+    """Keras's names for a layer's ``len(dtypes)`` variables from ``table`` (:data:`SUBLAYER_VARS`
+    by sublayer name, :data:`HUB_LEAVES` by group name without its ``_<n>``); None where the table
+    does not tell, or a variable is not a float (a quantized layer holds other variables)."""
+    names = table.get(re.sub(r"_\d+$", "", key) if table is HUB_LEAVES else key, {}).get(len(dtypes))
+    if names is None or not all(d.startswith(("float", "bfloat")) for d in dtypes):
+        return None
+    return names
+
+
+def known_block(children: Sequence[str]) -> tuple[str, ...] | None:
+    """The order of a composite layer of :data:`BLOCKS` with these sublayers (names), or None."""
+    found = _BY_SET.get(frozenset(children)) if len(children) > 1 else None
+    return found[1] if found is not None else None
+
+
 _BACKBONE = re.compile(r"backbone(?:_\d+)?$")
 _BY_SET = {frozenset(order): (kind, order) for kind, order in BLOCKS.items()}
 assert len(_BY_SET) == len(BLOCKS), "two composite layers with the same sublayers"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import replace
 
 from .. import paths
 from ..checkpoint import Variable
@@ -247,7 +248,8 @@ class _Reader:
                 self.model(None, gp, prefix + name + "/", None)
             else:
                 guess = self._infer(g, gp, name) or self._infer(name, gp, name) if node is None else None
-                self.layer(guess, gp, prefix + name, None)
+                hub = (hub_blocks.HUB_LEAVES, g) if guess is None else None  # a KerasHub layer (PositionEmbedding...)
+                self.layer(guess, gp, prefix + name, None, names_from=hub)
 
     def _no_group(self, node: LayerNode, gpath: str, layer_path: str) -> None:
         """A layer of the config has no group at ``gpath``: Keras loads nothing into it, and
@@ -272,8 +274,16 @@ class _Reader:
         )
 
     def layer(
-        self, node: LayerNode | None, gpath: str, layer_path: str, eff: bool | None, hint: str | None = None
+        self,
+        node: LayerNode | None,
+        gpath: str,
+        layer_path: str,
+        eff: bool | None,
+        hint: str | None = None,
+        names_from: tuple[dict, str] | None = None,
     ) -> None:
+        """``names_from``: (table, key) of :mod:`kaudit.keras.hub_blocks` naming the variables of a
+        KerasHub layer whose class no config states (``hub_blocks.variable_names``)."""
         cls = node.class_name if node is not None else None
         hint = node.var_dtype if node is not None and node.var_dtype else hint
         own = self.tree.datasets(paths.join(gpath, "vars"))
@@ -304,6 +314,11 @@ class _Reader:
             annotated.layer(
                 self.out, start, cls, node.config if node is not None else {}, [vs.trainable for vs in spec.variables]
             )
+        elif names_from is not None and len(self.out) > start:
+            names = hub_blocks.variable_names(*names_from, [v.dtype for v in self.out[start:]])
+            for i, name in enumerate(names or ()):
+                v = self.out[start + i]
+                self.out[start + i] = replace(v, path=paths.join(layer_path, name), name=name, named=True)
         done = {"vars"}
         if spec is not None:
             for ch in spec.children:
@@ -320,16 +335,25 @@ class _Reader:
                 )
                 ceff = None if eff is None else (eff and sub.trainable)
                 self.layer(sub, cp, layer_path if ch.collapse else paths.join(layer_path, cname), ceff, hint)
+        subs: list[tuple[str, str, str]] = []  # (group, its path, the layer's name)
         for g in self.tree.groups(gpath):
             if g in done:
                 continue
             cp = paths.join(gpath, g)
             if not self._has_datasets(cp):
                 continue
-            cname = self.tree.name_attr(paths.join(cp, "vars")) or g
+            subs.append((g, cp, self.tree.name_attr(paths.join(cp, "vars")) or g))
+        # a KerasHub composite layer (TransformerEncoder...): its sublayers in the order it assigned
+        # them (Keras's model.weights order; the file lists them by attribute name), their
+        # variables named as Keras names them
+        block = hub_blocks.known_block([c for _g, _cp, c in subs])
+        if block is not None:
+            subs.sort(key=lambda sub: block.index(sub[2]))
+        for g, cp, cname in subs:
             sub_path = layer_path if is_cell(g) else paths.join(layer_path, cname)
             guess = self._infer(g, cp, cname) or self._infer(cname, cp, cname) if node is None else None
-            self.layer(guess, cp, sub_path, None if eff is None else (False if not eff else None), hint)
+            sub_names = (hub_blocks.SUBLAYER_VARS, cname) if block is not None and guess is None else None
+            self.layer(guess, cp, sub_path, None if eff is None else (False if not eff else None), hint, sub_names)
 
     def _infer(self, group: str, gpath: str, name: str) -> LayerNode | None:
         """Without a config, the group name still tells the class: Keras names it after the
