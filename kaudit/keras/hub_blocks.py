@@ -1,17 +1,23 @@
-"""KerasHub's composite layers, and the layer numbering of its LoRA adapter files, without I/O.
+"""KerasHub's composite layers, without I/O: the order of their sublayers, the names of their
+variables, and the layer numbering of KerasHub's LoRA adapter files.
 
-``backbone.save_lora_weights("x.lora.h5")`` names each adapter by a number, the layer's index
-in ``backbone._flatten_layers(include_self=False)`` restricted to the layers that have weights.
-No file states that order. ``Layer._flatten_layers`` walks a deque: the backbone's own layers in
-``model.layers`` order, and under each of them, depth first, its sublayers *in reverse* of the
-order they were assigned (``deque.extendleft(layer._layers)``). A weights file keeps the
-backbone's layer order (kaudit reads it as Keras's, ``readers/keras_v3``) but not the order in
-which a composite layer such as ``TransformerEncoder`` assigned its sublayers: that is this
-module's table, per composite layer, recognised by the names of its sublayers that hold weights.
+A KerasHub weights file (a preset's ``model.weights.h5``, ``save_weights``) keeps the backbone's
+layer order (kaudit reads it as Keras's, ``readers/keras_v3``) but lists a composite layer's
+sublayers (``TransformerEncoder``: attention, norms, dense layers) by attribute name and numbers
+their variables (``vars/0``). Keras's ``backbone.weights`` takes them in the order the layer
+assigned them, with their own names: :data:`BLOCKS` and :data:`SUBLAYER_VARS`, recognised by
+the names of the sublayers that hold weights.
 
-The table is checked against keras-hub itself for every backbone family it covers
-(``tests/test_lora_apply.py`` builds each one and compares with ``_flatten_layers``); a
-composite layer it does not know stops the numbering (:class:`UnknownBlock`): kaudit never
+``backbone.save_lora_weights("x.lora.h5")`` names each adapter by a number, the layer's index in
+``backbone._flatten_layers(include_self=False)`` restricted to the layers that have weights.
+``Layer._flatten_layers`` walks a deque: the backbone's own layers in ``model.layers`` order, and
+under each of them, depth first, its sublayers *in reverse* of the order they were assigned
+(``deque.extendleft(layer._layers)``): :func:`flatten_order`.
+
+The tables are checked against keras-hub itself for every backbone family they cover
+(``tests/test_presets.py``, ``tests/test_lora_apply.py`` build each one and compare with
+``backbone.weights`` and ``_flatten_layers``). A composite layer they do not know keeps the file's
+order and numbered names, and stops the adapter numbering (:class:`UnknownBlock`): kaudit never
 guesses which layer an adapter belongs to.
 """
 
