@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from . import adapters, kernels, quantdiff
 from ._gc import collector_paused
@@ -89,12 +90,8 @@ def diff(
         ca, cb, applied = _with_adapters(ca, cb)
         result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
         if applied:
-            from dataclasses import replace
-
             result = replace(result, notes=tuple(applied) + result.notes)
         if pictures != 0:
-            from dataclasses import replace
-
             from .montages import diff_pictures
 
             pics, total = diff_pictures(result, ca, cb, pictures)

@@ -134,9 +134,7 @@ HUB_LEAVES: dict[str, _Names] = {
 }
 
 
-def variable_names(
-    table: dict[str, dict[int, tuple[str, ...]]], key: str, dtypes: Sequence[str]
-) -> tuple[str, ...] | None:
+def variable_names(table: dict[str, _Names], key: str, dtypes: Sequence[str]) -> tuple[str, ...] | None:
     """Keras's names for a layer's ``len(dtypes)`` variables from ``table`` (:data:`SUBLAYER_VARS`
     by sublayer name, :data:`HUB_LEAVES` by group name without its ``_<n>``); None where the table
     does not tell, or a variable is not a float (a quantized layer holds other variables)."""
@@ -184,8 +182,8 @@ def block_order(path: str, children: Iterable[str]) -> tuple[str, ...]:
 
 def backbone_root(layers: Sequence[str]) -> str:
     """The backbone inside a task model (``GemmaCausalLM``, ``BertTextClassifier``: a nested model
-    KerasHub names ``<family>_backbone``, ``_1``... when there are several), whose layers the adapters number; "" when ``layers``
-    (layer paths) are the backbone's own."""
+    KerasHub names ``<family>_backbone``, or ``..._backbone_1`` when a session built several), whose
+    layers the adapters number; "" when ``layers`` (layer paths) are the backbone's own."""
     tops = list(dict.fromkeys(lp.split("/", 1)[0] for lp in layers))
     nested = [t for t in tops if _BACKBONE.search(t) and any(lp.startswith(t + "/") for lp in layers)]
     return nested[0] if len(nested) == 1 else ""
