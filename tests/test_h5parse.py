@@ -28,8 +28,11 @@ the file with h5py). Covered here:
 
 from __future__ import annotations
 
+import json
 import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -889,3 +892,141 @@ def test_fixed_length_string_of_unknown_character_set_is_damaged(charset, tmp_pa
     else:
         with pytest.raises(P.Damaged, match="character set"):
             P.File(str(path)).root.attr("x")
+
+
+# Continuation blocks of length 0 and global heap budgets (two suspected strictness gaps, checked
+# against libhdf5 1.14 here): the same bytes read by the parser and by h5py in a child process
+# (killed if libhdf5 hangs).
+
+_H5PY_ATTRS = r"""
+import json, sys, h5py
+try:
+    with h5py.File(sys.argv[1], "r") as f:
+        g = f[sys.argv[2]]
+        out = {}
+        for name in sorted(g.attrs):
+            v = g.attrs[name]
+            out[name] = v.decode() if isinstance(v, bytes) else v if isinstance(v, str) else [
+                x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+        f.visititems(lambda n, o: None)
+    print(json.dumps({"outcome": "ok", "attrs": out}))
+except Exception as exc:
+    print(json.dumps({"outcome": "refused", "why": f"{type(exc).__name__}: {exc}"[:300]}))
+"""
+
+
+def _h5py_attrs(path: Path, group: str) -> dict:
+    """libhdf5's reading of every attribute of ``group`` (and a walk of the file), in a child."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _H5PY_ATTRS, str(path), group], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return {"outcome": "hang"}
+    return json.loads(done.stdout)
+
+
+def _parser_attrs(path: Path, group: str) -> dict:
+    try:
+        pf = P.File(str(path))
+        try:
+            g = pf.root.child(group)
+            attrs = {name: g.attr(name) for name in sorted(g._attr_table())}
+            _walk(pf.root, KERAS_ATTRS)
+            return {"outcome": "ok", "attrs": attrs}
+        finally:
+            pf.close()
+    except P.Damaged as exc:
+        return {"outcome": "damaged", "why": str(exc)}
+    except P.Unsupported as exc:
+        return {"outcome": "h5py", "why": str(exc)}
+
+
+def _extra_group(f):
+    g = f.create_group("extra")
+    for k in range(40):  # enough attributes for the header to need a continuation block
+        g.attrs[f"extra_{k:02d}"] = np.bytes_(b"x" * 40)
+
+
+#: name -> (continuation address (None: the attribute message's own), its length, libhdf5 reads it)
+ZERO_CONTINUATIONS = {
+    "length 0": (0x800, 0, True),
+    "length 0 at the end of the file": ("eof", 0, True),
+    "length 0 onto its own message": (None, 0, True),
+    "length 4 (no room for a message)": (0x800, 4, False),
+}
+
+
+@pytest.mark.parametrize("case", list(ZERO_CONTINUATIONS))
+def test_continuation_block_too_small_for_a_message(case, tmp_path):
+    """An object header continuation whose block is of length 0 (or too short for one message's
+    8-byte head): libhdf5 reads no message from a block of 0 bytes and refuses a block its messages
+    do not fill ("message not aligned"). The parser agrees on both: what it reads, libhdf5 reads
+    alike; what libhdf5 refuses, it refuses as damaged. (Built by turning the group's first
+    attribute message into the continuation: the message count stays right.)"""
+    addr, length, libhdf5_reads = ZERO_CONTINUATIONS[case]
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, edit=_extra_group)
+    with h5py.File(path, "r") as hf:
+        header = _header_address(hf["extra"])
+    data = bytearray(path.read_bytes())
+    body, size = next((b, s) for t, b, s in _messages(data, header) if t == 0x0C)
+    struct.pack_into("<H", data, body - 8, 0x10)
+    data[body : body + size] = bytes(size)
+    addr = {"eof": len(data), None: body - 8}.get(addr, addr)
+    struct.pack_into("<QQ", data, body, addr, length)
+    path.write_bytes(bytes(data))
+    ref = _h5py_attrs(path, "extra")
+    fast = _parser_attrs(path, "extra")
+    assert ref["outcome"] == ("ok" if libhdf5_reads else "refused"), ref
+    if libhdf5_reads:
+        assert fast == ref
+        assert sorted(fast["attrs"]) == [f"extra_{k:02d}" for k in range(1, 40)]
+    else:
+        assert fast["outcome"] == "damaged", fast
+
+
+def test_global_heap_budget_counts_each_collection_once(tmp_path, monkeypatch):
+    """A thousand and more variable-length strings in a few global heap collections, each read
+    several times: only the collections read from the file count toward ``_MAX_GHEAP_READ`` (a
+    re-read from the parser's cache is free), so a budget of exactly their bytes suffices; the
+    values are libhdf5's. (Past 16 collections the cache starts afresh, and a collection read again
+    from the file counts again: bytes read, bounded as the rest.)"""
+    path = tmp_path / "strings.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("strings")
+        for k in range(600):
+            g.attrs[f"s{k:04d}"] = f"value {k} " * 3
+        g.attrs["array"] = np.array([f"item {k}" for k in range(800)], dtype=h5py.string_dtype())
+    pf = P.File(str(path))
+    try:
+        g = pf.root.child("strings")
+        names = sorted(g._attr_table())
+        for name in names:
+            g.attr(name)
+        collections = sorted(pf._gheap)
+        once = pf._gheap_read
+    finally:
+        pf.close()
+    assert 1 < len(collections) < 16 and once < 1 << 20  # a few, all kept by the cache
+    data = path.read_bytes()
+    assert once == sum(struct.unpack_from("<Q", data, a + 8)[0] for a in collections)
+    monkeypatch.setattr(P, "_MAX_GHEAP_READ", once)
+    pf = P.File(str(path))
+    try:
+        g = pf.root.child("strings")
+        for _ in range(5):  # read again and again: within the budget of one read of each
+            values = {name: g.attr(name) for name in names}
+        assert pf._gheap_read == once
+    finally:
+        pf.close()
+    ref = _h5py_attrs(path, "strings")
+    assert ref["outcome"] == "ok" and values == ref["attrs"]
+    monkeypatch.setattr(P, "_MAX_GHEAP_READ", once - 1)  # the budget does bind
+    pf = P.File(str(path))
+    try:
+        with pytest.raises(P.Unsupported, match="too much global heap"):
+            for name in names:
+                pf.root.child("strings").attr(name)
+    finally:
+        pf.close()
