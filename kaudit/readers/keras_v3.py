@@ -18,7 +18,7 @@ from ..checkpoint import Variable
 from ..errors import CorruptFileError
 from ..keras import layers as keras_layers
 from ..keras import naming
-from ..keras.config import LayerNode, parse_model_config
+from ..keras.config import LayerNode, parse_model_config, shared
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
 from . import _annotate as annotated
@@ -398,7 +398,7 @@ def read(
     index's weight_map keys, in its order (Keras's)."""
     tree = Tree(files, displays, written)
     r = _Reader(tree, store, display, member)
-    root = parse_model_config(config) if config is not None else None
+    root = shared(parse_model_config, config) if config is not None else None
     if config is not None and root is None:
         r.notes.append("config.json could not be understood; variables named by position")
     eff = root.loaded_trainable(3, top=True) if root is not None else None
