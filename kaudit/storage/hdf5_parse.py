@@ -53,6 +53,7 @@ _MAX_ELEMENTS = 1 << 24  # elements of an attribute
 _RECENT = 4096
 _MAX_BLOCK = 1 << 20  # an object header block (HDF5 keeps attributes in headers under 64 KiB)
 _MAX_GHEAP_READ = 256 << 20  # global heap bytes read per file (where variable-length strings live)
+_GHEAP_KEPT = 32  # global heap collections kept read, per generation (two)
 _MAX_K = 1 << 10  # B-tree "K" (HDF5 writes 4 and 16); bounds the entries per node
 _MAX_ENTRIES = 1 << 20  # entries of one group (symbol table entries parsed, duplicates included)
 _MAX_DIM = 1 << 62  # a dimension HDF5 itself could allocate
@@ -176,7 +177,11 @@ class File:
         self.image = _Image(path, base, size)
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
+        # global heap collections read (their objects by index), in two generations as _recent and
+        # _older: a model's variable-length strings come from a few dozen collections, met in
+        # the order of its layers rather than of the file
         self._gheap: dict[int, dict[int, bytes]] = {}
+        self._gheap_older: dict[int, dict[int, bytes]] = {}
         self._gheap_read = 0
         # the objects used last (readers ask for a group's entries, then for its datasets...; a
         # big group's entries are parsed once)
@@ -359,8 +364,18 @@ class File:
 
     # -- global heap (variable-length strings) ---------------------------------------------------
 
+    def _keep_gheap(self, addr: int, coll: dict[int, bytes]) -> None:
+        if len(self._gheap) >= _GHEAP_KEPT:
+            self._gheap_older = self._gheap
+            self._gheap = {}
+        self._gheap[addr] = coll
+
     def gheap(self, addr: int, index: int) -> bytes:
         coll = self._gheap.get(addr)
+        if coll is None:
+            coll = self._gheap_older.get(addr)
+            if coll is not None:
+                self._keep_gheap(addr, coll)
         if coll is None:
             buf, o = self.image.at(addr, 16)
             if buf[o : o + 4] != b"GCOL" or buf[o + 4] != 1:
@@ -395,9 +410,7 @@ class File:
                 p += 16 + ((osize + 7) & ~7)
             if p > end:
                 _bad("a global heap collection whose objects overrun it")
-            if len(self._gheap) >= 16:
-                self._gheap.clear()
-            self._gheap[addr] = coll
+            self._keep_gheap(addr, coll)
         value = coll.get(index)
         if value is None:
             _bad("a missing global heap object")
