@@ -1030,3 +1030,22 @@ def test_global_heap_budget_counts_each_collection_once(tmp_path, monkeypatch):
                 pf.root.child("strings").attr(name)
     finally:
         pf.close()
+
+
+def test_dataspace_memo_is_keyed_by_the_whole_message(tmp_path):
+    """Dataspaces are decoded once per distinct message bytes (``_SPACES``): a message that differs
+    in any byte it is decoded from is decoded (and checked) on its own; one that fails is never
+    kept, so the same bytes fail again."""
+    P._SPACES.clear()
+    one = struct.pack("<BBBx4xQQ", 1, 1, 1, 5, 5)  # version 1, rank 1, max dims: (5,), max 5
+    assert P._dataspace(one, 0, len(one)) == (5,)
+    assert P._dataspace(b"xx" + one, 2, len(one)) == (5,)  # the same message elsewhere
+    above = struct.pack("<BBBx4xQQ", 1, 1, 1, 5, 4)  # a dimension above its maximum
+    for _ in range(2):
+        with pytest.raises(P.Damaged, match="above its maximum"):
+            P._dataspace(above, 0, len(above))
+    assert above not in P._SPACES
+    two = struct.pack("<BBBx4xQQQQ", 1, 2, 1, 5, 3, 5, 3)
+    assert P._dataspace(two, 0, len(two)) == (5, 3)
+    with pytest.raises(P.Damaged, match="larger than its message"):
+        P._dataspace(two, 0, len(two) - 8)  # the max dims past the message: its bytes are another key

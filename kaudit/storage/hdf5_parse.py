@@ -814,7 +814,23 @@ def _link_message(buf: bytes, o: int) -> tuple[str, int]:
 
 
 def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
-    """The dims of a dataspace message of ``size`` bytes at ``o``."""
+    """The dims of a dataspace message of ``size`` bytes at ``o``: decoded and checked once per
+    distinct message (a model's datasets share a few dozen shapes). A message that decodes reads
+    no byte outside its ``size``, so its bytes are the whole key; one that fails is not kept."""
+    key = buf[o : o + size]
+    dims = _SPACES.get(key)
+    if dims is None:
+        dims = _decode_dataspace(buf, o, size)
+        if len(_SPACES) >= 1024:
+            _SPACES.clear()
+        _SPACES[key] = dims
+    return dims
+
+
+_SPACES: dict[bytes, tuple[int, ...]] = {}
+
+
+def _decode_dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
     version, rank, flags = buf[o], buf[o + 1], buf[o + 2]
     if version == 1:
         head = 8
