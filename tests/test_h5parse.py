@@ -1049,3 +1049,63 @@ def test_dataspace_memo_is_keyed_by_the_whole_message(tmp_path):
     assert P._dataspace(two, 0, len(two)) == (5, 3)
     with pytest.raises(P.Damaged, match="larger than its message"):
         P._dataspace(two, 0, len(two) - 8)  # the max dims past the message: its bytes are another key
+
+
+def test_flag_checks_need_the_bits_they_test():
+    """``_messages`` calls ``_bad_flags`` only for flags with a bit of 0xE4: no other flags can be
+    refused, whatever the message type."""
+    for mtype in [*range(0x1A), 0x30, 0xFFFF]:
+        for flags in range(256):
+            if not flags & 0xE4:
+                assert not P._bad_flags(mtype, flags), (mtype, flags)
+
+
+def test_fill_value_memo_is_keyed_by_the_whole_message():
+    """Fill value messages are checked once per distinct (type, size, bytes) of 8 bytes or more
+    (``_FILLS``); a failing one is never kept, shorter ones are checked every time."""
+    P._FILLS.clear()
+    good = bytes((2, 1, 0, 1)) + struct.pack("<I", 4) + b"\0" * 4  # version 2, defined, 4 bytes
+    P._fill_value(good, 0, len(good), 0x05)
+    assert (0x05, len(good), good) in P._FILLS
+    P._fill_value(b"pad" + good, 3, len(good), 0x05)
+    over = bytes((2, 1, 0, 1)) + struct.pack("<I", 5) + b"\0" * 4  # 5 bytes in a 12-byte message
+    for _ in range(2):
+        with pytest.raises(P.Damaged, match="overrunning"):
+            P._fill_value(over, 0, len(over), 0x05)
+    with pytest.raises(P.Damaged, match="overrunning"):
+        P._fill_value(good, 0, len(good) - 1, 0x05)  # the same bytes as a shorter message
+    with pytest.raises(P.Damaged, match="unknown version"):
+        P._fill_value(bytes((9, 1, 0, 0)), 0, 4, 0x05)
+    assert len(P._FILLS) == 1
+
+
+def _leaf_root(data: bytearray, addrs: dict) -> int:
+    """The B-tree root of the group 'dense/dense' (two entries): a leaf node."""
+    node = _btree_of(data, addrs["/dense/dense"])
+    assert data[node + 5] == 0 and struct.unpack_from("<H", data, node + 6)[0] == 1
+    return node
+
+
+@pytest.mark.parametrize(
+    "case, why", [("child is the node", "listed twice"), ("keys out of order", "keys are out of order")]
+)
+def test_a_group_b_tree_of_one_leaf_is_checked_as_any(case, tmp_path, why):
+    """A group whose B-tree root is a leaf (the small groups of a Keras file, read without the
+    general walk): the same checks as at any level of a larger tree."""
+    path = tmp_path / "model.h5"
+    _write_keras_like(path)
+    with h5py.File(path, "r") as hf:
+        addrs = {"/dense/dense": _header_address(hf["/dense/dense"])}
+    assert _parse_all(path) == 6
+    data = bytearray(path.read_bytes())
+    node = _leaf_root(data, addrs)
+    if case == "child is the node":
+        struct.pack_into("<Q", data, node + 24 + 8, node)
+    else:  # the left key names the last entry, the right key the first ("" sorts first)
+        snod = struct.unpack_from("<Q", data, node + 24 + 8)[0]
+        first, last = _snod_entries(data, snod)[0], _snod_entries(data, snod)[-1]
+        struct.pack_into("<Q", data, node + 24, struct.unpack_from("<Q", data, last)[0])
+        struct.pack_into("<Q", data, node + 24 + 16, struct.unpack_from("<Q", data, first)[0])
+    path.write_bytes(bytes(data))
+    with pytest.raises(P.Damaged, match=why):
+        _parse_all(path)

@@ -64,6 +64,7 @@ _u64 = struct.Struct("<Q").unpack_from
 _msg_v1 = struct.Struct("<HHB").unpack_from
 _entry = struct.Struct("<QQI").unpack_from  # symbol table entry: name offset, header address, cache type
 _two64 = struct.Struct("<QQ").unpack_from
+_three64 = struct.Struct("<QQQ").unpack_from
 _prefix = struct.Struct("<HII").unpack_from
 
 # standard IEEE layouts: size -> (bit offset, precision, exponent location, exponent size,
@@ -284,8 +285,8 @@ class File:
             buf, o = img.at(addr + 16, size)
             blk = buf[o : o + size]
         out: list = []
-        pending: list[tuple[int, int]] = []  # continuation blocks still to read
-        seen = {addr}
+        pending: list[tuple[int, int]] | None = None  # continuation blocks still to read (most headers: none)
+        seen: set[int] | None = None
         total = size
         count = 0  # every message, NIL and continuation messages included
         while True:
@@ -297,11 +298,13 @@ class File:
                 o = body + msize
                 if o > size:
                     _bad("an object header message overruns its block")
-                if msize & 7 or (mflags and _bad_flags(mtype, mflags)):
+                if msize & 7 or (mflags & 0xE4 and _bad_flags(mtype, mflags)):  # (no refusal without these bits)
                     _bad("an object header message HDF5 refuses (misaligned, or a bad flag combination)")
                 if mtype == 0x16:
                     _bad("a reference count message in a version 1 object header")
                 if mtype == 0x10:  # continuation
+                    if pending is None:
+                        pending = []
                     pending.append(_two64(blk, body))
                 elif mtype:  # (0: a NIL message, padding)
                     out.append((mtype, mflags, blk, body, msize))
@@ -309,6 +312,8 @@ class File:
                 _bad("an object header block that its messages do not fill")
             if not pending:
                 break
+            if seen is None:
+                seen = {addr}
             caddr, size = pending.pop(0)
             total += size
             if caddr in seen:
@@ -674,7 +679,7 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     buf, o = img.at(heap, 32)
     if buf[o : o + 4] != b"HEAP" or buf[o + 4] != 0:
         _bad("a broken local heap")
-    hsize, free, haddr = struct.unpack_from("<QQQ", buf, o + 8)
+    hsize, free, haddr = _three64(buf, o + 8)
     if hsize > _MAX_HEAP:
         _no("a huge local heap")
     if haddr == heap + 32 and o + 32 + hsize <= len(buf):  # the usual place: right after the header
@@ -682,15 +687,16 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     else:
         names, nbase = img.at(haddr, hsize)  # the names: [nbase, nbase + hsize) of names
     nend = nbase + hsize
-    seen_free: set[int] = set()
-    while free != 1:  # the free list (1: its end)
-        if free in seen_free or free + 16 > hsize:
-            _bad("a local heap whose free list is broken")
-        seen_free.add(free)
-        nxt, fsize = _two64(names, nbase + free)
-        if nxt == 0 or free + fsize > hsize:
-            _bad("a local heap whose free list is broken")
-        free = nxt
+    if free != 1:  # the free list (1: its end)
+        seen_free: set[int] = set()
+        while free != 1:
+            if free in seen_free or free + 16 > hsize:
+                _bad("a local heap whose free list is broken")
+            seen_free.add(free)
+            nxt, fsize = _two64(names, nbase + free)
+            if nxt == 0 or free + fsize > hsize:
+                _bad("a local heap whose free list is broken")
+            free = nxt
 
     def name_at(noff: int) -> bytes:
         if noff >= hsize:
@@ -700,9 +706,31 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             _bad("a name outside the local heap")
         return names[nbase + noff : end]
 
-    visited: set[int] = set()
+    visited: set[int] = {btree}
     snods: list[tuple[int, bytes, bytes | None]] = []
-    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k, name_at, b"", None)
+    fanout = 2 * file.node_k
+    b, p = img.at(btree, 24)
+    if b[p : p + 4] != b"TREE" or b[p + 4] != 0:
+        _bad("a broken group B-tree node")
+    if b[p + 5]:  # an internal root node: the walk below it
+        visited.clear()
+        _tree_node(img, btree, 0, visited, snods, fanout, name_at, b"", None)
+    else:  # a root node that is a leaf (a group of up to 2 * leaf K * node K entries): as _tree_node reads it
+        used = _u16(b, p + 6)[0]
+        if used > fanout:
+            _bad("a group B-tree node with more children than the file's B-tree allows")
+        if p + 32 + used * 16 <= len(b):
+            p += 24
+        else:
+            b, p = img.at(btree + 24, 8 + used * 16)
+        left = name_at(_u64(b, p)[0])
+        for k in range(used):
+            child, right_off = _two64(b, p + 8 + 16 * k)
+            right = name_at(right_off)
+            if right < left:
+                _bad("a group B-tree whose keys are out of order")
+            snods.append((child, left, right))
+            left = right
     if len(snods) * 2 * file.leaf_k > _MAX_ENTRIES:
         _no("a group of more entries than kaudit reads itself")
     previous = b""
@@ -724,7 +752,13 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             noff, header, cache = _entry(b, p + 40 * k)
             if cache > 2:
                 _bad("a symbol table entry of unknown cache type")
-            raw = name_at(noff)
+            if noff >= hsize:  # (name_at, inline: the entries are most of the names read)
+                _bad("a name outside the local heap")
+            start = nbase + noff
+            end = names.find(b"\0", start, nend)
+            if end < 0:
+                _bad("a name outside the local heap")
+            raw = names[start:end]
             # HDF5 finds a name by binary search: the entries sorted, each above the node's left
             # key and at most its right key
             if not raw or raw <= previous or raw <= low or (high is not None and raw > high):
@@ -909,7 +943,24 @@ def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
 
 
 def _fill_value(buf: bytes, o: int, size: int, mtype: int) -> None:
-    """Check a fill value message (0x05; 0x04, the old kind) as HDF5 decodes it (H5Ofill.c)."""
+    """Check a fill value message (0x05; 0x04, the old kind) as HDF5 decodes it (H5Ofill.c): once
+    per distinct message of 8 bytes or more (the check reads none past its first 8 bytes and its
+    size; a model's datasets share one or two); one that fails is not kept."""
+    if size < 8:
+        _check_fill_value(buf, o, size, mtype)
+        return
+    key = (mtype, size, buf[o : o + size])
+    if key not in _FILLS:
+        _check_fill_value(buf, o, size, mtype)
+        if len(_FILLS) >= 256:
+            _FILLS.clear()
+        _FILLS.add(key)
+
+
+_FILLS: set[tuple[int, int, bytes]] = set()
+
+
+def _check_fill_value(buf: bytes, o: int, size: int, mtype: int) -> None:
     if mtype == 0x04:
         if 4 + _u32(buf, o)[0] > size:
             _bad("a fill value overrunning its message")
