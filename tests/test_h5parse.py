@@ -1109,3 +1109,31 @@ def test_a_group_b_tree_of_one_leaf_is_checked_as_any(case, tmp_path, why):
     path.write_bytes(bytes(data))
     with pytest.raises(P.Damaged, match=why):
         _parse_all(path)
+
+
+def test_attribute_memo_is_keyed_by_the_head_it_decodes(tmp_path):
+    """Attribute messages are decoded once per distinct head (``_ATTRS``: size, name, datatype,
+    dataspace): the same head with other values reads those values; a change in the bytes the
+    checks read (the variable-length base type) is decoded anew and refused; a refusal is not kept."""
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["names"] = np.array(["a/kernel:0", "a/bias:0"], dtype=h5py.string_dtype())
+    pf = P.File(str(path))
+    try:
+        [(_t, _f, blk, o, size)] = [m for m in pf.root._msgs if m[0] == 0x0C]
+        P._ATTRS.clear()
+        name, (_tbuf, tpos, shape, data, avail) = P._attribute(blk, o, size)
+        assert (name, shape) == ("names", (2,)) and len(P._ATTRS) == 1
+        other = bytearray(blk)
+        other[data : data + 4] = struct.pack("<I", 7)  # another value, the same head
+        got = P._attribute(bytes(other), o, size)
+        assert got[0] == "names" and got[1][2:] == (shape, data, avail) and len(P._ATTRS) == 1
+        base = bytearray(blk)
+        base[tpos + 12] ^= 0x08  # the base type's size: 1 -> 9 bytes
+        for _ in range(2):
+            with pytest.raises(P.Unsupported, match="another base type"):
+                P._attribute(bytes(base), o, size)
+        assert len(P._ATTRS) == 1
+        assert pf.root.attr("names") == ["a/kernel:0", "a/bias:0"]
+    finally:
+        pf.close()

@@ -64,6 +64,7 @@ _u64 = struct.Struct("<Q").unpack_from
 _msg_v1 = struct.Struct("<HHB").unpack_from
 _entry = struct.Struct("<QQI").unpack_from  # symbol table entry: name offset, header address, cache type
 _two64 = struct.Struct("<QQ").unpack_from
+_three16 = struct.Struct("<HHH").unpack_from
 _three64 = struct.Struct("<QQQ").unpack_from
 _prefix = struct.Struct("<HII").unpack_from
 
@@ -1007,7 +1008,39 @@ def _layout(buf: bytes, o: int, size: int) -> tuple[int, int]:
 
 
 def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
-    """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size))."""
+    """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size)),
+    decoded and checked once per distinct message head (``_ATTRS``): what the decoding reads is
+    the message's size and its bytes up to its value (name, datatype, dataspace; with the 20
+    bytes a variable-length type is checked on and the dataspace's first 4), all in the key. A
+    model's layers repeat a few (``weight_names`` of two weights...). One that fails is not kept."""
+    version = buf[o]
+    nsize, tsize, ssize = _three16(buf, o + 2)
+    if version == 1:  # as _decode_attribute lays the message out
+        tpos = o + 8 + ((nsize + 7) & ~7)
+        spos = tpos + ((tsize + 7) & ~7)
+        data = spos + ((ssize + 7) & ~7)
+    elif version in (2, 3):
+        tpos = o + 8 + (1 if version == 3 else 0) + nsize
+        spos = tpos + tsize
+        data = spos + ssize
+    else:
+        return _decode_attribute(buf, o, size)  # (refused there)
+    key = (size, buf[o : max(data, tpos + 20, spos + 4)])
+    found = _ATTRS.get(key)
+    if found is not None:
+        name, shape = found
+        return name, (buf, tpos, shape, data, o + size - data)
+    name, spec = _decode_attribute(buf, o, size)
+    if len(_ATTRS) >= 1024:
+        _ATTRS.clear()
+    _ATTRS[key] = (name, spec[2])
+    return name, spec
+
+
+_ATTRS: dict[tuple[int, bytes], tuple[str, tuple[int, ...]]] = {}
+
+
+def _decode_attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     version = buf[o]
     nsize, tsize, ssize = struct.unpack_from("<HHH", buf, o + 2)
     if version == 1:  # name, datatype and dataspace each padded to 8 bytes
