@@ -584,3 +584,25 @@ def test_shared_configs_compares_the_whole_text():
         assert keras_config.loads(other) == dict(first, config={"name": "n", "layers": []})
         assert keras_config.loads(text.encode()) is not first  # bytes are not that str
     assert keras_config._shared.last is None  # let go
+
+
+def test_layer_specs_of_a_shared_layer_tree_are_worked_out_once(monkeypatch):
+    """With one layer tree for both files (a config both carry), a Keras 3 layer's variable spec is
+    worked out once (kept on the node: a pure function of its class and config)."""
+    from kaudit.readers import keras_v3
+
+    calls: list[str] = []
+    real = keras_v3.keras_layers.layer_spec
+
+    def counted(class_name, config, keras_major=3):
+        calls.append(class_name)
+        return real(class_name, config, keras_major)
+
+    monkeypatch.setattr(keras_v3.keras_layers, "layer_spec", counted)
+    a, b = fixture("finetune/before.keras"), fixture("finetune/after.keras")
+    kaudit.load(a).close()
+    one = len(calls)
+    assert one > 0
+    calls.clear()
+    kaudit.diff(a, b)
+    assert len(calls) == one  # b's layers: none again

@@ -47,6 +47,19 @@ def _group_names(children: list[LayerNode]):
             yield ch, snake
 
 
+_UNSET = object()
+
+
+def _layer_spec(node: LayerNode):
+    """``keras_layers.layer_spec`` of a Keras 3 layer, kept on its node: a pure function of its
+    class and config, and immutable (a frozen LayerSpec). Asked again for b's table when a diff's
+    two files share one layer tree (``keras.config.shared``)."""
+    found = node.__dict__.get("_layer_spec3", _UNSET)
+    if found is _UNSET:
+        found = node.__dict__["_layer_spec3"] = keras_layers.layer_spec(node.class_name, node.config, 3)
+    return found
+
+
 def _natural(s: str):
     if s.isdigit() and s.isascii():  # "0", "1", ...: what the split below gives, without it
         return ["", int(s), ""]
@@ -274,7 +287,7 @@ class _Reader:
         cls = node.class_name if node is not None else None
         hint = node.var_dtype if node is not None and node.var_dtype else hint
         own = self.tree.datasets(paths.join(gpath, "vars"))
-        spec = keras_layers.layer_spec(node.class_name, node.config, 3) if node is not None else None
+        spec = _layer_spec(node) if node is not None else None
         if spec is not None and len(spec.variables) != len(own):
             self.notes.append(
                 f"{layer_path}: {cls} should have {len(spec.variables)} variables, the file has "
