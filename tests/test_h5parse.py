@@ -550,6 +550,28 @@ def test_parsed_objects_are_let_go_after_the_read(tmp_path, monkeypatch):
 
 
 @needs_fast_path
+def test_global_heap_collections_are_let_go_after_the_read(tmp_path):
+    """The global heap collections a file keeps while a reader walks it (variable-length strings)
+    are dropped with the objects when it is done; a later read of the attribute reads its
+    collection again, to the same value."""
+    path = tmp_path / "strings.h5"
+
+    def strings(f):
+        f.attrs["keras_version"] = "2.15.0"  # a str: variable-length, in the global heap
+        f["dense"].attrs["weight_names"] = np.array(["dense/kernel:0", "dense/bias:0"], dtype=h5py.string_dtype())
+
+    _write_keras_like(path, edit=strings)
+    with readers.load(str(path)) as ckpt:
+        pf = ckpt.store.files[0].file
+        assert isinstance(pf, P.File) and pf._gheap_read > 0
+        assert not pf._gheap and not pf._gheap_older
+        before = pf._gheap_read
+        assert pf.root.attr("keras_version") == "2.15.0"
+        assert pf._gheap_read > before  # read again (and counted again)
+        assert [v.path for v in ckpt.all_variables] == ["dense/kernel", "dense/bias"]
+
+
+@needs_fast_path
 @pytest.mark.parametrize("construct", list(CONSTRUCTS))
 def test_construct_is_left_to_h5py(construct, tmp_path, monkeypatch):
     kwargs, why = CONSTRUCTS[construct]

@@ -210,13 +210,16 @@ class File:
 
     @contextlib.contextmanager
     def lookups(self):
-        """A reader's walk of the file: the objects met are kept for it (see :meth:`_object`),
-        and forgotten when it ends (a later lookup parses its object again, with the same checks)."""
+        """A reader's walk of the file: the objects met are kept for it (see :meth:`_object`), and
+        so are the global heap collections read; both are forgotten when it ends (a later lookup
+        parses its object or reads its collection again, with the same checks)."""
         try:
             yield
         finally:
             self._recent = {}
             self._older = {}
+            self._gheap = {}
+            self._gheap_older = {}
 
     def _superblock(self) -> Group:
         img = self.image
