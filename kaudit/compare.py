@@ -16,6 +16,7 @@ from . import adapters, kernels, quantdiff
 from ._gc import collector_paused
 from .align import Pair, align
 from .checkpoint import DEFAULT_BLOCK_ELEMS, Checkpoint
+from .keras.config import shared_configs
 from .policy import Policy, Rule, parse_rename, resolve
 from .result import DIFF_COLUMNS, RULES, STATUSES, DiffResult, DiffRow
 from .snapshot_compare import compare_without_values
@@ -86,7 +87,7 @@ def diff(
     )
     from .readers import opened
 
-    with collector_paused(), opened(a) as ca, opened(b) as cb:  # a, then b
+    with collector_paused(), shared_configs(), opened(a) as ca, opened(b) as cb:  # a, then b
         ca, cb, applied = _with_adapters(ca, cb)
         result = _diff(ca, cb, pol, structural, optimizer, block_elems, workers, progress, dequantize)
         if applied:

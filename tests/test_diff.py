@@ -515,3 +515,94 @@ def test_big_endian_values_are_compared_as_values(tmp_path, monkeypatch, parser)
     with kaudit.load(src) as a, kaudit.load(str(same_values)) as b:
         va, vb = a.variable("L3_dense/kernel"), b.variable("L3_dense/kernel")
         assert digest(a, va) == digest(b, vb)
+
+
+# -- a model config both files share is parsed once (docs/performance.md, issue 14) ---------------
+
+
+def _json_calls(monkeypatch) -> list:
+    from kaudit.keras import config as keras_config
+
+    texts: list = []
+    real = keras_config.json.loads
+
+    def counted(text, *args, **kwargs):
+        texts.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(keras_config.json, "loads", counted)
+    return texts
+
+
+def _unshared_diff(monkeypatch, a: str, b: str):
+    import contextlib
+
+    import kaudit.compare as compare_module
+
+    with monkeypatch.context() as m:
+        m.setattr(compare_module, "shared_configs", contextlib.nullcontext)
+        return kaudit.diff(a, b)
+
+
+@pytest.mark.parametrize(
+    "a, b, shared",
+    [
+        ("finetune/before_k2.h5", "finetune/after_k2.h5", True),
+        ("finetune/before.keras", "finetune/after.keras", True),
+        ("renamed/renamed_a.h5", "renamed/renamed_b.h5", False),
+        ("finetune/before_k2.h5", "convnet/k2_full.h5", False),
+    ],
+)
+def test_a_config_both_files_carry_is_parsed_once(a, b, shared, monkeypatch):
+    """Within a diff, b's model config is not parsed again when its text is a's (compared in full):
+    the same JSON value and layer tree serve both files; the result is the one each file's own
+    parse gives."""
+    a, b = fixture(a), fixture(b)
+    want = _unshared_diff(monkeypatch, a, b)
+    texts = _json_calls(monkeypatch)
+    got = kaudit.diff(a, b)
+    configs = [t for t in texts if "class_name" in t]  # (not metadata.json)
+    assert len(configs) == (1 if shared else 2)
+    assert got.table.equals(want.table)
+    assert got.summary == want.summary
+
+
+def test_shared_configs_compares_the_whole_text():
+    from kaudit.keras import config as keras_config
+
+    text = '{"class_name": "Sequential", "config": {"name": "m", "layers": []}}'
+    other = text.replace('"m"', '"n"')  # the same length, another text
+    assert keras_config.loads(text) is not keras_config.loads(text)  # no block: nothing kept
+    with keras_config.shared_configs():
+        first = keras_config.loads(text)
+        assert keras_config.loads(text) is first
+        tree = keras_config.shared(keras_config.parse_model_config, first)
+        assert keras_config.shared(keras_config.parse_model_config, first) is tree
+        assert keras_config.shared(keras_config.parse_model_config, dict(first)) is not tree  # another value
+        with keras_config.shared_configs():  # nested: the outer block's
+            assert keras_config.loads(text) is first
+        assert keras_config.loads(other) == dict(first, config={"name": "n", "layers": []})
+        assert keras_config.loads(text.encode()) is not first  # bytes are not that str
+    assert keras_config._shared.last is None  # let go
+
+
+def test_layer_specs_of_a_shared_layer_tree_are_worked_out_once(monkeypatch):
+    """With one layer tree for both files (a config both carry), a Keras 3 layer's variable spec is
+    worked out once (kept on the node: a pure function of its class and config)."""
+    from kaudit.readers import keras_v3
+
+    calls: list[str] = []
+    real = keras_v3.keras_layers.layer_spec
+
+    def counted(class_name, config, keras_major=3):
+        calls.append(class_name)
+        return real(class_name, config, keras_major)
+
+    monkeypatch.setattr(keras_v3.keras_layers, "layer_spec", counted)
+    a, b = fixture("finetune/before.keras"), fixture("finetune/after.keras")
+    kaudit.load(a).close()
+    one = len(calls)
+    assert one > 0
+    calls.clear()
+    kaudit.diff(a, b)
+    assert len(calls) == one  # b's layers: none again

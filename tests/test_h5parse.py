@@ -28,8 +28,11 @@ the file with h5py). Covered here:
 
 from __future__ import annotations
 
+import json
 import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -547,6 +550,28 @@ def test_parsed_objects_are_let_go_after_the_read(tmp_path, monkeypatch):
 
 
 @needs_fast_path
+def test_global_heap_collections_are_let_go_after_the_read(tmp_path):
+    """The global heap collections a file keeps while a reader walks it (variable-length strings)
+    are dropped with the objects when it is done; a later read of the attribute reads its
+    collection again, to the same value."""
+    path = tmp_path / "strings.h5"
+
+    def strings(f):
+        f.attrs["keras_version"] = "2.15.0"  # a str: variable-length, in the global heap
+        f["dense"].attrs["weight_names"] = np.array(["dense/kernel:0", "dense/bias:0"], dtype=h5py.string_dtype())
+
+    _write_keras_like(path, edit=strings)
+    with readers.load(str(path)) as ckpt:
+        pf = ckpt.store.files[0].file
+        assert isinstance(pf, P.File) and pf._gheap_read > 0
+        assert not pf._gheap and not pf._gheap_older
+        before = pf._gheap_read
+        assert pf.root.attr("keras_version") == "2.15.0"
+        assert pf._gheap_read > before  # read again (and counted again)
+        assert [v.path for v in ckpt.all_variables] == ["dense/kernel", "dense/bias"]
+
+
+@needs_fast_path
 @pytest.mark.parametrize("construct", list(CONSTRUCTS))
 def test_construct_is_left_to_h5py(construct, tmp_path, monkeypatch):
     kwargs, why = CONSTRUCTS[construct]
@@ -889,3 +914,248 @@ def test_fixed_length_string_of_unknown_character_set_is_damaged(charset, tmp_pa
     else:
         with pytest.raises(P.Damaged, match="character set"):
             P.File(str(path)).root.attr("x")
+
+
+# Continuation blocks of length 0 and global heap budgets (two suspected strictness gaps, checked
+# against libhdf5 1.14 here): the same bytes read by the parser and by h5py in a child process
+# (killed if libhdf5 hangs).
+
+_H5PY_ATTRS = r"""
+import json, sys, h5py
+try:
+    with h5py.File(sys.argv[1], "r") as f:
+        g = f[sys.argv[2]]
+        out = {}
+        for name in sorted(g.attrs):
+            v = g.attrs[name]
+            out[name] = v.decode() if isinstance(v, bytes) else v if isinstance(v, str) else [
+                x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+        f.visititems(lambda n, o: None)
+    print(json.dumps({"outcome": "ok", "attrs": out}))
+except Exception as exc:
+    print(json.dumps({"outcome": "refused", "why": f"{type(exc).__name__}: {exc}"[:300]}))
+"""
+
+
+def _h5py_attrs(path: Path, group: str) -> dict:
+    """libhdf5's reading of every attribute of ``group`` (and a walk of the file), in a child."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _H5PY_ATTRS, str(path), group], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return {"outcome": "hang"}
+    return json.loads(done.stdout)
+
+
+def _parser_attrs(path: Path, group: str) -> dict:
+    try:
+        pf = P.File(str(path))
+        try:
+            g = pf.root.child(group)
+            attrs = {name: g.attr(name) for name in sorted(g._attr_table())}
+            _walk(pf.root, KERAS_ATTRS)
+            return {"outcome": "ok", "attrs": attrs}
+        finally:
+            pf.close()
+    except P.Damaged as exc:
+        return {"outcome": "damaged", "why": str(exc)}
+    except P.Unsupported as exc:
+        return {"outcome": "h5py", "why": str(exc)}
+
+
+def _extra_group(f):
+    g = f.create_group("extra")
+    for k in range(40):  # enough attributes for the header to need a continuation block
+        g.attrs[f"extra_{k:02d}"] = np.bytes_(b"x" * 40)
+
+
+#: name -> (continuation address (None: the attribute message's own), its length, libhdf5 reads it)
+ZERO_CONTINUATIONS = {
+    "length 0": (0x800, 0, True),
+    "length 0 at the end of the file": ("eof", 0, True),
+    "length 0 onto its own message": (None, 0, True),
+    "length 4 (no room for a message)": (0x800, 4, False),
+}
+
+
+@pytest.mark.parametrize("case", list(ZERO_CONTINUATIONS))
+def test_continuation_block_too_small_for_a_message(case, tmp_path):
+    """An object header continuation whose block is of length 0 (or too short for one message's
+    8-byte head): libhdf5 reads no message from a block of 0 bytes and refuses a block its messages
+    do not fill ("message not aligned"). The parser agrees on both: what it reads, libhdf5 reads
+    alike; what libhdf5 refuses, it refuses as damaged. (Built by turning the group's first
+    attribute message into the continuation: the message count stays right.)"""
+    addr, length, libhdf5_reads = ZERO_CONTINUATIONS[case]
+    path = tmp_path / "model.h5"
+    _write_keras_like(path, edit=_extra_group)
+    with h5py.File(path, "r") as hf:
+        header = _header_address(hf["extra"])
+    data = bytearray(path.read_bytes())
+    body, size = next((b, s) for t, b, s in _messages(data, header) if t == 0x0C)
+    struct.pack_into("<H", data, body - 8, 0x10)
+    data[body : body + size] = bytes(size)
+    addr = {"eof": len(data), None: body - 8}.get(addr, addr)
+    struct.pack_into("<QQ", data, body, addr, length)
+    path.write_bytes(bytes(data))
+    ref = _h5py_attrs(path, "extra")
+    fast = _parser_attrs(path, "extra")
+    assert ref["outcome"] == ("ok" if libhdf5_reads else "refused"), ref
+    if libhdf5_reads:
+        assert fast == ref
+        assert sorted(fast["attrs"]) == [f"extra_{k:02d}" for k in range(1, 40)]
+    else:
+        assert fast["outcome"] == "damaged", fast
+
+
+def test_global_heap_budget_counts_each_collection_once(tmp_path, monkeypatch):
+    """A thousand and more variable-length strings in a few global heap collections, each read
+    several times: only the collections read from the file count toward ``_MAX_GHEAP_READ`` (a
+    re-read from the parser's cache is free), so a budget of exactly their bytes suffices; the
+    values are libhdf5's. (The cache keeps 32 to 64 collections, ``_GHEAP_KEPT``: one read again
+    from the file once forgotten counts again, bytes read, bounded as the rest.)"""
+    path = tmp_path / "strings.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("strings")
+        for k in range(600):
+            g.attrs[f"s{k:04d}"] = f"value {k} " * 3
+        g.attrs["array"] = np.array([f"item {k}" for k in range(800)], dtype=h5py.string_dtype())
+    pf = P.File(str(path))
+    try:
+        g = pf.root.child("strings")
+        names = sorted(g._attr_table())
+        for name in names:
+            g.attr(name)
+        collections = sorted(pf._gheap)
+        once = pf._gheap_read
+    finally:
+        pf.close()
+    assert 1 < len(collections) < P._GHEAP_KEPT and once < 1 << 20  # a few, all kept by the cache
+    data = path.read_bytes()
+    assert once == sum(struct.unpack_from("<Q", data, a + 8)[0] for a in collections)
+    monkeypatch.setattr(P, "_MAX_GHEAP_READ", once)
+    pf = P.File(str(path))
+    try:
+        g = pf.root.child("strings")
+        for _ in range(5):  # read again and again: within the budget of one read of each
+            values = {name: g.attr(name) for name in names}
+        assert pf._gheap_read == once
+    finally:
+        pf.close()
+    ref = _h5py_attrs(path, "strings")
+    assert ref["outcome"] == "ok" and values == ref["attrs"]
+    monkeypatch.setattr(P, "_MAX_GHEAP_READ", once - 1)  # the budget does bind
+    pf = P.File(str(path))
+    try:
+        with pytest.raises(P.Unsupported, match="too much global heap"):
+            for name in names:
+                pf.root.child("strings").attr(name)
+    finally:
+        pf.close()
+
+
+def test_dataspace_memo_is_keyed_by_the_whole_message(tmp_path):
+    """Dataspaces are decoded once per distinct message bytes (``_SPACES``): a message that differs
+    in any byte it is decoded from is decoded (and checked) on its own; one that fails is never
+    kept, so the same bytes fail again."""
+    P._SPACES.clear()
+    one = struct.pack("<BBBx4xQQ", 1, 1, 1, 5, 5)  # version 1, rank 1, max dims: (5,), max 5
+    assert P._dataspace(one, 0, len(one)) == (5,)
+    assert P._dataspace(b"xx" + one, 2, len(one)) == (5,)  # the same message elsewhere
+    above = struct.pack("<BBBx4xQQ", 1, 1, 1, 5, 4)  # a dimension above its maximum
+    for _ in range(2):
+        with pytest.raises(P.Damaged, match="above its maximum"):
+            P._dataspace(above, 0, len(above))
+    assert above not in P._SPACES
+    two = struct.pack("<BBBx4xQQQQ", 1, 2, 1, 5, 3, 5, 3)
+    assert P._dataspace(two, 0, len(two)) == (5, 3)
+    with pytest.raises(P.Damaged, match="larger than its message"):
+        P._dataspace(two, 0, len(two) - 8)  # the max dims past the message: its bytes are another key
+
+
+def test_flag_checks_need_the_bits_they_test():
+    """``_messages`` calls ``_bad_flags`` only for flags with a bit of 0xE4: no other flags can be
+    refused, whatever the message type."""
+    for mtype in [*range(0x1A), 0x30, 0xFFFF]:
+        for flags in range(256):
+            if not flags & 0xE4:
+                assert not P._bad_flags(mtype, flags), (mtype, flags)
+
+
+def test_fill_value_memo_is_keyed_by_the_whole_message():
+    """Fill value messages are checked once per distinct (type, size, bytes) of 8 bytes or more
+    (``_FILLS``); a failing one is never kept, shorter ones are checked every time."""
+    P._FILLS.clear()
+    good = bytes((2, 1, 0, 1)) + struct.pack("<I", 4) + b"\0" * 4  # version 2, defined, 4 bytes
+    P._fill_value(good, 0, len(good), 0x05)
+    assert (0x05, len(good), good) in P._FILLS
+    P._fill_value(b"pad" + good, 3, len(good), 0x05)
+    over = bytes((2, 1, 0, 1)) + struct.pack("<I", 5) + b"\0" * 4  # 5 bytes in a 12-byte message
+    for _ in range(2):
+        with pytest.raises(P.Damaged, match="overrunning"):
+            P._fill_value(over, 0, len(over), 0x05)
+    with pytest.raises(P.Damaged, match="overrunning"):
+        P._fill_value(good, 0, len(good) - 1, 0x05)  # the same bytes as a shorter message
+    with pytest.raises(P.Damaged, match="unknown version"):
+        P._fill_value(bytes((9, 1, 0, 0)), 0, 4, 0x05)
+    assert len(P._FILLS) == 1
+
+
+def _leaf_root(data: bytearray, addrs: dict) -> int:
+    """The B-tree root of the group 'dense/dense' (two entries): a leaf node."""
+    node = _btree_of(data, addrs["/dense/dense"])
+    assert data[node + 5] == 0 and struct.unpack_from("<H", data, node + 6)[0] == 1
+    return node
+
+
+@pytest.mark.parametrize(
+    "case, why", [("child is the node", "listed twice"), ("keys out of order", "keys are out of order")]
+)
+def test_a_group_b_tree_of_one_leaf_is_checked_as_any(case, tmp_path, why):
+    """A group whose B-tree root is a leaf (the small groups of a Keras file, read without the
+    general walk): the same checks as at any level of a larger tree."""
+    path = tmp_path / "model.h5"
+    _write_keras_like(path)
+    with h5py.File(path, "r") as hf:
+        addrs = {"/dense/dense": _header_address(hf["/dense/dense"])}
+    assert _parse_all(path) == 6
+    data = bytearray(path.read_bytes())
+    node = _leaf_root(data, addrs)
+    if case == "child is the node":
+        struct.pack_into("<Q", data, node + 24 + 8, node)
+    else:  # the left key names the last entry, the right key the first ("" sorts first)
+        snod = struct.unpack_from("<Q", data, node + 24 + 8)[0]
+        first, last = _snod_entries(data, snod)[0], _snod_entries(data, snod)[-1]
+        struct.pack_into("<Q", data, node + 24, struct.unpack_from("<Q", data, last)[0])
+        struct.pack_into("<Q", data, node + 24 + 16, struct.unpack_from("<Q", data, first)[0])
+    path.write_bytes(bytes(data))
+    with pytest.raises(P.Damaged, match=why):
+        _parse_all(path)
+
+
+def test_attribute_memo_is_keyed_by_the_head_it_decodes(tmp_path):
+    """Attribute messages are decoded once per distinct head (``_ATTRS``: size, name, datatype,
+    dataspace): the same head with other values reads those values; a change in the bytes the
+    checks read (the variable-length base type) is decoded anew and refused; a refusal is not kept."""
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["names"] = np.array(["a/kernel:0", "a/bias:0"], dtype=h5py.string_dtype())
+    pf = P.File(str(path))
+    try:
+        [(_t, _f, blk, o, size)] = [m for m in pf.root._msgs if m[0] == 0x0C]
+        P._ATTRS.clear()
+        name, (_tbuf, tpos, shape, data, avail) = P._attribute(blk, o, size)
+        assert (name, shape) == ("names", (2,)) and len(P._ATTRS) == 1
+        other = bytearray(blk)
+        other[data : data + 4] = struct.pack("<I", 7)  # another value, the same head
+        got = P._attribute(bytes(other), o, size)
+        assert got[0] == "names" and got[1][2:] == (shape, data, avail) and len(P._ATTRS) == 1
+        base = bytearray(blk)
+        base[tpos + 12] ^= 0x08  # the base type's size: 1 -> 9 bytes
+        for _ in range(2):
+            with pytest.raises(P.Unsupported, match="another base type"):
+                P._attribute(bytes(base), o, size)
+        assert len(P._ATTRS) == 1
+        assert pf.root.attr("names") == ["a/kernel:0", "a/bias:0"]
+    finally:
+        pf.close()

@@ -7,7 +7,10 @@ by position.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -90,6 +93,56 @@ def policy_var_dtype(dtype) -> str | None:
     if re.fullmatch(r"(b?float\d+|u?int\d+|bool)", name):
         return name
     return None
+
+
+class _Shared(threading.local):
+    #: [text, its JSON, {function: its result}] of the model config parsed last in this thread's
+    #: block of :func:`shared_configs`; None outside such a block.
+    last: list | None = None
+
+
+_shared = _Shared()
+
+
+@contextlib.contextmanager
+def shared_configs() -> Iterator[None]:
+    """For the block (a diff reading its two files, one after the other), a model config whose
+    text is the one parsed last is not parsed again: :func:`loads` gives the same JSON value, and
+    :func:`shared` the same layer tree, pure functions of the text (readers only read them; a
+    node's memos, such as the naming key, are functions of its config). Most pairs carry the same
+    config. What was kept is let go when the outermost block ends."""
+    outer = _shared.last is None
+    if outer:
+        _shared.last = [None, None, {}]
+    try:
+        yield
+    finally:
+        if outer:
+            _shared.last = None
+
+
+def loads(text: str | bytes):
+    """``json.loads(text)``; within :func:`shared_configs`, the value it gave for the same text
+    (compared in full) last time."""
+    last = _shared.last
+    if last is not None and type(last[0]) is type(text) and last[0] == text:
+        return last[1]
+    value = json.loads(text)
+    if last is not None:
+        last[:] = [text, value, {}]
+    return value
+
+
+def shared(build, config):
+    """``build(config)``; within :func:`shared_configs`, for the JSON value :func:`loads` gave
+    last, what ``build`` gave for it the first time."""
+    last = _shared.last
+    if last is None or last[1] is not config:
+        return build(config)
+    done = last[2]
+    if build not in done:
+        done[build] = build(config)
+    return done[build]
 
 
 def parse_model_config(entry, _depth: int = 0) -> LayerNode | None:

@@ -247,6 +247,7 @@ def _load_hdf5(path: str, display: str) -> Checkpoint:
 
 
 def _load_archive(path: str, display: str) -> Checkpoint:
+    from ..keras import config as keras_config
     from ..storage import ziparchive as archive
     from . import keras_v3
 
@@ -259,7 +260,7 @@ def _load_archive(path: str, display: str) -> Checkpoint:
                 path=display,
                 hint="a .keras file holds config.json, metadata.json and model.weights.h5; re-save it with model.save()",
             )
-        config = arc.json(archive.CONFIG)
+        config = arc.json(archive.CONFIG, loads=keras_config.loads)
         metadata = arc.json(archive.METADATA) or {}
         fobj, (src_path, src_base, src_size) = arc.open_member(archive.WEIGHTS)
         arc.forget()

@@ -19,7 +19,7 @@ from ..checkpoint import Variable
 from ..errors import CorruptFileError
 from ..keras import hub_blocks, naming
 from ..keras import layers as keras_layers
-from ..keras.config import LayerNode, parse_model_config
+from ..keras.config import LayerNode, parse_model_config, shared
 from ..keras.naming import is_cell
 from ..storage import hdf5 as H
 from . import _annotate as annotated
@@ -46,6 +46,19 @@ def _group_names(children: list[LayerNode]):
         else:
             counters[snake] = 0
             yield ch, snake
+
+
+_UNSET = object()
+
+
+def _layer_spec(node: LayerNode):
+    """``keras_layers.layer_spec`` of a Keras 3 layer, kept on its node: a pure function of its
+    class and config, and immutable (a frozen LayerSpec). Asked again for b's table when a diff's
+    two files share one layer tree (``keras.config.shared``)."""
+    found = node.__dict__.get("_layer_spec3", _UNSET)
+    if found is _UNSET:
+        found = node.__dict__["_layer_spec3"] = keras_layers.layer_spec(node.class_name, node.config, 3)
+    return found
 
 
 def _natural(s: str):
@@ -287,7 +300,7 @@ class _Reader:
         cls = node.class_name if node is not None else None
         hint = node.var_dtype if node is not None and node.var_dtype else hint
         own = self.tree.datasets(paths.join(gpath, "vars"))
-        spec = keras_layers.layer_spec(node.class_name, node.config, 3) if node is not None else None
+        spec = _layer_spec(node) if node is not None else None
         if spec is not None and len(spec.variables) != len(own):
             self.notes.append(
                 f"{layer_path}: {cls} should have {len(spec.variables)} variables, the file has "
@@ -425,7 +438,7 @@ def read(
     index's weight_map keys, in its order (Keras's)."""
     tree = Tree(files, displays, written)
     r = _Reader(tree, store, display, member)
-    root = parse_model_config(config) if config is not None else None
+    root = shared(parse_model_config, config) if config is not None else None
     if config is not None and root is None:
         r.notes.append("config.json could not be understood; variables named by position")
     eff = root.loaded_trainable(3, top=True) if root is not None else None

@@ -15,7 +15,7 @@ import re
 from .. import paths
 from ..checkpoint import Variable
 from ..errors import CorruptFileError, UnsupportedFormatError
-from ..keras.config import LayerNode, ModelInfo
+from ..keras.config import LayerNode, ModelInfo, loads, shared
 from ..keras.naming import Named, name_legacy_layer, spec_flat, strip_uniquifier
 from ..storage import hdf5 as H
 
@@ -86,7 +86,7 @@ def _read(f: H.Group, store: H.H5Store, display: str) -> tuple[list[Variable], l
     mw = H.child(f, "model_weights", display)
     if isinstance(mw, H.GROUPS):
         wgroup = mw
-        config = H.json_attr(f, "model_config", display)
+        config = H.json_attr(f, "model_config", display, loads=loads)
     else:
         wgroup = f
         config = None
@@ -97,7 +97,7 @@ def _read(f: H.Group, store: H.H5Store, display: str) -> tuple[list[Variable], l
         raise UnsupportedFormatError("is HDF5 but not a Keras weights file (no 'layer_names')", path=display)
     if not isinstance(layer_names, list):
         layer_names = [str(layer_names)]
-    info = ModelInfo.from_config(config)
+    info = shared(ModelInfo.from_config, config)
     if config is not None and info.root is None:
         b.notes.append("model_config could not be understood; trainable flags are unknown")
     root = info.root

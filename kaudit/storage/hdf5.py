@@ -183,8 +183,9 @@ def attr(obj, name: str, display: str, default=None):
     return obj.attr(name, default)
 
 
-def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20):
-    """A JSON attribute (``model_config``) parsed, or None. Malformed JSON is a clear error."""
+def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20, loads=json.loads):
+    """A JSON attribute (``model_config``) parsed (by ``loads``), or None. Malformed JSON is a
+    clear error."""
     text = attr(obj, name, display)
     if text is None:
         return None
@@ -197,7 +198,7 @@ def json_attr(obj, name: str, display: str, *, limit: int = 64 << 20):
             f"attribute {name!r} is {len(text):,} bytes, over the {limit:,} byte limit", path=display
         )
     try:
-        value = json.loads(text)
+        value = loads(text)
     except (ValueError, RecursionError) as exc:
         raise CorruptFileError(
             f"attribute {name!r} is not valid JSON ({' '.join(str(exc).split())[:160]})", path=display

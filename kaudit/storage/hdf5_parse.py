@@ -53,6 +53,7 @@ _MAX_ELEMENTS = 1 << 24  # elements of an attribute
 _RECENT = 4096
 _MAX_BLOCK = 1 << 20  # an object header block (HDF5 keeps attributes in headers under 64 KiB)
 _MAX_GHEAP_READ = 256 << 20  # global heap bytes read per file (where variable-length strings live)
+_GHEAP_KEPT = 32  # global heap collections kept read, per generation (two)
 _MAX_K = 1 << 10  # B-tree "K" (HDF5 writes 4 and 16); bounds the entries per node
 _MAX_ENTRIES = 1 << 20  # entries of one group (symbol table entries parsed, duplicates included)
 _MAX_DIM = 1 << 62  # a dimension HDF5 itself could allocate
@@ -63,6 +64,8 @@ _u64 = struct.Struct("<Q").unpack_from
 _msg_v1 = struct.Struct("<HHB").unpack_from
 _entry = struct.Struct("<QQI").unpack_from  # symbol table entry: name offset, header address, cache type
 _two64 = struct.Struct("<QQ").unpack_from
+_three16 = struct.Struct("<HHH").unpack_from
+_three64 = struct.Struct("<QQQ").unpack_from
 _prefix = struct.Struct("<HII").unpack_from
 
 # standard IEEE layouts: size -> (bit offset, precision, exponent location, exponent size,
@@ -176,7 +179,11 @@ class File:
         self.image = _Image(path, base, size)
         self.path = path
         self._groups_seen: dict[int, str] = {}  # group header address -> its path (one name per group)
+        # global heap collections read (their objects by index), in two generations as _recent and
+        # _older: a model's variable-length strings come from a few dozen collections, met in
+        # the order of its layers rather than of the file
         self._gheap: dict[int, dict[int, bytes]] = {}
+        self._gheap_older: dict[int, dict[int, bytes]] = {}
         self._gheap_read = 0
         # the objects used last (readers ask for a group's entries, then for its datasets...; a
         # big group's entries are parsed once)
@@ -203,13 +210,16 @@ class File:
 
     @contextlib.contextmanager
     def lookups(self):
-        """A reader's walk of the file: the objects met are kept for it (see :meth:`_object`),
-        and forgotten when it ends (a later lookup parses its object again, with the same checks)."""
+        """A reader's walk of the file: the objects met are kept for it (see :meth:`_object`), and
+        so are the global heap collections read; both are forgotten when it ends (a later lookup
+        parses its object or reads its collection again, with the same checks)."""
         try:
             yield
         finally:
             self._recent = {}
             self._older = {}
+            self._gheap = {}
+            self._gheap_older = {}
 
     def _superblock(self) -> Group:
         img = self.image
@@ -279,8 +289,8 @@ class File:
             buf, o = img.at(addr + 16, size)
             blk = buf[o : o + size]
         out: list = []
-        pending: list[tuple[int, int]] = []  # continuation blocks still to read
-        seen = {addr}
+        pending: list[tuple[int, int]] | None = None  # continuation blocks still to read (most headers: none)
+        seen: set[int] | None = None
         total = size
         count = 0  # every message, NIL and continuation messages included
         while True:
@@ -292,11 +302,13 @@ class File:
                 o = body + msize
                 if o > size:
                     _bad("an object header message overruns its block")
-                if msize & 7 or (mflags and _bad_flags(mtype, mflags)):
+                if msize & 7 or (mflags & 0xE4 and _bad_flags(mtype, mflags)):  # (no refusal without these bits)
                     _bad("an object header message HDF5 refuses (misaligned, or a bad flag combination)")
                 if mtype == 0x16:
                     _bad("a reference count message in a version 1 object header")
                 if mtype == 0x10:  # continuation
+                    if pending is None:
+                        pending = []
                     pending.append(_two64(blk, body))
                 elif mtype:  # (0: a NIL message, padding)
                     out.append((mtype, mflags, blk, body, msize))
@@ -304,6 +316,8 @@ class File:
                 _bad("an object header block that its messages do not fill")
             if not pending:
                 break
+            if seen is None:
+                seen = {addr}
             caddr, size = pending.pop(0)
             total += size
             if caddr in seen:
@@ -359,8 +373,18 @@ class File:
 
     # -- global heap (variable-length strings) ---------------------------------------------------
 
+    def _keep_gheap(self, addr: int, coll: dict[int, bytes]) -> None:
+        if len(self._gheap) >= _GHEAP_KEPT:
+            self._gheap_older = self._gheap
+            self._gheap = {}
+        self._gheap[addr] = coll
+
     def gheap(self, addr: int, index: int) -> bytes:
         coll = self._gheap.get(addr)
+        if coll is None:
+            coll = self._gheap_older.get(addr)
+            if coll is not None:
+                self._keep_gheap(addr, coll)
         if coll is None:
             buf, o = self.image.at(addr, 16)
             if buf[o : o + 4] != b"GCOL" or buf[o + 4] != 1:
@@ -395,9 +419,7 @@ class File:
                 p += 16 + ((osize + 7) & ~7)
             if p > end:
                 _bad("a global heap collection whose objects overrun it")
-            if len(self._gheap) >= 16:
-                self._gheap.clear()
-            self._gheap[addr] = coll
+            self._keep_gheap(addr, coll)
         value = coll.get(index)
         if value is None:
             _bad("a missing global heap object")
@@ -661,7 +683,7 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     buf, o = img.at(heap, 32)
     if buf[o : o + 4] != b"HEAP" or buf[o + 4] != 0:
         _bad("a broken local heap")
-    hsize, free, haddr = struct.unpack_from("<QQQ", buf, o + 8)
+    hsize, free, haddr = _three64(buf, o + 8)
     if hsize > _MAX_HEAP:
         _no("a huge local heap")
     if haddr == heap + 32 and o + 32 + hsize <= len(buf):  # the usual place: right after the header
@@ -669,15 +691,16 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
     else:
         names, nbase = img.at(haddr, hsize)  # the names: [nbase, nbase + hsize) of names
     nend = nbase + hsize
-    seen_free: set[int] = set()
-    while free != 1:  # the free list (1: its end)
-        if free in seen_free or free + 16 > hsize:
-            _bad("a local heap whose free list is broken")
-        seen_free.add(free)
-        nxt, fsize = _two64(names, nbase + free)
-        if nxt == 0 or free + fsize > hsize:
-            _bad("a local heap whose free list is broken")
-        free = nxt
+    if free != 1:  # the free list (1: its end)
+        seen_free: set[int] = set()
+        while free != 1:
+            if free in seen_free or free + 16 > hsize:
+                _bad("a local heap whose free list is broken")
+            seen_free.add(free)
+            nxt, fsize = _two64(names, nbase + free)
+            if nxt == 0 or free + fsize > hsize:
+                _bad("a local heap whose free list is broken")
+            free = nxt
 
     def name_at(noff: int) -> bytes:
         if noff >= hsize:
@@ -687,9 +710,31 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             _bad("a name outside the local heap")
         return names[nbase + noff : end]
 
-    visited: set[int] = set()
+    visited: set[int] = {btree}
     snods: list[tuple[int, bytes, bytes | None]] = []
-    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k, name_at, b"", None)
+    fanout = 2 * file.node_k
+    b, p = img.at(btree, 24)
+    if b[p : p + 4] != b"TREE" or b[p + 4] != 0:
+        _bad("a broken group B-tree node")
+    if b[p + 5]:  # an internal root node: the walk below it
+        visited.clear()
+        _tree_node(img, btree, 0, visited, snods, fanout, name_at, b"", None)
+    else:  # a root node that is a leaf (a group of up to 2 * leaf K * node K entries): as _tree_node reads it
+        used = _u16(b, p + 6)[0]
+        if used > fanout:
+            _bad("a group B-tree node with more children than the file's B-tree allows")
+        if p + 32 + used * 16 <= len(b):
+            p += 24
+        else:
+            b, p = img.at(btree + 24, 8 + used * 16)
+        left = name_at(_u64(b, p)[0])
+        for k in range(used):
+            child, right_off = _two64(b, p + 8 + 16 * k)
+            right = name_at(right_off)
+            if right < left:
+                _bad("a group B-tree whose keys are out of order")
+            snods.append((child, left, right))
+            left = right
     if len(snods) * 2 * file.leaf_k > _MAX_ENTRIES:
         _no("a group of more entries than kaudit reads itself")
     previous = b""
@@ -711,7 +756,13 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             noff, header, cache = _entry(b, p + 40 * k)
             if cache > 2:
                 _bad("a symbol table entry of unknown cache type")
-            raw = name_at(noff)
+            if noff >= hsize:  # (name_at, inline: the entries are most of the names read)
+                _bad("a name outside the local heap")
+            start = nbase + noff
+            end = names.find(b"\0", start, nend)
+            if end < 0:
+                _bad("a name outside the local heap")
+            raw = names[start:end]
             # HDF5 finds a name by binary search: the entries sorted, each above the node's left
             # key and at most its right key
             if not raw or raw <= previous or raw <= low or (high is not None and raw > high):
@@ -801,7 +852,23 @@ def _link_message(buf: bytes, o: int) -> tuple[str, int]:
 
 
 def _dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
-    """The dims of a dataspace message of ``size`` bytes at ``o``."""
+    """The dims of a dataspace message of ``size`` bytes at ``o``: decoded and checked once per
+    distinct message (a model's datasets share a few dozen shapes). A message that decodes reads
+    no byte outside its ``size``, so its bytes are the whole key; one that fails is not kept."""
+    key = buf[o : o + size]
+    dims = _SPACES.get(key)
+    if dims is None:
+        dims = _decode_dataspace(buf, o, size)
+        if len(_SPACES) >= 1024:
+            _SPACES.clear()
+        _SPACES[key] = dims
+    return dims
+
+
+_SPACES: dict[bytes, tuple[int, ...]] = {}
+
+
+def _decode_dataspace(buf: bytes, o: int, size: int) -> tuple[int, ...]:
     version, rank, flags = buf[o], buf[o + 1], buf[o + 2]
     if version == 1:
         head = 8
@@ -880,7 +947,24 @@ def _numeric_dtype(buf: bytes, o: int) -> np.dtype:
 
 
 def _fill_value(buf: bytes, o: int, size: int, mtype: int) -> None:
-    """Check a fill value message (0x05; 0x04, the old kind) as HDF5 decodes it (H5Ofill.c)."""
+    """Check a fill value message (0x05; 0x04, the old kind) as HDF5 decodes it (H5Ofill.c): once
+    per distinct message of 8 bytes or more (the check reads none past its first 8 bytes and its
+    size; a model's datasets share one or two); one that fails is not kept."""
+    if size < 8:
+        _check_fill_value(buf, o, size, mtype)
+        return
+    key = (mtype, size, buf[o : o + size])
+    if key not in _FILLS:
+        _check_fill_value(buf, o, size, mtype)
+        if len(_FILLS) >= 256:
+            _FILLS.clear()
+        _FILLS.add(key)
+
+
+_FILLS: set[tuple[int, int, bytes]] = set()
+
+
+def _check_fill_value(buf: bytes, o: int, size: int, mtype: int) -> None:
     if mtype == 0x04:
         if 4 + _u32(buf, o)[0] > size:
             _bad("a fill value overrunning its message")
@@ -927,7 +1011,39 @@ def _layout(buf: bytes, o: int, size: int) -> tuple[int, int]:
 
 
 def _attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
-    """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size))."""
+    """(name, (datatype buffer, offset, dataspace shape, data buffer, data offset, data size)),
+    decoded and checked once per distinct message head (``_ATTRS``): what the decoding reads is
+    the message's size and its bytes up to its value (name, datatype, dataspace; with the 20
+    bytes a variable-length type is checked on and the dataspace's first 4), all in the key. A
+    model's layers repeat a few (``weight_names`` of two weights...). One that fails is not kept."""
+    version = buf[o]
+    nsize, tsize, ssize = _three16(buf, o + 2)
+    if version == 1:  # as _decode_attribute lays the message out
+        tpos = o + 8 + ((nsize + 7) & ~7)
+        spos = tpos + ((tsize + 7) & ~7)
+        data = spos + ((ssize + 7) & ~7)
+    elif version in (2, 3):
+        tpos = o + 8 + (1 if version == 3 else 0) + nsize
+        spos = tpos + tsize
+        data = spos + ssize
+    else:
+        return _decode_attribute(buf, o, size)  # (refused there)
+    key = (size, buf[o : max(data, tpos + 20, spos + 4)])
+    found = _ATTRS.get(key)
+    if found is not None:
+        name, shape = found
+        return name, (buf, tpos, shape, data, o + size - data)
+    name, spec = _decode_attribute(buf, o, size)
+    if len(_ATTRS) >= 1024:
+        _ATTRS.clear()
+    _ATTRS[key] = (name, spec[2])
+    return name, spec
+
+
+_ATTRS: dict[tuple[int, bytes], tuple[str, tuple[int, ...]]] = {}
+
+
+def _decode_attribute(buf: bytes, o: int, size: int) -> tuple[str, tuple]:
     version = buf[o]
     nsize, tsize, ssize = struct.unpack_from("<HHH", buf, o + 2)
     if version == 1:  # name, datatype and dataspace each padded to 8 bytes

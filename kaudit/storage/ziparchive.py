@@ -211,12 +211,13 @@ class KerasArchive:
         """Drop the member bytes kept by :meth:`raw`."""
         self._raw = {}
 
-    def json(self, name: str):
+    def json(self, name: str, loads=json.loads):
+        """A member's JSON, parsed by ``loads``; None when there is no such member."""
         data = self.raw(name)
         if data is None:
             return None
         try:
-            return json.loads(data.decode("utf-8"))
+            return loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise CorruptFileError(
                 f"archive entry {name!r} is not valid JSON ({str(exc)[:120]})", path=self.display
