@@ -710,31 +710,9 @@ def _symbol_table(file: File, btree: int, heap: int, links: dict[str, int]) -> N
             _bad("a name outside the local heap")
         return names[nbase + noff : end]
 
-    visited: set[int] = {btree}
+    visited: set[int] = set()
     snods: list[tuple[int, bytes, bytes | None]] = []
-    fanout = 2 * file.node_k
-    b, p = img.at(btree, 24)
-    if b[p : p + 4] != b"TREE" or b[p + 4] != 0:
-        _bad("a broken group B-tree node")
-    if b[p + 5]:  # an internal root node: the walk below it
-        visited.clear()
-        _tree_node(img, btree, 0, visited, snods, fanout, name_at, b"", None)
-    else:  # a root node that is a leaf (a group of up to 2 * leaf K * node K entries): as _tree_node reads it
-        used = _u16(b, p + 6)[0]
-        if used > fanout:
-            _bad("a group B-tree node with more children than the file's B-tree allows")
-        if p + 32 + used * 16 <= len(b):
-            p += 24
-        else:
-            b, p = img.at(btree + 24, 8 + used * 16)
-        left = name_at(_u64(b, p)[0])
-        for k in range(used):
-            child, right_off = _two64(b, p + 8 + 16 * k)
-            right = name_at(right_off)
-            if right < left:
-                _bad("a group B-tree whose keys are out of order")
-            snods.append((child, left, right))
-            left = right
+    _tree_node(img, btree, 0, visited, snods, 2 * file.node_k, name_at, b"", None)
     if len(snods) * 2 * file.leaf_k > _MAX_ENTRIES:
         _no("a group of more entries than kaudit reads itself")
     previous = b""
