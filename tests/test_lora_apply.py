@@ -229,7 +229,7 @@ def test_a_base_saved_with_an_adapter_merged_is_an_error(keras_hub_models, tmp_p
     lo = _adapter_file(tmp_path / "x.lora.h5", {1: ((5, 2), (2, 3))})
     with pytest.raises(adapters.AdapterMismatch, match="was saved with a LoRA adapter merged into it"):
         kaudit.diff(str(tmp_path / "tuned.keras"), lo, policy=False)
-    model.get_layer("body").enable_lora(2)  # now an adapter on body (layer 0) fits, and is refused too
+    model.get_layer("body").enable_lora(2)  # body saved merged as well: an adapter on it (layer 0) is refused too
     lo0 = _adapter_file(tmp_path / "y.lora.h5", {0: ((6, 2), (2, 5))})
     model.save(tmp_path / "both.keras")
     with pytest.raises(adapters.AdapterMismatch, match="body/kernel was saved with a LoRA adapter"):
