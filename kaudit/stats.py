@@ -512,7 +512,10 @@ def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: 
                 return False
             if rtol != 0.0:
                 nex = k.float_exceed(a, b, atol, rtol)
-            first = k.float_first(a, b, m) if m > st.max_abs or (st.argmax is None and m > 0) else -1
+            first = None
+        better = m > st.max_abs or (st.argmax is None and m > 0)  # this block holds the first maximum
+        if better and first is None:
+            first = k.float_first(a, b, m)
     except Exception as e:  # a kernel that failed (numba could not compile this layout...): numpy from here on
         kernels.give_up(e)
         return False
@@ -524,7 +527,7 @@ def accumulate_compiled(st: PairStats, k, a: np.ndarray, b: np.ndarray, offset: 
     st.sum_sq += float(ssq)
     st.n_unequal += int(nun)
     st.n_exceed += int(nex)
-    if m > st.max_abs or (st.argmax is None and m > 0):
+    if better:
         st.max_abs = m
         st.argmax = offset + int(first)
     st.max_abs = int(st.max_abs) if int8 else float(st.max_abs)
