@@ -120,9 +120,11 @@ class _AppliedStore:
             start += flat.size
 
     def iter_stored_blocks(self, var: Variable, block_elems: int) -> Iterator[np.ndarray]:
-        if var.path in self.deltas:  # float64 values: never the same bytes as the base's
-            return self.iter_blocks(var, block_elems)
-        return self.base.iter_stored_blocks(var, block_elems)
+        """The base's stored blocks, or its values where its store has no stored form (the other
+        side of the diff is that same store then, and compares values too); an adapted kernel's
+        float64 values are never the base's bytes."""
+        get = None if var.path in self.deltas else getattr(self.base, "iter_stored_blocks", None)
+        return (get or self.iter_blocks)(var, block_elems)
 
     def raw_bytes(self, var: Variable, limit: int):
         if var.path in self.deltas:

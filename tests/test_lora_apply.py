@@ -81,6 +81,19 @@ def test_the_adapter_file_first_is_applied_to_b():
     assert r.notes[0].startswith("a is b with the 2 KerasHub adapters")
 
 
+@pytest.mark.parametrize("first", ["adapters", "base"])
+def test_a_snapshot_with_values_is_a_base_too(tmp_path, first):
+    """A base whose store has no stored form (a snapshot with values), with blocks small enough
+    that every pair streams: the same rows as the preset itself."""
+    snap = tmp_path / "base.json"
+    snap.write_text(json.dumps(kaudit.snapshot(str(BASE), values=True)))
+    sides = (str(LORA_FILE), str(snap)) if first == "adapters" else (str(snap), str(LORA_FILE))
+    want = (str(LORA_FILE), str(BASE)) if first == "adapters" else (str(BASE), str(LORA_FILE))
+    got = kaudit.diff(*sides, block_elems=7, policy=False)
+    ref = kaudit.diff(*want, block_elems=7, policy=False)
+    assert got.summary == ref.summary and set(_changed(got)) == set(_changed(ref)) != set()
+
+
 def test_the_command_line_gate_in_process_and_as_a_subprocess(cli):
     code, out, _err = cli("diff", str(BASE), str(LORA_FILE), "--adapters-only", "--max-adapter-change", "0.25")
     assert code == 0 and "PASS" in out and "adapter 11 -> transformer_layer_0/self_attention_layer/value" in out
