@@ -174,10 +174,10 @@ def block_order(path: str, children: Iterable[str]) -> tuple[str, ...]:
     kids = tuple(children)
     if len(kids) == 1:  # one sublayer with weights: one order
         return kids
-    found = _BY_SET.get(frozenset(kids))
-    if found is None:
+    order = known_block(kids)
+    if order is None:
         raise UnknownBlock(path, kids)
-    return found[1]
+    return order
 
 
 def backbone_root(layers: Sequence[str]) -> str:
